@@ -1,0 +1,122 @@
+"""``python -m hbcore``: everything a page of the app can do, headless.
+
+Each command is a thin wrapper: argparse here, the work in the module named in ``COMMANDS``. Modules
+are imported only when their command runs, so ``--help`` stays fast. Errors go to stderr with a
+non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+# command path -> "module:function"; the function takes the parsed args and returns an exit code.
+COMMANDS: dict[tuple[str, ...], str] = {
+    ("data", "build"): "hbcore.dataset:cli_build",
+    ("data", "download"): "hbcore.physionet:cli_download",
+    ("train",): "hbcore.model:cli_train",
+    ("evaluate",): "hbcore.model:cli_evaluate",
+    ("bench", "model"): "hbcore.bench:cli_bench_model",
+    ("bench", "pipeline"): "hbcore.bench:cli_bench_pipeline",
+    ("bench", "faults"): "hbcore.bench:cli_bench_faults",
+    ("cloud", "up"): "hbcore.localcloud:cli_up",
+    ("cloud", "down"): "hbcore.localcloud:cli_down",
+    ("cloud", "status"): "hbcore.localcloud:cli_status",
+    ("cloud", "serve"): "hbcore.cloudserver:cli_serve",
+    ("demo",): "hbcore.demo:cli_demo",
+}
+
+
+class CliError(Exception):
+    """An error to report to the user in one line (no traceback), exit code 2."""
+
+
+def _add_mitdb(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--mitdb",
+        help="folder with the MIT-BIH WFDB records (default: $HB_DATA_DIR/mitdb, then the download cache)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (also used by the tests to check every command has help)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m hbcore",
+        description="Real-time heartbeat classification on MIT-BIH: data, model, local cloud, demo.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    data = commands.add_parser("data", help="build or download the MIT-BIH beat dataset")
+    data_commands = data.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
+    build = data_commands.add_parser("build", help="build (and cache) beat windows from WFDB records")
+    _add_mitdb(build)
+    build.add_argument("--out", help="also write the dataset to this folder (npz + parquet metadata)")
+    download = data_commands.add_parser("download", help="download mitdb from PhysioNet with wfdb")
+    download.add_argument("--dir", help="destination folder (default: the cache's mitdb/)")
+
+    train = commands.add_parser("train", help="train the classifier and write model.tar.gz")
+    train.add_argument("--split", choices=("intra", "inter"), default="intra",
+                       help="intra-patient 80/20 beats (Kaggle convention) or inter-patient DS1/DS2")
+    _add_mitdb(train)
+    train.add_argument("--csv", action="append", default=[],
+                       help="train on Kaggle-format CSV file(s) instead of WFDB records (repeatable)")
+    train.add_argument("--out", default="model.tar.gz", help="where to write the model artifact")
+    train.add_argument("--max-iter", type=int, default=None, help="boosting iterations (default: the model's)")
+
+    evaluate = commands.add_parser("evaluate", help="evaluate a model.tar.gz on a Kaggle-format CSV")
+    evaluate.add_argument("--model", required=True, help="path to model.tar.gz")
+    evaluate.add_argument("--csv", required=True, help="Kaggle-format CSV (.csv or .csv.gz)")
+
+    bench = commands.add_parser("bench", help="benchmarks: a table on stdout and a JSON line")
+    bench_commands = bench.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
+    bench_model = bench_commands.add_parser("model", help="accuracy, macro-F1, training time, inference rate")
+    _add_mitdb(bench_model)
+    bench_pipeline = bench_commands.add_parser("pipeline", help="end-to-end throughput, latency, memory")
+    bench_pipeline.add_argument("--beats", type=int, default=100_000, help="beats to stream")
+    bench_pipeline.add_argument("--latency-rate", type=float, default=500.0,
+                                help="beats/s for the latency measurement")
+    _add_mitdb(bench_pipeline)
+    bench_faults = bench_commands.add_parser("faults", help="inject faults during replays; count lost/duplicated")
+    bench_faults.add_argument("--beats", type=int, default=3000, help="beats per fault scenario")
+    _add_mitdb(bench_faults)
+
+    cloud = commands.add_parser("cloud", help="the embedded local cloud (moto + endpoint server + poller)")
+    cloud_commands = cloud.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
+    up = cloud_commands.add_parser("up", help="start a detached local cloud and print its endpoint URLs")
+    up.add_argument("--port", type=int, default=0, help="moto port (default: a free one)")
+    cloud_commands.add_parser("down", help="stop the detached local cloud")
+    cloud_commands.add_parser("status", help="print the local cloud's state as JSON")
+    serve = cloud_commands.add_parser("serve", help="run the local cloud in the foreground (used by 'up')")
+    serve.add_argument("--port", type=int, default=0, help="moto port (default: a free one)")
+    serve.add_argument("--state-file", help="write the endpoint URLs here once healthy")
+    serve.add_argument("--parent-pid", type=int, default=0, help="exit when this process is gone (0: never)")
+
+    demo = commands.add_parser("demo", help="run the whole pipeline locally and print a JSON summary")
+    demo.add_argument("--beats", type=int, default=2000, help="beats to stream")
+    demo.add_argument("--rate", default="max", help="beats per second, or 'max'")
+    demo.add_argument("--records", nargs="*", default=None, help="MIT-BIH records to replay (default: test split)")
+    demo.add_argument("--model", help="an existing model.tar.gz (default: train one, or reuse the cached one)")
+    _add_mitdb(demo)
+    return parser
+
+
+def resolve(path: Sequence[str]) -> Callable[[argparse.Namespace], int]:
+    """Import the function that implements a command."""
+    target = COMMANDS[tuple(path)]
+    module_name, function_name = target.split(":")
+    return getattr(importlib.import_module(module_name), function_name)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the command; user errors print one line to stderr and exit 2."""
+    args = build_parser().parse_args(argv)
+    path = [args.command] + ([args.subcommand] if getattr(args, "subcommand", None) else [])
+    try:
+        return resolve(path)(args) or 0
+    except (CliError, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,57 @@
+"""Shared fixtures: the real data folder (skips with a reason when absent) and AWS isolation."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _data_dir() -> Path | None:
+    value = os.environ.get("HB_DATA_DIR")
+    return Path(value) if value else None
+
+
+@pytest.fixture(autouse=True)
+def _no_real_aws(monkeypatch, tmp_path_factory):
+    """Dummy credentials and a private cache: no test can reach an AWS account or the user's cache."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    if "HB_CACHE_DIR" not in os.environ:
+        monkeypatch.setenv("HB_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "hbcache"))
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The folder named by HB_DATA_DIR (laid out as shared/data), or skip."""
+    path = _data_dir()
+    if path is None or not path.is_dir():
+        pytest.skip("real data absent: set HB_DATA_DIR to a folder laid out as shared/data (CI sets ../shared/data)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def mitdb_dir(data_dir: Path) -> Path:
+    """The raw MIT-BIH WFDB records, or skip."""
+    path = data_dir / "mitdb"
+    if not any(path.glob("*.hea")):
+        pytest.skip(f"MIT-BIH records absent: {path} holds no .hea files")
+    return path
+
+
+@pytest.fixture(scope="session")
+def kaggle_dir(data_dir: Path) -> Path:
+    """The real Kaggle CSV rows, or skip."""
+    path = data_dir / "kaggle_mitbih"
+    if not path.is_dir():
+        pytest.skip(f"Kaggle sample rows absent: {path} does not exist")
+    return path
