@@ -55,3 +55,37 @@ def kaggle_dir(data_dir: Path) -> Path:
     if not path.is_dir():
         pytest.skip(f"Kaggle sample rows absent: {path} does not exist")
     return path
+
+
+@pytest.fixture
+def moto_aws():
+    """An in-process moto account (``mock_aws``) for one test; clients must be made inside it."""
+    from moto import mock_aws
+
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def fake_model_tar(tmp_path):
+    """Factory: a ``model.tar.gz`` with the contract's members (for control-plane tests; not loadable)."""
+    import io
+    import json
+    import tarfile
+
+    def make(name: str = "model.tar.gz", version: str = "v1", sklearn_version: str = "1.4.2") -> Path:
+        members = {
+            "model.joblib": version.encode(),
+            "metadata.json": json.dumps({"version": version, "sklearn_version": sklearn_version}).encode(),
+            "code/inference.py": b"def model_fn(model_dir):\n    return None\n",
+            "code/requirements.txt": f"scikit-learn=={sklearn_version}\n".encode(),
+        }
+        path = tmp_path / name
+        with tarfile.open(path, "w:gz") as tar:
+            for member, data in members.items():
+                info = tarfile.TarInfo(member)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        return path
+
+    return make

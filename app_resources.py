@@ -1,0 +1,88 @@
+"""The app's shared objects: long-lived ones in ``st.cache_resource``, frames in ``st.cache_data``.
+
+Pages import these accessors instead of building objects themselves, so every rerun and every
+browser session reuses one Pipeline (one local cloud, one replay, one reader) and one copy of each
+beat set. The active data source of a session lives in ``st.session_state``; nothing here starts
+background work except the Pipeline, which owns and stops its own threads and processes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from hbcore import config, dataset, templates
+from hbcore.dataset import BeatSet
+
+DATA_SOURCE_KEY = "data_source"      # ("mitdb", folder) or ("kaggle", file name)
+KAGGLE_BEATS_KEY = "data_kaggle_beats"
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def folder_beats(mitdb_dir: str) -> BeatSet:
+    """The beat set of a WFDB folder, built once (seconds) and then read from the disk cache."""
+    return dataset.load_beats(Path(mitdb_dir))
+
+
+def folder_is_built(mitdb_dir: str | Path) -> bool:
+    """True when the folder's beats are in the disk cache, so loading them takes under a second."""
+    try:
+        return dataset.cache_path(Path(mitdb_dir)).is_dir()
+    except OSError:
+        return False
+
+
+def default_source() -> tuple[str, str] | None:
+    """The MIT-BIH folder the app uses when the user has not chosen one (``HB_DATA_DIR``, download)."""
+    folder = config.default_mitdb_dir()
+    return ("mitdb", str(folder)) if folder else None
+
+
+def current_source() -> tuple[str, str] | None:
+    """The session's data source: what the Data page chose, else the default folder."""
+    return st.session_state.get(DATA_SOURCE_KEY) or default_source()
+
+
+def current_beats(*, build: bool = False) -> BeatSet | None:
+    """The session's beat set, or None when there is none yet.
+
+    A folder whose beats are not cached yet is only built when ``build`` is true: building takes
+    seconds, so only an explicit action (behind a spinner) may do it.
+    """
+    source = current_source()
+    if source is None:
+        return None
+    kind, name = source
+    if kind == "kaggle":
+        return st.session_state.get(KAGGLE_BEATS_KEY)
+    if build or folder_is_built(name):
+        return folder_beats(name)
+    return None
+
+
+def use_folder(mitdb_dir: str) -> BeatSet:
+    """Build or load a WFDB folder's beats and make it the session's source."""
+    beats = folder_beats(mitdb_dir)
+    st.session_state[DATA_SOURCE_KEY] = ("mitdb", mitdb_dir)
+    return beats
+
+
+def use_kaggle(beats: BeatSet, name: str) -> None:
+    """Make validated Kaggle CSV rows the session's source."""
+    st.session_state[KAGGLE_BEATS_KEY] = beats
+    st.session_state[DATA_SOURCE_KEY] = ("kaggle", name)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def class_templates(_beats: BeatSet, source: tuple[str, str]) -> dict[str, np.ndarray]:
+    """Mean window per class of a source's beats (``source`` is the cache key)."""
+    return templates.class_templates(_beats)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def beat_lookup(_beats: BeatSet, source: tuple[str, str]) -> pd.Series:
+    """(record, sample) → row of a source's beats (``source`` is the cache key)."""
+    return templates.beat_index(_beats)

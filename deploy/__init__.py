@@ -1,0 +1,171 @@
+"""The pipeline on real AWS, set up and torn down by one command each: ``python -m deploy up | down``.
+
+``up`` makes (or brings up to date) the artifact bucket, the CloudFormation stack of
+``deploy/template.yaml`` (stream, function, event-source mapping, roles, log group, dead-letter
+queue, optional dashboard) and the SageMaker endpoint; running it again with the same inputs
+changes nothing. ``down`` removes all of it: the endpoint first (it is what bills by the hour),
+then the stack, then the objects deployments wrote to the bucket. The same functions run against
+moto in the tests; only the backend differs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from botocore.exceptions import ClientError
+
+from hbcore import artifacts, serving, stack
+from hbcore.backend import Backend
+from hbcore.config import Names
+
+# Lower case because the prefix ends up in the bucket name and in the endpoint ARN of the
+# function's IAM policy (SageMaker ARNs are lower case); short because bucket names are <= 63.
+PREFIX_PATTERN = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
+PREFIX_MAX_CHARS = 20
+
+Progress = Callable[[str], None]
+
+
+def _quiet(message: str) -> None:
+    """The default progress callback: say nothing."""
+
+
+def check_prefix(prefix: str) -> str:
+    """``prefix`` if it can name every resource of a deployment, else a ValueError saying why."""
+    if len(prefix) > PREFIX_MAX_CHARS or not PREFIX_PATTERN.fullmatch(prefix):
+        raise ValueError(f"prefix {prefix!r}: use 1-{PREFIX_MAX_CHARS} lower-case letters, digits and single "
+                         "hyphens, starting with a letter (it names the bucket and the endpoint)")
+    return prefix
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything ``up`` will do, decided before any AWS call (``--dry-run`` prints it)."""
+
+    names: Names
+    region: str
+    model_path: Path
+    endpoint: serving.EndpointSpec = serving.EndpointSpec()
+    stack: stack.StackOptions = stack.StackOptions()
+    profile: str | None = None
+
+    def __post_init__(self) -> None:
+        check_prefix(self.names.prefix)
+        serving.image_uri(self.region, self.endpoint.framework_version)  # validates the region
+
+    def lines(self) -> list[str]:
+        """The plan, one resource per line."""
+        names = self.names
+        mapping = ", ".join(f"{key}={stack.render_parameter(value)}" for key, value in stack.MAPPING_SETTINGS.items())
+        return [
+            f"region {self.region}, profile {self.profile or '(default credential chain)'}, prefix {names.prefix}",
+            f"bucket     {names.bucket('<account>', self.region)} (private; lambda/, models/ keys)",
+            f"upload     {stack.LAMBDA_SOURCE.name} alone, zipped, to lambda/<sha256>/function.zip",
+            f"upload     {self.model_path}{'' if self.model_path.is_file() else ' (MISSING: train one first)'} "
+            "to models/<sha256>/model.tar.gz",
+            f"stack      {names.stack} from deploy/{stack.TEMPLATE_PATH.name}:",
+            f"  stream   {names.stream} ({self.stack.describe_stream()}, {self.stack.stream_retention_hours} h retention)",
+            f"  function {names.function} (python3.12, arm64, {self.stack.function_memory_mb} MB, "
+            f"timeout {self.stack.function_timeout_s} s, ENDPOINT_NAME={names.endpoint})",
+            f"  mapping  {names.stream} -> {names.function}: {mapping}, on failure -> {names.function}-failures (SQS)",
+            f"  logs     {names.log_group} ({self.stack.log_retention_days} days retention)",
+            "  roles    function: read the stream, invoke the endpoint, write the log group, send dead letters; "
+            "SageMaker: read models/, pull the scikit-learn image, write its logs",
+            f"  dashboard {names.stack}" if self.stack.dashboard else "  dashboard none (--dashboard adds one)",
+            f"endpoint   {names.endpoint}: {self.endpoint.describe()}, "
+            f"image {serving.image_uri(self.region, self.endpoint.framework_version)}",
+        ]
+
+
+@dataclass(frozen=True)
+class UpResult:
+    """What ``up`` did: the stack and the endpoint, each with its ``changed`` flag."""
+
+    bucket: str
+    stack: stack.StackResult
+    deployment: serving.Deployment
+
+    @property
+    def changed(self) -> bool:
+        return self.stack.changed or self.deployment.changed
+
+
+def up(backend: Backend, plan: Plan, *, progress: Progress = _quiet) -> UpResult:
+    """Deploy the stack, then the model on the endpoint (which needs the stack's execution role)."""
+    model = serving.read_model_artifact(plan.model_path)  # fail before touching AWS on a bad file
+    result = stack.deploy_stack(backend, plan.names, options=plan.stack, progress=progress)
+    deployment = serving.deploy_model(backend, plan.names, model.path, result.outputs["EndpointRoleArn"],
+                                      plan.endpoint, progress=progress)
+    return UpResult(artifacts.bucket_name(backend, plan.names), result, deployment)
+
+
+def summary_lines(result: UpResult) -> list[str]:
+    """What ``up`` made or found, one resource per line."""
+    def verb(changed: bool) -> str:
+        return "created/updated" if changed else "unchanged"
+
+    outputs = result.stack.outputs
+    deployment = result.deployment
+    lines = [
+        f"stack      {result.stack.name}: {result.stack.status} ({verb(result.stack.changed)})",
+        f"  stream   {outputs.get('StreamName')}  {outputs.get('StreamArn')}",
+        f"  function {outputs.get('FunctionName')}",
+        f"  logs     {outputs.get('LogGroupName')}",
+        f"  failures {outputs.get('DeadLetterQueueUrl')}",
+        f"  mapping  {result.stack.mapping_uuid}",
+    ]
+    if outputs.get("DashboardName"):
+        lines.append(f"  dashboard {outputs['DashboardName']}")
+    lines += [
+        f"endpoint   {deployment.endpoint}: {deployment.status}, {deployment.spec.describe()} ({verb(deployment.changed)})",
+        f"  model    {deployment.model} <- {deployment.model_uri}",
+        f"bucket     {result.bucket}",
+    ]
+    lines += [f"warning: {warning}" for warning in deployment.warnings]
+    lines.append("nothing changed: the deployment already matched" if not result.changed
+                 else "done: stream beats to the stream; `python -m deploy down` removes everything")
+    return lines
+
+
+def _dead_letters(backend: Backend, queue_url: str | None) -> int | None:
+    if not queue_url:
+        return None
+    attributes = backend.client("sqs").get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+    return int(attributes.get("ApproximateNumberOfMessages", 0))
+
+
+def status(backend: Backend, names: Names) -> dict:
+    """The stack, the endpoint, the dead-letter queue depth and the bucket's managed objects."""
+    stack_state = stack.stack_status(backend, names)
+    bucket = artifacts.bucket_name(backend, names)
+    exists = artifacts.bucket_exists(backend, bucket)
+    return {
+        "stack": stack_state,
+        "endpoint": serving.endpoint_status(backend, names),
+        "dead_letters": _dead_letters(backend, (stack_state or {}).get("outputs", {}).get("DeadLetterQueueUrl")),
+        "bucket": bucket if exists else None,
+        "objects": len(artifacts.managed_keys(backend, bucket)) if exists else 0,
+    }
+
+
+def down(backend: Backend, names: Names, *, progress: Progress = _quiet) -> list[str]:
+    """Remove everything ``up`` made, the endpoint first; returns what was deleted."""
+    deleted = serving.delete_endpoint(backend, names, progress=progress)
+    if stack.delete_stack(backend, names, progress=progress):
+        deleted.append(f"stack {names.stack}")
+    bucket = artifacts.bucket_name(backend, names)
+    try:
+        count, bucket_deleted = artifacts.delete_managed_objects(backend, bucket)
+    except ClientError as error:
+        raise RuntimeError(f"bucket {bucket}: could not empty it ({error.response['Error']['Code']})") from error
+    if count:
+        deleted.append(f"{count} object(s) in {bucket}")
+    if bucket_deleted:
+        deleted.append(f"bucket {bucket}")
+    elif artifacts.bucket_exists(backend, bucket):
+        progress(f"kept bucket {bucket}: it holds objects that deployments did not write")
+    return deleted

@@ -1,0 +1,201 @@
+"""``python -m deploy up | status | down``: the pipeline on AWS with one command each.
+
+Credentials come only from the standard chain (``--profile``/``AWS_PROFILE``, environment,
+instance role); nothing here reads, stores or prints them, and every error message is redacted.
+Progress goes to stderr, results to stdout; errors exit non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import botocore.session
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+
+import deploy
+from deploy import costs
+from hbcore import artifacts, serving, stack
+from hbcore.backend import Backend
+from hbcore.config import DEFAULT_REGION, Names
+from hbcore.redaction import redact, user_message
+
+
+def _progress_printer() -> deploy.Progress:
+    started = time.monotonic()
+
+    def progress(message: str) -> None:
+        print(f"[{time.monotonic() - started:5.0f} s] {message}", file=sys.stderr, flush=True)
+    return progress
+
+
+def resolve_region(region: str | None, profile: str | None) -> str:
+    """--region, else the environment, else the profile's configured region, else us-east-1.
+
+    Reads configuration only: no client is created and no credentials are looked up.
+    """
+    if region:
+        return region
+    for variable in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        if os.environ.get(variable):
+            return os.environ[variable]
+    return botocore.session.Session(profile=profile).get_config_variable("region") or DEFAULT_REGION
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; every option has help text."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--region", help="AWS region (default: AWS_REGION, the profile's region, then us-east-1)")
+    common.add_argument("--prefix", default="hb", help="name prefix of every resource (default: hb)")
+    common.add_argument("--profile", help="named profile from ~/.aws/config (default: the standard credential chain)")
+    common.add_argument("--dry-run", action="store_true", help="print what would be done without calling AWS")
+
+    parser = argparse.ArgumentParser(
+        prog="python -m deploy",
+        description="Deploy the heartbeat pipeline (Kinesis -> Lambda -> SageMaker -> CloudWatch) to AWS, "
+                    "show it, or remove it.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    up = commands.add_parser("up", parents=[common], help="create or update everything (idempotent)")
+    up.add_argument("--model", default="model.tar.gz", type=Path,
+                    help="model artifact from `python -m hbcore train` (default: ./model.tar.gz)")
+    serving_mode = up.add_mutually_exclusive_group()
+    serving_mode.add_argument("--serverless", action="store_true",
+                              help="serverless endpoint: nothing to pay while idle (the default)")
+    serving_mode.add_argument("--instance-type", help="real-time endpoint on this instance type instead "
+                                                      "(e.g. ml.t2.medium; bills every hour until `down`)")
+    up.add_argument("--instance-count", type=int, default=1, help="instances for --instance-type (default: 1)")
+    up.add_argument("--memory-mb", type=int, default=serving.DEFAULT_MEMORY_MB,
+                    help=f"serverless memory, one of {serving.SERVERLESS_MEMORY_MB} (default: {serving.DEFAULT_MEMORY_MB})")
+    up.add_argument("--max-concurrency", type=int, default=serving.DEFAULT_MAX_CONCURRENCY,
+                    help=f"serverless concurrent invocations (default: {serving.DEFAULT_MAX_CONCURRENCY})")
+    up.add_argument("--framework-version", default=serving.DEFAULT_FRAMEWORK_VERSION,
+                    choices=sorted(serving.SKLEARN_FRAMEWORKS), help="SageMaker scikit-learn container version")
+    up.add_argument("--shards", type=int, default=stack.StackOptions.shard_count,
+                    help="provisioned Kinesis shards; 0 for an on-demand stream (default: 1, the cheapest)")
+    up.add_argument("--log-retention-days", type=int, default=stack.StackOptions.log_retention_days,
+                    help="days CloudWatch keeps the function's logs (default: 14)")
+    up.add_argument("--dashboard", action="store_true", help="also create a CloudWatch dashboard ($3/month beyond 3)")
+
+    commands.add_parser("status", parents=[common], help="show what is deployed and what it costs while idle")
+    commands.add_parser("down", parents=[common], help="delete everything `up` created, the endpoint first")
+    return parser
+
+
+def plan_from_args(args: argparse.Namespace) -> deploy.Plan:
+    """The ``up`` plan described by the command line (validates every value, calls nothing)."""
+    endpoint = serving.EndpointSpec(
+        memory_mb=args.memory_mb, max_concurrency=args.max_concurrency, instance_type=args.instance_type,
+        instance_count=args.instance_count, framework_version=args.framework_version)
+    options = stack.StackOptions(shard_count=args.shards, log_retention_days=args.log_retention_days,
+                                 dashboard=args.dashboard)
+    return deploy.Plan(Names(deploy.check_prefix(args.prefix)), resolve_region(args.region, args.profile),
+                       args.model, endpoint, options, args.profile)
+
+
+def _backend(args: argparse.Namespace, region: str) -> Backend:
+    return Backend(kind="aws", region=region, profile=args.profile)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    plan = plan_from_args(args)
+    if args.dry_run:
+        print("Plan (dry run: nothing was called):")
+        print("\n".join(plan.lines()))
+        print("\n".join(costs.format_estimate(plan.stack, plan.endpoint)))
+        return 0
+    result = deploy.up(_backend(args, plan.region), plan, progress=_progress_printer())
+    print("\n".join(deploy.summary_lines(result)))
+    print("\n".join(costs.format_estimate(plan.stack, plan.endpoint)))
+    return 0
+
+
+def _status_lines(state: dict) -> list[str]:
+    lines = []
+    stack_state = state["stack"]
+    if stack_state is None:
+        lines.append("stack      none")
+    else:
+        outputs = stack_state["outputs"]
+        lines.append(f"stack      {stack_state['stack']}: {stack_state['status']}")
+        lines.append(f"  stream   {outputs.get('StreamName')}, function {outputs.get('FunctionName')}, "
+                     f"logs {outputs.get('LogGroupName')}")
+        for mapping in stack_state["mappings"]:
+            lines.append(f"  mapping  {mapping['uuid']}: {mapping['state']}, last result {mapping['last_result']}")
+        lines.append(f"  failures {state['dead_letters']} message(s) in {outputs.get('DeadLetterQueueUrl')}")
+    endpoint = state["endpoint"]
+    if endpoint is None:
+        lines.append("endpoint   none")
+    else:
+        mode = (f"serverless {endpoint['serverless']['MemorySizeInMB']} MB" if endpoint.get("serverless")
+                else endpoint.get("instance_type"))
+        lines.append(f"endpoint   {endpoint['endpoint']}: {endpoint['status']} ({mode}), model {endpoint.get('model_uri')}")
+        if endpoint.get("failure_reason"):
+            lines.append(f"  failure  {endpoint['failure_reason']}")
+    lines.append(f"bucket     {state['bucket']}: {state['objects']} object(s) written by deployments"
+                 if state["bucket"] else "bucket     none")
+    if stack_state is None and endpoint is None and not state["bucket"]:
+        lines.append("nothing deployed")
+    return lines
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    names = Names(deploy.check_prefix(args.prefix))
+    region = resolve_region(args.region, args.profile)
+    if args.dry_run:
+        print(f"Would describe stack {names.stack}, endpoint {names.endpoint} and bucket "
+              f"{names.bucket('<account>', region)} in {region} (dry run: nothing was called).")
+        return 0
+    print("\n".join(_status_lines(deploy.status(_backend(args, region), names))))
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    names = Names(deploy.check_prefix(args.prefix))
+    region = resolve_region(args.region, args.profile)
+    if args.dry_run:
+        print(f"Would delete, in {region} (dry run: nothing was called):")
+        print(f"  endpoint {names.endpoint}, its {names.endpoint}-c-* configs and {names.endpoint}-m-* models, "
+              f"log group /aws/sagemaker/Endpoints/{names.endpoint}")
+        print(f"  stack {names.stack} (stream {names.stream}, function {names.function}, log group "
+              f"{names.log_group}, queue {names.function}-failures, roles, mapping, dashboard)")
+        print(f"  objects under {', '.join(artifacts.KEY_PREFIXES)} in {names.bucket('<account>', region)}, "
+              "then the bucket if it is empty")
+        return 0
+    deleted = deploy.down(_backend(args, region), names, progress=_progress_printer())
+    print("\n".join(f"deleted {item}" for item in deleted) if deleted else "nothing to delete")
+    return 0
+
+
+COMMANDS = {"up": cmd_up, "status": cmd_status, "down": cmd_down}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; errors print one redacted line to stderr (2: bad input, 1: AWS failure)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except NoCredentialsError:
+        print("error: no AWS credentials found: run `aws configure` (or `aws sso login`), or pass --profile; "
+              "see docs/aws.md", file=sys.stderr)
+        return 1
+    except NoRegionError:
+        print("error: no AWS region: pass --region or set AWS_REGION", file=sys.stderr)
+        return 1
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {redact(str(error))}", file=sys.stderr)
+        return 2
+    except (ClientError, BotoCoreError, RuntimeError, TimeoutError) as error:
+        print(f"error: {user_message(error)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to continue, or `python -m deploy down`", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
