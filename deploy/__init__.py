@@ -17,7 +17,7 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
-from hbcore import artifacts, serving, stack
+from hbcore import artifacts, serving, stack, training_job
 from hbcore.backend import Backend
 from hbcore.config import Names
 
@@ -47,7 +47,7 @@ class Plan:
 
     names: Names
     region: str
-    model_path: Path
+    model: str  # a local model.tar.gz, or the s3:// URI a training job wrote
     endpoint: serving.EndpointSpec = serving.EndpointSpec()
     stack: stack.StackOptions = stack.StackOptions()
     profile: str | None = None
@@ -64,8 +64,7 @@ class Plan:
             f"region {self.region}, profile {self.profile or '(default credential chain)'}, prefix {names.prefix}",
             f"bucket     {names.bucket('<account>', self.region)} (private; lambda/, models/ keys)",
             f"upload     {stack.LAMBDA_SOURCE.name} alone, zipped, to lambda/<sha256>/function.zip",
-            f"upload     {self.model_path}{'' if self.model_path.is_file() else ' (MISSING: train one first)'} "
-            "to models/<sha256>/model.tar.gz",
+            self._model_line(),
             f"stack      {names.stack} from deploy/{stack.TEMPLATE_PATH.name}:",
             f"  stream   {names.stream} ({self.stack.describe_stream()}, {self.stack.stream_retention_hours} h retention)",
             f"  function {names.function} (python3.12, arm64, {self.stack.function_memory_mb} MB, "
@@ -78,6 +77,17 @@ class Plan:
             f"endpoint   {names.endpoint}: {self.endpoint.describe()}, "
             f"image {serving.image_uri(self.region, self.endpoint.framework_version)}",
         ]
+
+
+    @property
+    def model_in_s3(self) -> bool:
+        return self.model.startswith("s3://")
+
+    def _model_line(self) -> str:
+        if self.model_in_s3:
+            return f"model      {self.model} (already in S3)"
+        missing = "" if Path(self.model).is_file() else " (MISSING: train one first)"
+        return f"upload     {self.model}{missing} to models/<sha256>/model.tar.gz"
 
 
 @dataclass(frozen=True)
@@ -95,10 +105,15 @@ class UpResult:
 
 def up(backend: Backend, plan: Plan, *, progress: Progress = _quiet) -> UpResult:
     """Deploy the stack, then the model on the endpoint (which needs the stack's execution role)."""
-    model = serving.read_model_artifact(plan.model_path)  # fail before touching AWS on a bad file
-    result = stack.deploy_stack(backend, plan.names, options=plan.stack, progress=progress)
-    deployment = serving.deploy_model(backend, plan.names, model.path, result.outputs["EndpointRoleArn"],
-                                      plan.endpoint, progress=progress)
+    if plan.model_in_s3:
+        result = stack.deploy_stack(backend, plan.names, options=plan.stack, progress=progress)
+        deployment = serving.deploy_model_uri(backend, plan.names, plan.model, result.outputs["EndpointRoleArn"],
+                                              plan.endpoint, progress=progress)
+    else:
+        model = serving.read_model_artifact(plan.model)  # fail before touching AWS on a bad file
+        result = stack.deploy_stack(backend, plan.names, options=plan.stack, progress=progress)
+        deployment = serving.deploy_model(backend, plan.names, model.path, result.outputs["EndpointRoleArn"],
+                                          plan.endpoint, progress=progress)
     return UpResult(artifacts.bucket_name(backend, plan.names), result, deployment)
 
 
@@ -128,6 +143,18 @@ def summary_lines(result: UpResult) -> list[str]:
     lines.append("nothing changed: the deployment already matched" if not result.changed
                  else "done: stream beats to the stream; `python -m deploy down` removes everything")
     return lines
+
+
+def train(backend: Backend, names: Names, data_paths: list[Path], options: stack.StackOptions, *,
+          instance_type: str = training_job.DEFAULT_INSTANCE_TYPE,
+          framework_version: str = serving.DEFAULT_FRAMEWORK_VERSION,
+          hyperparameters: dict[str, object] | None = None, progress: Progress = _quiet) -> str:
+    """Deploy the stack (it holds the execution role), train on SageMaker, return the model's S3 URI."""
+    result = stack.deploy_stack(backend, names, options=options, progress=progress)
+    job = training_job.start_training_job(
+        backend, names, result.outputs["EndpointRoleArn"], data_paths, hyperparameters=hyperparameters,
+        instance_type=instance_type, framework_version=framework_version, progress=progress)
+    return training_job.wait_for_training_job(backend, job, progress=progress)
 
 
 def _dead_letters(backend: Backend, queue_url: str | None) -> int | None:

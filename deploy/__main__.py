@@ -1,4 +1,4 @@
-"""``python -m deploy up | status | down``: the pipeline on AWS with one command each.
+"""``python -m deploy up | train | status | down``: the pipeline on AWS with one command each.
 
 Credentials come only from the standard chain (``--profile``/``AWS_PROFILE``, environment,
 instance role); nothing here reads, stores or prints them, and every error message is redacted.
@@ -8,6 +8,7 @@ Progress goes to stderr, results to stdout; errors exit non-zero.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -19,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 
 import deploy
 from deploy import costs
-from hbcore import artifacts, serving, stack
+from hbcore import artifacts, serving, stack, training_job
 from hbcore.backend import Backend
 from hbcore.config import DEFAULT_REGION, Names
 from hbcore.redaction import redact, user_message
@@ -60,9 +61,21 @@ def build_parser() -> argparse.ArgumentParser:
                     "show it, or remove it.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    up = commands.add_parser("up", parents=[common], help="create or update everything (idempotent)")
-    up.add_argument("--model", default="model.tar.gz", type=Path,
-                    help="model artifact from `python -m hbcore train` (default: ./model.tar.gz)")
+    stack_options = argparse.ArgumentParser(add_help=False)
+    stack_options.add_argument("--shards", type=int, default=stack.StackOptions.shard_count,
+                               help="provisioned Kinesis shards; 0 for an on-demand stream (default: 1, the cheapest)")
+    stack_options.add_argument("--log-retention-days", type=int, default=stack.StackOptions.log_retention_days,
+                               help="days CloudWatch keeps the function's logs (default: 14)")
+    stack_options.add_argument("--dashboard", action="store_true",
+                               help="also create a CloudWatch dashboard ($3/month beyond 3)")
+    stack_options.add_argument("--framework-version", default=serving.DEFAULT_FRAMEWORK_VERSION,
+                               choices=sorted(serving.SKLEARN_FRAMEWORKS),
+                               help="SageMaker scikit-learn container version (serving and training)")
+
+    up = commands.add_parser("up", parents=[common, stack_options], help="create or update everything (idempotent)")
+    up.add_argument("--model", default="model.tar.gz",
+                    help="model.tar.gz from `python -m hbcore train`, or the s3:// URI `train` printed "
+                         "(default: ./model.tar.gz)")
     serving_mode = up.add_mutually_exclusive_group()
     serving_mode.add_argument("--serverless", action="store_true",
                               help="serverless endpoint: nothing to pay while idle (the default)")
@@ -73,13 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"serverless memory, one of {serving.SERVERLESS_MEMORY_MB} (default: {serving.DEFAULT_MEMORY_MB})")
     up.add_argument("--max-concurrency", type=int, default=serving.DEFAULT_MAX_CONCURRENCY,
                     help=f"serverless concurrent invocations (default: {serving.DEFAULT_MAX_CONCURRENCY})")
-    up.add_argument("--framework-version", default=serving.DEFAULT_FRAMEWORK_VERSION,
-                    choices=sorted(serving.SKLEARN_FRAMEWORKS), help="SageMaker scikit-learn container version")
-    up.add_argument("--shards", type=int, default=stack.StackOptions.shard_count,
-                    help="provisioned Kinesis shards; 0 for an on-demand stream (default: 1, the cheapest)")
-    up.add_argument("--log-retention-days", type=int, default=stack.StackOptions.log_retention_days,
-                    help="days CloudWatch keeps the function's logs (default: 14)")
-    up.add_argument("--dashboard", action="store_true", help="also create a CloudWatch dashboard ($3/month beyond 3)")
+
+    train = commands.add_parser("train", parents=[common, stack_options],
+                                help="train on SageMaker in the serving container; prints the model's s3:// URI")
+    train.add_argument("--csv", action="append", required=True, type=Path,
+                       help="Kaggle-format training CSV (repeatable); uploaded as the 'train' channel")
+    train.add_argument("--instance-type", default=training_job.DEFAULT_INSTANCE_TYPE,
+                       help=f"training instance (default: {training_job.DEFAULT_INSTANCE_TYPE}, billed per second)")
+    train.add_argument("--hyperparameter", action="append", default=[], metavar="NAME=VALUE",
+                       help="passed to the entry point as --NAME VALUE (repeatable)")
 
     commands.add_parser("status", parents=[common], help="show what is deployed and what it costs while idle")
     commands.add_parser("down", parents=[common], help="delete everything `up` created, the endpoint first")
@@ -91,10 +106,27 @@ def plan_from_args(args: argparse.Namespace) -> deploy.Plan:
     endpoint = serving.EndpointSpec(
         memory_mb=args.memory_mb, max_concurrency=args.max_concurrency, instance_type=args.instance_type,
         instance_count=args.instance_count, framework_version=args.framework_version)
-    options = stack.StackOptions(shard_count=args.shards, log_retention_days=args.log_retention_days,
-                                 dashboard=args.dashboard)
     return deploy.Plan(Names(deploy.check_prefix(args.prefix)), resolve_region(args.region, args.profile),
-                       args.model, endpoint, options, args.profile)
+                       args.model, endpoint, _stack_options(args), args.profile)
+
+
+def _stack_options(args: argparse.Namespace) -> stack.StackOptions:
+    return stack.StackOptions(shard_count=args.shards, log_retention_days=args.log_retention_days,
+                              dashboard=args.dashboard)
+
+
+def _hyperparameters(pairs: list[str]) -> dict[str, object]:
+    """NAME=VALUE pairs; a VALUE that parses as JSON (numbers, true) keeps its type."""
+    parsed = {}
+    for pair in pairs:
+        name, separator, value = pair.partition("=")
+        if not separator or not name:
+            raise ValueError(f"--hyperparameter {pair!r}: expected NAME=VALUE")
+        try:
+            parsed[name] = json.loads(value)
+        except json.JSONDecodeError:
+            parsed[name] = value
+    return parsed
 
 
 def _backend(args: argparse.Namespace, region: str) -> Backend:
@@ -111,6 +143,30 @@ def cmd_up(args: argparse.Namespace) -> int:
     result = deploy.up(_backend(args, plan.region), plan, progress=_progress_printer())
     print("\n".join(deploy.summary_lines(result)))
     print("\n".join(costs.format_estimate(plan.stack, plan.endpoint)))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    names = Names(deploy.check_prefix(args.prefix))
+    region = resolve_region(args.region, args.profile)
+    hyperparameters = _hyperparameters(args.hyperparameter)
+    missing = [str(path) for path in args.csv if not path.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{', '.join(missing)}: no such training file")
+    if args.dry_run:
+        print(f"Would, in {region} (dry run: nothing was called):")
+        print(f"  deploy stack {names.stack} (it holds the SageMaker execution role)")
+        print(f"  upload hbcore/{training_job.ENTRY_POINT} + hbcore/ to training/source/, "
+              f"{', '.join(p.name for p in args.csv)} to training/data/")
+        print(f"  run training job {names.prefix}-train-<time> on {args.instance_type} with "
+              f"{serving.image_uri(region, args.framework_version)}, hyperparameters {hyperparameters or 'none'}")
+        print("  print the s3:// URI of its model.tar.gz for `python -m deploy up --model`")
+        return 0
+    model_uri = deploy.train(_backend(args, region), names, list(args.csv), _stack_options(args),
+                             instance_type=args.instance_type, framework_version=args.framework_version,
+                             hyperparameters=hyperparameters, progress=_progress_printer())
+    print(model_uri)
+    print(f"next: python -m deploy up --model {model_uri}", file=sys.stderr)
     return 0
 
 
@@ -171,7 +227,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"up": cmd_up, "status": cmd_status, "down": cmd_down}
+COMMANDS = {"up": cmd_up, "train": cmd_train, "status": cmd_status, "down": cmd_down}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -53,8 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     build = data_commands.add_parser("build", help="build (and cache) beat windows from WFDB records")
     _add_mitdb(build)
     build.add_argument("--out", help="also write the dataset to this folder (npz + parquet metadata)")
-    build.add_argument("--recipe", choices=("paper", "kaggle"), default="paper",
-                       help="paper: 125 Hz, 1.2 x median RR of 10 s (Kachuee 2018 as written); "
+    build.add_argument("--recipe", choices=("paper", "kaggle"),
+                       help="paper (default): 125 Hz, 1.2 x median RR of 10 s (Kachuee 2018 as written); "
                             "kaggle: what the Kaggle rows hold (every 3rd sample, 1.2 x next RR)")
     download = data_commands.add_parser("download", help="download mitdb from PhysioNet with wfdb")
     download.add_argument("--dir", help="destination folder (default: the cache's mitdb/)")

@@ -72,8 +72,7 @@ class _Input:
 class _Layout:
     """Where the data starts and which columns hold what."""
 
-    header_line: int  # 1-based line of the header row, 0 when there is none
-    first_line: int  # 1-based line of the first data row
+    first_line: int  # 1-based line of the first data row (after the header row, if any)
     n_columns: int
     has_index: bool
 
@@ -172,19 +171,19 @@ def _layout(inp: _Input) -> _Layout:
     if first is None:
         raise _error(inp.name, "empty file, no rows")
     number, fields = first
-    header_line, index_named = 0, False
+    index_named = False
     if _is_header(fields):
-        header_line, index_named = number, fields[0].strip().lower() in INDEX_HEADER_NAMES
+        index_named = fields[0].strip().lower() in INDEX_HEADER_NAMES
         following = next(lines, None)
         if following is None:
             raise _error(inp.name, "a header row and no data rows")
         number, fields = following
     lines.close()
-    return _Layout(header_line, number, len(fields), index_named or len(fields) == WINDOW_SAMPLES + 2)
+    return _Layout(number, len(fields), index_named or len(fields) == WINDOW_SAMPLES + 2)
 
 
 def _running_index(column: np.ndarray) -> bool:
-    """True for 0,1,2,... or k,k+1,... (an index column written by pandas), values beyond [0, 1]."""
+    """True for 0,1,2,... or k,k+1,... over more than two rows: an index column, not samples."""
     return len(column) > 2 and bool(np.all(np.diff(column) == 1)) and float(column[0]).is_integer()
 
 
@@ -199,15 +198,25 @@ def _parse_fast(inp: _Input, layout: _Layout) -> np.ndarray:
         read_options=pacsv.ReadOptions(column_names=names, skip_rows=layout.first_line - 1),
         convert_options=pacsv.ConvertOptions(column_types={name: pa.float64() for name in names}),
     )
+    if any(table.column(name).null_count for name in names):
+        raise ValueError("empty fields")
     return np.column_stack([table.column(name).to_numpy() for name in names]) if table.num_rows else np.zeros((0, layout.n_columns))
 
 
-def _row_problem(values: list[float | None], layout: _Layout) -> str | None:
-    """Why one row is invalid, or None; the checks of :func:`_bad_rows`, one row at a time."""
+def _field_problem(fields: list[str]) -> str | None:
+    """Why a field of one line is not a number, or None."""
+    for column, text in enumerate(fields, start=1):
+        if not text.strip():
+            return f"column {column} is empty"
+        if _number(text) is None:
+            return f"column {column} is not a number ({text.strip()[:20]!r})"
+    return None
+
+
+def _row_problem(values: list[float], layout: _Layout) -> str | None:
+    """Why one row of numbers is invalid, or None; the checks of :func:`_bad_rows`, one row at a time."""
     offset = int(layout.has_index)
     for column, value in enumerate(values):
-        if value is None:
-            return f"column {column + 1} is not a number"
         if not math.isfinite(value):
             return f"column {column + 1} is {value} (values must be finite)"
     if layout.has_index and not float(values[0]).is_integer():
@@ -234,7 +243,7 @@ def _locate_problem(inp: _Input, layout: _Layout, fallback: str) -> CsvValidatio
             return _error(inp.name, f"{count} values, expected {WINDOW_SAMPLES} or {WINDOW_SAMPLES + 1}", number)
         if len(fields) != layout.n_columns:
             return _error(inp.name, f"{count} values, expected {layout.n_values} as on line {layout.first_line:,}", number)
-        problem = _row_problem([_number(field) for field in fields], layout)
+        problem = _field_problem(fields) or _row_problem([float(field) for field in fields], layout)
         if problem:
             return _error(inp.name, problem, number)
     return _error(inp.name, fallback)
@@ -270,7 +279,7 @@ def _line_of_row(inp: _Input, layout: _Layout, row: int) -> int:
 def _with_detected_index(table: np.ndarray, layout: _Layout) -> _Layout:
     """A headerless 188-column file whose first column runs 0,1,2,... is index + 187 samples."""
     if not layout.has_index and layout.n_columns == WINDOW_SAMPLES + 1 and _running_index(table[:, 0]):
-        return _Layout(layout.header_line, layout.first_line, layout.n_columns, has_index=True)
+        return _Layout(layout.first_line, layout.n_columns, has_index=True)
     return layout
 
 
@@ -307,7 +316,7 @@ def load_kaggle_csv(
     layout = _layout(inp)
     try:
         table = _parse_fast(inp, layout)
-    except Exception as error:  # pyarrow: malformed rows, text, encoding; located below
+    except Exception as error:  # pyarrow: malformed rows, text, empty fields, encoding; located below
         raise _locate_problem(inp, layout, f"cannot parse ({error})") from None
     if len(table) == 0:
         raise _error(inp.name, "no data rows")

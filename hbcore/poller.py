@@ -120,11 +120,17 @@ class LineCapture:
             self.lines.extend((now_ms, line) for line in complete)
 
     def add(self, message: str) -> None:
-        self.write(message + "\n")
+        """One log event, newlines and all (Lambda's runtime logs an error report as one event)."""
+        self._flush_partial()
+        self.lines.append((int(time.time() * 1000), message))
+
+    def _flush_partial(self) -> None:
+        if self._partial:
+            self.lines.append((int(time.time() * 1000), self._partial))
+            self._partial = ""
 
     def finish(self) -> list[tuple[int, str]]:
-        if self._partial:
-            self.add("")
+        self._flush_partial()
         return self.lines
 
 

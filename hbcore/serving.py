@@ -67,8 +67,9 @@ SKLEARN_IMAGE_ACCOUNTS = {
     "us-west-2": "246618743249",
 }
 SKLEARN_REPOSITORY = "sagemaker-scikit-learn"
-# framework version -> the scikit-learn release installed in that container (1.4-2 runs Python 3.10).
-SKLEARN_FRAMEWORKS = {"1.2-1": "1.2.1", "1.4-2": "1.4.2"}
+# framework version -> (scikit-learn, Python) in that container, from the container's Dockerfiles
+# (aws/sagemaker-scikit-learn-container docker/<version>/base/Dockerfile.cpu).
+SKLEARN_FRAMEWORKS = {"1.2-1": ("1.2.1", "3.9"), "1.4-2": ("1.4.2", "3.10")}
 DEFAULT_FRAMEWORK_VERSION = "1.4-2"
 
 # Serverless: 2 GB holds the container plus a forest comfortably; 5 concurrent invocations fit the
@@ -78,8 +79,6 @@ DEFAULT_MAX_CONCURRENCY = 5
 SERVERLESS_MEMORY_MB = (1024, 2048, 3072, 4096, 5120, 6144)
 ENDPOINT_POLL_INTERVAL_S = 10.0
 ENDPOINT_TIMEOUT_S = 1800.0
-TRAINING_POLL_INTERVAL_S = 15.0
-TRAINING_TIMEOUT_S = 3600.0
 TRANSITIONAL_STATUSES = {"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting", "UpdateRollbackFailed"}
 TAG_KEY = "hbcore:endpoint"
 REQUIRED_MEMBERS = ("model.joblib", "code/inference.py")
@@ -194,13 +193,14 @@ def container_mismatch(artifact: ModelArtifact, framework_version: str) -> str |
 
     The container pip-installs ``code/requirements.txt`` (the training version) when the endpoint
     starts; that needs internet access from the endpoint and a release that supports the
-    container's Python, so the user should know before waiting half an hour for a failure.
+    container's Python, so the user should know before waiting many minutes for a failure.
     """
-    container = SKLEARN_FRAMEWORKS[framework_version]
-    if artifact.sklearn_version and artifact.sklearn_version != container:
-        return (f"{artifact.path.name} was trained with scikit-learn {artifact.sklearn_version}; the "
-                f"{framework_version} container has {container} and will install "
-                f"{artifact.sklearn_version} from code/requirements.txt at start-up")
+    sklearn, python = SKLEARN_FRAMEWORKS[framework_version]
+    if artifact.sklearn_version and artifact.sklearn_version != sklearn:
+        return (f"{artifact.path.name} was trained with scikit-learn {artifact.sklearn_version}, the "
+                f"{framework_version} container has {sklearn} on Python {python}: at start-up it will try to "
+                f"pip-install {artifact.sklearn_version} from code/requirements.txt, and the endpoint fails "
+                f"if that release does not support Python {python} (see docs/aws.md, 'The model')")
     return None
 
 

@@ -73,8 +73,12 @@ class StackOptions:
 
     shard_count: int = 1
     stream_retention_hours: int = 24
-    function_timeout_s: int = 120
+    # A serverless endpoint's cold start can take most of SageMaker's 60 s limit; the handler tries
+    # each call twice (ENDPOINT_MAX_ATTEMPTS), so the function gets 2 x 60 s plus room for the rest.
+    function_timeout_s: int = 180
     function_memory_mb: int = 256
+    endpoint_timeout_s: int = 60
+    endpoint_max_request_bytes: int = 4_000_000  # the serverless limit, also under the real-time 6 MB
     log_retention_days: int = 14
     dashboard: bool = False
 
@@ -152,6 +156,8 @@ def stack_parameters(names: Names, bucket: str, code_key: str, region: str, opti
         "FunctionName": names.function,
         "FunctionTimeoutSeconds": str(options.function_timeout_s),
         "FunctionMemoryMB": str(options.function_memory_mb),
+        "EndpointTimeoutSeconds": str(options.endpoint_timeout_s),
+        "EndpointMaxRequestBytes": str(options.endpoint_max_request_bytes),
         "LogGroupName": names.log_group,
         "LogRetentionDays": str(options.log_retention_days),
         "EndpointName": names.endpoint,

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from cloudkit import clients, cloud, cloud_clients  # noqa: F401  (the local cloud fixtures, see tests/cloudkit.py)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -46,6 +47,14 @@ def mitdb_dir(data_dir: Path) -> Path:
     if not any(path.glob("*.hea")):
         pytest.skip(f"MIT-BIH records absent: {path} holds no .hea files")
     return path
+
+
+@pytest.fixture(scope="session")
+def mitdb_beats(mitdb_dir: Path):
+    """The full MIT-BIH beat set, built once per session without any cache (so no user cache is touched)."""
+    from hbcore.dataset import build_beats
+
+    return build_beats(mitdb_dir)
 
 
 @pytest.fixture(scope="session")

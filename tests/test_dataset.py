@@ -234,7 +234,7 @@ def test_load_without_any_records_tells_how_to_get_them(monkeypatch) -> None:
 def test_cli_build_prints_a_json_summary(synthetic_dir: Path, tmp_path: Path, capsys) -> None:
     assert cli.main(["data", "build", "--mitdb", str(synthetic_dir), "--out", str(tmp_path / "out")]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["records"] == 2 and summary["dropped_edge_beats"] == 2
+    assert summary["records"] == 2 and summary["dropped_edge_beats"] == 2 and summary["recipe"] == "paper"
     assert summary["beats"] == sum(summary["per_class"].values())
     assert (tmp_path / "out" / "meta.parquet").is_file() and summary["from_cache"] is False
 
@@ -247,28 +247,23 @@ def test_cli_build_without_records_exits_2_with_advice(monkeypatch, capsys) -> N
 
 # --- the real database -------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def real_beats(mitdb_dir: Path) -> BeatSet:
-    return dataset.load_beats(mitdb_dir)
+def test_real_build_counts_are_the_annotations_less_the_last_beat_of_each_record(mitdb_beats: BeatSet) -> None:
+    assert mitdb_beats.class_counts() == {name: ANNOTATED[name] - DROPPED_LAST_BEATS[name] for name in CLASS_NAMES}
+    assert len(mitdb_beats) == 109_494 - 48 and len(mitdb_beats.records()) == 48
 
 
-def test_real_build_counts_are_the_annotations_less_the_last_beat_of_each_record(real_beats: BeatSet) -> None:
-    assert real_beats.class_counts() == {name: ANNOTATED[name] - DROPPED_LAST_BEATS[name] for name in CLASS_NAMES}
-    assert len(real_beats) == 109_494 - 48 and len(real_beats.records()) == 48
+def test_real_windows_are_unit_range_float32(mitdb_beats: BeatSet) -> None:
+    assert mitdb_beats.X.shape == (109_446, 187) and mitdb_beats.X.dtype == np.float32
+    assert mitdb_beats.X.min() == 0.0 and mitdb_beats.X.max() == 1.0
+    assert (mitdb_beats.X.max(axis=1) == 1.0).mean() > 0.999
 
 
-def test_real_windows_are_unit_range_float32(real_beats: BeatSet) -> None:
-    assert real_beats.X.shape == (109_446, 187) and real_beats.X.dtype == np.float32
-    assert real_beats.X.min() == 0.0 and real_beats.X.max() == 1.0
-    assert (real_beats.X.max(axis=1) == 1.0).mean() > 0.999
+def test_real_labels_follow_the_symbols(mitdb_beats: BeatSet) -> None:
+    assert (mitdb_beats.meta["symbol"].map(AAMI_SYMBOLS).to_numpy() == mitdb_beats.y).all()
 
 
-def test_real_labels_follow_the_symbols(real_beats: BeatSet) -> None:
-    assert (real_beats.meta["symbol"].map(AAMI_SYMBOLS).to_numpy() == real_beats.y).all()
-
-
-def test_real_leads(real_beats: BeatSet) -> None:
-    leads = real_beats.meta.groupby("record")["lead"].first()
+def test_real_leads(mitdb_beats: BeatSet) -> None:
+    leads = mitdb_beats.meta.groupby("record")["lead"].first()
     assert leads["114"] == "MLII" and leads["102"] == "V5" and leads["104"] == "V5"
     assert (leads.drop(["102", "104"]) == "MLII").all()
 

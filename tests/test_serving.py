@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from hbcore import artifacts, motopatches, serving
@@ -174,3 +176,19 @@ def test_a_tarball_without_the_inference_code_is_rejected(tmp_path):
         pass
     with pytest.raises(ValueError, match="missing model.joblib, code/inference.py"):
         serving.read_model_artifact(path)
+
+
+def test_on_the_local_cloud_the_deployed_endpoint_answers(cloud, tmp_path):
+    from cloudkit import N_FEATURES, model_tarball
+
+    backend = Backend(kind="local", endpoint_url=cloud.url, sagemaker_runtime_url=cloud.runtime_url)
+    names = Names("hbserve")
+    path = tmp_path / "model.tar.gz"
+    path.write_bytes(model_tarball(version="loop"))
+    serving.deploy_model(backend, names, path, ROLE_ARN, poll_interval_s=0.05)
+    response = backend.client("sagemaker-runtime").invoke_endpoint(
+        EndpointName=names.endpoint, ContentType="text/csv", Accept="application/json",
+        Body=",".join(["0.5"] * N_FEATURES))
+    assert json.loads(response["Body"].read())["model_version"] == "loop"
+    serving.delete_endpoint(backend, names, poll_interval_s=0.05)
+    assert serving.endpoint_status(backend, names) is None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -62,8 +60,8 @@ def test_inter_split_needs_mit_bih_records() -> None:
         splits.inter_patient(_beats(["kaggle:mitbih_test"] * 3, [0, 1, 2]))
 
 
-def test_real_inter_split_holds_exactly_ds1_and_ds2(mitdb_dir: Path) -> None:
-    train, test = splits.inter_patient(dataset.load_beats(mitdb_dir))
+def test_real_inter_split_holds_exactly_ds1_and_ds2(mitdb_beats: BeatSet) -> None:
+    train, test = splits.inter_patient(mitdb_beats)
     assert set(train.records()) == DS1 and set(test.records()) == DS2
     assert not set(train.meta["record"]) & set(test.meta["record"])
     assert train.class_counts()["S"] > 0 and test.class_counts()["S"] > 0

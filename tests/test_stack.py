@@ -51,7 +51,9 @@ def test_stack_creates_stream_function_logs_and_queue(local, handler):
     result = _deploy(local)
     assert (result.status, result.changed) == ("CREATE_COMPLETE", True)
     function = local.client("lambda").get_function(FunctionName=NAMES.function)["Configuration"]
-    assert function["Environment"]["Variables"] == {"ENDPOINT_NAME": NAMES.endpoint}
+    # moto keeps a Number parameter's type in the environment; AWS turns every value into a string.
+    assert {key: str(value) for key, value in function["Environment"]["Variables"].items()} == {
+        "ENDPOINT_NAME": NAMES.endpoint, "ENDPOINT_TIMEOUT_S": "60", "ENDPOINT_MAX_REQUEST_BYTES": "4000000"}
     assert function["Handler"] == "lambda_function.lambda_handler"
     assert local.client("kinesis").describe_stream_summary(StreamName=NAMES.stream)[
         "StreamDescriptionSummary"]["OpenShardCount"] == 1
@@ -173,3 +175,15 @@ def test_bucket_is_private_and_tagged(local, handler):
     block = s3.get_public_access_block(Bucket=result.code.bucket)["PublicAccessBlockConfiguration"]
     assert all(block.values())
     assert artifacts.MANAGED_TAG in s3.get_bucket_tagging(Bucket=result.code.bucket)["TagSet"]
+
+
+def test_on_the_local_cloud_the_poller_serves_the_mapping(cloud, handler):
+    backend = Backend(kind="local", endpoint_url=cloud.url, sagemaker_runtime_url=cloud.runtime_url)
+    names = Names("hbloop")
+    result = stack.deploy_stack(backend, names, poll_interval_s=0.05)
+    served = [m for m in cloud.poller.describe() if m["uuid"] == result.mapping_uuid]
+    assert [m["event_source_arn"] for m in served] == [result.outputs["StreamArn"]]
+    assert stack.deploy_stack(backend, names, poll_interval_s=0.05).changed is False
+    stack.delete_stack(backend, names, poll_interval_s=0.05)
+    assert [m for m in cloud.poller.describe() if m["uuid"] == result.mapping_uuid] == []
+    assert names.stream not in backend.client("kinesis").list_streams()["StreamNames"]

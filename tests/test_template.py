@@ -89,4 +89,8 @@ def test_log_group_has_a_retention_and_the_function_writes_to_it(template):
     assert resources["LogGroup"]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
     assert resources["Function"]["Properties"]["LoggingConfig"]["LogGroup"] == {"Ref": "LogGroup"}
     assert resources["Function"]["Properties"]["Runtime"] == "python3.12"
-    assert resources["Function"]["Properties"]["Environment"]["Variables"] == {"ENDPOINT_NAME": {"Ref": "EndpointName"}}
+    assert resources["Function"]["Properties"]["Environment"]["Variables"] == {
+        "ENDPOINT_NAME": {"Ref": "EndpointName"},
+        "ENDPOINT_TIMEOUT_S": {"Ref": "EndpointTimeoutSeconds"},
+        "ENDPOINT_MAX_REQUEST_BYTES": {"Ref": "EndpointMaxRequestBytes"},
+    }
