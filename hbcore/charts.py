@@ -37,14 +37,21 @@ def class_counts_bar(counts: Mapping[str, int], *, title: str = "beats per class
 
 
 def confusion_frame(matrix: Sequence[Sequence[float]] | np.ndarray) -> pd.DataFrame:
-    """Long form of a 5×5 confusion matrix (rows = true class) with row-normalised shares."""
-    counts = np.asarray(matrix, dtype=float).reshape(len(CLASS_NAMES), len(CLASS_NAMES))
+    """Long form of a square confusion matrix (rows = true class) with row-normalised shares.
+
+    A k×k matrix covers the first k classes (5 for the five-class figures, 4 for the inter-patient
+    N, S, V, F figures).
+    """
+    counts = np.asarray(matrix, dtype=float)
+    if counts.ndim != 2 or counts.shape[0] != counts.shape[1] or not 0 < len(counts) <= len(CLASS_NAMES):
+        raise ValueError(f"a confusion matrix must be square with at most {len(CLASS_NAMES)} classes, got {counts.shape}")
+    names = CLASS_NAMES[:len(counts)]
     totals = counts.sum(axis=1, keepdims=True)
     shares = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
-    true, pred = np.meshgrid(range(len(CLASS_NAMES)), range(len(CLASS_NAMES)), indexing="ij")
+    true, pred = np.meshgrid(range(len(names)), range(len(names)), indexing="ij")
     return pd.DataFrame({
-        "true": [CLASS_NAMES[i] for i in true.ravel()],
-        "predicted": [CLASS_NAMES[j] for j in pred.ravel()],
+        "true": [names[i] for i in true.ravel()],
+        "predicted": [names[j] for j in pred.ravel()],
         "count": counts.ravel().astype(int),
         "share": shares.ravel(),
     })
@@ -75,17 +82,21 @@ def confusion_heatmap(matrix: Sequence[Sequence[float]] | np.ndarray, *, normali
     return (cells + text).properties(height=260)
 
 
-def class_timeline(frame: pd.DataFrame, *, time_column: str = "time", title: str = "predicted classes over time") -> alt.Chart:
-    """Stacked bars of predictions per class per time bin (columns: time, class_name, count)."""
+def class_timeline(distribution: pd.DataFrame, *, title: str = "predicted classes over time") -> alt.Chart:
+    """Stacked bars of predictions per class per time bin.
+
+    ``distribution`` is ``hbcore.results.class_distribution``'s frame: index = bin start (UTC),
+    one column of counts per class.
+    """
+    frame = distribution.rename_axis("time").reset_index().melt(id_vars="time", var_name="class", value_name="beats")
+    frame["class_order"] = frame["class"].map({name: i for i, name in enumerate(CLASS_NAMES)})
     return alt.Chart(frame, title=title).mark_bar().encode(
-        x=alt.X(f"{time_column}:T", title=None),
-        y=alt.Y("count:Q", stack="zero", title="beats"),
-        color=alt.Color("class_name:N", scale=class_scale(), title="class"),
+        x=alt.X("time:T", title=None, axis=alt.Axis(format="%H:%M:%S")),
+        y=alt.Y("beats:Q", stack="zero", title="beats per bin"),
+        color=alt.Color("class:N", scale=class_scale(), title="class"),
         order=alt.Order("class_order:Q"),
-        tooltip=[alt.Tooltip(f"{time_column}:T", format="%H:%M:%S"), "class_name", "count"],
-    ).transform_calculate(
-        class_order=f"indexof({list(CLASS_NAMES)}, datum.class_name)"
-    ).properties(height=220)
+        tooltip=[alt.Tooltip("time:T", format="%H:%M:%S"), "class:N", "beats:Q"],
+    ).properties(height=240)
 
 
 def beats_frame(beats: np.ndarray, classes: Sequence[str], ids: Sequence[str]) -> pd.DataFrame:

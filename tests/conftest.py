@@ -66,6 +66,21 @@ def kaggle_dir(data_dir: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def moto_url():
+    """A plain moto server on a free loopback port (no local-cloud patches), for tests of boto3 callers.
+
+    Its state is moto's process-wide state: tests name their resources uniquely.
+    """
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
 @pytest.fixture
 def moto_aws():
     """An in-process moto account (``mock_aws``) for one test; clients must be made inside it."""

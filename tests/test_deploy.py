@@ -196,3 +196,10 @@ def test_instance_endpoint_cost_is_hourly():
 def test_unknown_instance_price_is_marked_not_guessed():
     text = "\n".join(costs.format_estimate(stack.StackOptions(), serving.EndpointSpec(instance_type="ml.p5.48xlarge")))
     assert "     ?" in text and "+ the items marked ?" in text
+
+
+def test_up_deploys_a_model_already_in_s3(moto_aws, handler, capsys):
+    uri = "s3://hbt-artifacts-123456789012-us-east-1/training/output/hbt-train-1/output/model.tar.gz"
+    assert cli.main(["up", *FAST, "--model", uri]) == 0
+    assert serving.endpoint_status(Backend(kind="aws"), Names("hbt"))["model_uri"] == uri
+    assert f"<- {uri}" in capsys.readouterr().out

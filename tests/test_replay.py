@@ -32,17 +32,6 @@ WAIT_S = 30.0
 
 
 @pytest.fixture(scope="module")
-def moto_url():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def backend(moto_url) -> Backend:
     return Backend(kind="local", endpoint_url=moto_url)
 
