@@ -14,11 +14,33 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from hbcore import config, dataset, templates
+from hbcore import config, dataset, templates, training
 from hbcore.dataset import BeatSet
+from hbcore.pipeline import Pipeline
+from hbcore.settings import Settings, load_settings
 
 DATA_SOURCE_KEY = "data_source"      # ("mitdb", folder) or ("kaggle", file name)
 KAGGLE_BEATS_KEY = "data_kaggle_beats"
+
+
+def settings() -> Settings:
+    """The saved settings (a small JSON file), shared by every session and the CLI."""
+    return load_settings()
+
+
+@st.cache_resource(show_spinner=False, max_entries=1, on_release=Pipeline.close)
+def _pipeline_for(active: Settings) -> Pipeline:
+    return Pipeline(active)
+
+
+def pipeline() -> Pipeline:
+    """The one Pipeline of the saved settings; changing them closes the previous one."""
+    return _pipeline_for(settings())
+
+
+def close_pipeline() -> None:
+    """Stop the Pipeline's replay, reader and local cloud (the next access starts a new one)."""
+    _pipeline_for.clear()
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
@@ -86,3 +108,15 @@ def class_templates(_beats: BeatSet, source: tuple[str, str]) -> dict[str, np.nd
 def beat_lookup(_beats: BeatSet, source: tuple[str, str]) -> pd.Series:
     """(record, sample) → row of a source's beats (``source`` is the cache key)."""
     return templates.beat_index(_beats)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def beats_key(_beats: BeatSet, source: tuple[str, str]) -> str:
+    """The digest models record as ``data_key`` (``source`` is the cache key)."""
+    return training.beats_key(_beats)
+
+
+@st.cache_resource(show_spinner=False)
+def trainings() -> dict[str, training.TrainingRun]:
+    """The app's latest training run under "latest", so a page left mid-training finds it again."""
+    return {}

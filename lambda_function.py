@@ -151,6 +151,10 @@ def _finite(value: Any) -> float | None:
     return None
 
 
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def _optional_str(fields: dict[str, Any], key: str) -> str | None:
     value = fields.get(key)
     if value is None or isinstance(value, str):
@@ -213,6 +217,8 @@ def _beat_json(values: Any, what: str) -> bytes:
         raise BadRecord(f"{what} is {_kind(values)}, expected an array of {BEAT_LENGTH} numbers")
     if len(values) != BEAT_LENGTH:
         raise BadRecord(f"{what} has {len(values):,} values, expected {BEAT_LENGTH}")
+    if set(map(type, values)) == {float} and all(map(math.isfinite, values)):
+        return _to_json(values).encode()
     numbers = [_finite(value) for value in values]
     for index, number in enumerate(numbers):
         if number is None:
@@ -278,12 +284,17 @@ def _csv_payload(data: bytes) -> tuple[dict[str, Any], bytes]:
     elif _plain_decimals(line, BEAT_LENGTH):
         return {}, b"[" + line + b"]"
     tokens = data.decode("utf-8").strip().split(",")
-    values = [_finite_token(token, index) for index, token in enumerate(tokens)]
+    try:
+        values = list(map(float, tokens))
+    except ValueError:
+        values = []
+    if len(values) != len(tokens) or not all(map(math.isfinite, values)):
+        values = [_finite_token(token, index) for index, token in enumerate(tokens)]  # raises, naming the value
     if len(values) not in (BEAT_LENGTH, BEAT_LENGTH + 1):
         raise BadRecord(f"{len(values):,} values, expected {BEAT_LENGTH} (or {BEAT_LENGTH + 1} with a label)")
     if len(values) > BEAT_LENGTH:
         label = _label(values.pop())
-    return {"label": label}, _beat_json(values, "value")
+    return {"label": label}, _to_json(values).encode()
 
 
 def _finite_token(token: str, index: int) -> float:
@@ -348,16 +359,11 @@ def parse_record(record: KinesisRecord) -> Beat:
 def rejected_line(record: KinesisRecord, error: BadRecord) -> str:
     """The log line of a record that is never retried."""
     fields = error.fields
-
-    def text(key: str) -> str | None:
-        value = fields.get(key)
-        return value if isinstance(value, str) else None
-
     return _to_json({
         "type": "rejected",
-        "id": text("id"),
-        "run": text("run"),
-        "record": text("record") or record.partition_key or None,
+        "id": _text(fields.get("id")),
+        "run": _text(fields.get("run")),
+        "record": _text(fields.get("record")) or record.partition_key or None,
         "seq": record.sequence_number,
         "shard": record.shard_id,
         "reason": error.reason,
@@ -377,7 +383,7 @@ def prediction_line(beat: Beat, prediction: dict[str, Any], model_version: str, 
         "t": beat.t,
         "label": beat.label,
         "pred": index,
-        "pred_name": prediction["class_name"],
+        "pred_name": _text(prediction.get("class_name")),
         "prob": round(prediction["probabilities"][index], 4),
         "model_version": model_version,
         "latency_ms": None if beat.sent_at is None else round((now_s - beat.sent_at) * 1000.0, 1),
@@ -412,7 +418,7 @@ def _predictions(payload: bytes, expected: int) -> tuple[list[dict[str, Any]], s
         for prediction in predictions:
             index, probabilities = prediction["class_index"], prediction["probabilities"]
             if (type(index) is not int or not 0 <= index < N_CLASSES or len(probabilities) != N_CLASSES
-                    or _finite(probabilities[index]) is None or not isinstance(prediction["class_name"], str)):
+                    or _finite(probabilities[index]) is None):
                 raise ValueError(f"malformed prediction {json.dumps(prediction)[:200]}")
     except (ValueError, KeyError, TypeError) as error:
         raise EndpointError(f"unexpected endpoint response: {error}") from None

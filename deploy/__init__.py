@@ -11,7 +11,6 @@ moto in the tests; only the backend differs.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,17 +19,12 @@ from botocore.exceptions import ClientError
 from hbcore import artifacts, serving, stack, training_job
 from hbcore.backend import Backend
 from hbcore.config import Names
+from hbcore.progress import Progress, silent
 
 # Lower case because the prefix ends up in the bucket name and in the endpoint ARN of the
 # function's IAM policy (SageMaker ARNs are lower case); short because bucket names are <= 63.
 PREFIX_PATTERN = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
 PREFIX_MAX_CHARS = 20
-
-Progress = Callable[[str], None]
-
-
-def _quiet(message: str) -> None:
-    """The default progress callback: say nothing."""
 
 
 def check_prefix(prefix: str) -> str:
@@ -78,7 +72,6 @@ class Plan:
             f"image {serving.image_uri(self.region, self.endpoint.framework_version)}",
         ]
 
-
     @property
     def model_in_s3(self) -> bool:
         return self.model.startswith("s3://")
@@ -103,18 +96,17 @@ class UpResult:
         return self.stack.changed or self.deployment.changed
 
 
-def up(backend: Backend, plan: Plan, *, progress: Progress = _quiet) -> UpResult:
+def up(backend: Backend, plan: Plan, *, progress: Progress = silent) -> UpResult:
     """Deploy the stack, then the model on the endpoint (which needs the stack's execution role)."""
+    if not plan.model_in_s3:
+        serving.read_model_artifact(plan.model)  # fail on a bad file before touching AWS
+    result = stack.deploy_stack(backend, plan.names, options=plan.stack, progress=progress)
+    role_arn = result.outputs["EndpointRoleArn"]
     if plan.model_in_s3:
-        result = stack.deploy_stack(backend, plan.names, options=plan.stack, progress=progress)
-        deployment = serving.deploy_model_uri(backend, plan.names, plan.model, result.outputs["EndpointRoleArn"],
-                                              plan.endpoint, progress=progress)
+        deployment = serving.deploy_model_uri(backend, plan.names, plan.model, role_arn, plan.endpoint, progress=progress)
     else:
-        model = serving.read_model_artifact(plan.model)  # fail before touching AWS on a bad file
-        result = stack.deploy_stack(backend, plan.names, options=plan.stack, progress=progress)
-        deployment = serving.deploy_model(backend, plan.names, model.path, result.outputs["EndpointRoleArn"],
-                                          plan.endpoint, progress=progress)
-    return UpResult(artifacts.bucket_name(backend, plan.names), result, deployment)
+        deployment = serving.deploy_model(backend, plan.names, plan.model, role_arn, plan.endpoint, progress=progress)
+    return UpResult(result.code.bucket, result, deployment)
 
 
 def summary_lines(result: UpResult) -> list[str]:
@@ -148,7 +140,7 @@ def summary_lines(result: UpResult) -> list[str]:
 def train(backend: Backend, names: Names, data_paths: list[Path], options: stack.StackOptions, *,
           instance_type: str = training_job.DEFAULT_INSTANCE_TYPE,
           framework_version: str = serving.DEFAULT_FRAMEWORK_VERSION,
-          hyperparameters: dict[str, object] | None = None, progress: Progress = _quiet) -> str:
+          hyperparameters: dict[str, object] | None = None, progress: Progress = silent) -> str:
     """Deploy the stack (it holds the execution role), train on SageMaker, return the model's S3 URI."""
     result = stack.deploy_stack(backend, names, options=options, progress=progress)
     job = training_job.start_training_job(
@@ -179,7 +171,7 @@ def status(backend: Backend, names: Names) -> dict:
     }
 
 
-def down(backend: Backend, names: Names, *, progress: Progress = _quiet) -> list[str]:
+def down(backend: Backend, names: Names, *, progress: Progress = silent) -> list[str]:
     """Remove everything ``up`` made, the endpoint first; returns what was deleted."""
     deleted = serving.delete_endpoint(backend, names, progress=progress)
     if stack.delete_stack(backend, names, progress=progress):

@@ -23,10 +23,11 @@ from deploy import costs
 from hbcore import artifacts, serving, stack, training_job
 from hbcore.backend import Backend
 from hbcore.config import DEFAULT_REGION, Names
+from hbcore.progress import Progress
 from hbcore.redaction import redact, user_message
 
 
-def _progress_printer() -> deploy.Progress:
+def _progress_printer() -> Progress:
     started = time.monotonic()
 
     def progress(message: str) -> None:
@@ -206,7 +207,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"Would describe stack {names.stack}, endpoint {names.endpoint} and bucket "
               f"{names.bucket('<account>', region)} in {region} (dry run: nothing was called).")
         return 0
-    print("\n".join(_status_lines(deploy.status(_backend(args, region), names))))
+    state = deploy.status(_backend(args, region), names)
+    print("\n".join(_status_lines(state)))
+    print("\n".join(costs.format_estimate(*costs.deployed_settings(state))))
     return 0
 
 

@@ -42,32 +42,52 @@ class CostLine:
     note: str = ""
 
 
-def idle_cost_lines(stack: StackOptions, endpoint: EndpointSpec) -> list[CostLine]:
-    """The hourly charges that run whether or not anything is streamed."""
-    if stack.shard_count == 0:
-        lines = [CostLine("Kinesis on-demand stream", KINESIS_ON_DEMAND_STREAM_HOUR_USD, "per stream-hour")]
-    else:
-        lines = [CostLine(f"Kinesis {stack.shard_count} shard(s)", KINESIS_SHARD_HOUR_USD * stack.shard_count,
-                          f"${KINESIS_SHARD_HOUR_USD}/shard-hour")]
-    if endpoint.serverless:
+def idle_cost_lines(stack: StackOptions | None, endpoint: EndpointSpec | None) -> list[CostLine]:
+    """The hourly charges that run whether or not anything is streamed (None: not deployed)."""
+    lines = []
+    if stack is not None and stack.shard_count == 0:
+        lines.append(CostLine("Kinesis on-demand stream", KINESIS_ON_DEMAND_STREAM_HOUR_USD, "per stream-hour"))
+    elif stack is not None:
+        lines.append(CostLine(f"Kinesis {stack.shard_count} shard(s)", KINESIS_SHARD_HOUR_USD * stack.shard_count,
+                              f"${KINESIS_SHARD_HOUR_USD}/shard-hour"))
+    if endpoint is not None and endpoint.serverless:
         per_second = SERVERLESS_GB_SECOND_USD * endpoint.memory_mb / 1024
         lines.append(CostLine(f"SageMaker serverless endpoint ({endpoint.memory_mb} MB)", 0.0,
                               f"idle is free; ${per_second:.5f} per second of inference"))
-    else:
+    elif endpoint is not None:
         price = SAGEMAKER_INSTANCE_HOUR_USD.get(endpoint.instance_type)
         lines.append(CostLine(f"SageMaker endpoint {endpoint.instance_count} x {endpoint.instance_type}",
                               None if price is None else price * endpoint.instance_count,
                               "bills every hour until `down`" if price is not None
                               else "price not in the table: see https://aws.amazon.com/sagemaker/pricing/"))
-    if stack.dashboard:
+    if stack is not None and stack.dashboard:
         lines.append(CostLine("CloudWatch dashboard", DASHBOARD_MONTH_USD / HOURS_PER_MONTH,
                               f"${DASHBOARD_MONTH_USD:.0f}/month; the first 3 dashboards of an account are free"))
     return lines
 
 
-def format_estimate(stack: StackOptions, endpoint: EndpointSpec) -> list[str]:
+def deployed_settings(state: dict) -> tuple[StackOptions | None, EndpointSpec | None]:
+    """The cost-relevant settings of what ``deploy.status`` found (None for a part that is absent)."""
+    stack_state, endpoint = state.get("stack"), state.get("endpoint")
+    options = None
+    if stack_state is not None:
+        options = StackOptions(shard_count=int(stack_state["parameters"].get("ShardCount", 1)),
+                               dashboard="DashboardName" in stack_state["outputs"])
+    if endpoint is None:
+        return options, None
+    if endpoint.get("serverless"):
+        serverless = endpoint["serverless"]
+        return options, EndpointSpec(memory_mb=serverless["MemorySizeInMB"],
+                                     max_concurrency=serverless["MaxConcurrency"])
+    return options, EndpointSpec(instance_type=endpoint["instance_type"],
+                                 instance_count=endpoint.get("instance_count") or 1)
+
+
+def format_estimate(stack: StackOptions | None, endpoint: EndpointSpec | None) -> list[str]:
     """Printable lines: one per hourly item, the total, what bills per use, and the price date."""
     lines = idle_cost_lines(stack, endpoint)
+    if not lines:
+        return ["Estimated cost while idle: $0 (nothing that bills by the hour is deployed)"]
     width = max(len(line.item) for line in lines)
     out = [f"Estimated cost while idle ({PRICES_REGION} list prices as of {PRICES_AS_OF}):"]
     for line in lines:

@@ -21,6 +21,8 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("bench", "model"): "hbcore.bench:cli_bench_model",
     ("bench", "pipeline"): "hbcore.bench:cli_bench_pipeline",
     ("bench", "faults"): "hbcore.bench:cli_bench_faults",
+    ("bench", "stages"): "hbcore.stagebench:cli_bench_stages",
+    ("bench", "cloud"): "hbcore.cloudbench:cli_bench_cloud",
     ("cloud", "up"): "hbcore.localcloud:cli_up",
     ("cloud", "down"): "hbcore.localcloud:cli_down",
     ("cloud", "status"): "hbcore.localcloud:cli_status",
@@ -84,15 +86,36 @@ def build_parser() -> argparse.ArgumentParser:
     bench_faults = bench_commands.add_parser("faults", help="inject faults during replays; count lost/duplicated")
     bench_faults.add_argument("--beats", type=int, default=3000, help="beats per fault scenario")
     _add_mitdb(bench_faults)
+    bench_stages = bench_commands.add_parser("stages", help="handler, replay and reader costs, each on its own")
+    bench_stages.add_argument("--repeats", type=int, default=30, help="timed repeats per figure (medians reported)")
+    bench_stages.add_argument("--put-beats", type=int, default=20_000,
+                              help="beats the replay puts into a loopback moto server (0: skip)")
+    bench_stages.add_argument("--patched-moto", action="store_true",
+                              help="apply hbcore.motopatches to that moto server, as the local cloud does")
+    bench_stages.add_argument("--reader-lines", type=int, default=100_000, help="prediction lines the reader parses")
+
+    bench_cloud = bench_commands.add_parser("cloud", help="local cloud: moto put cost, invoke round trip, poller, memory")
+    bench_cloud.add_argument("--repeats", type=int, default=20, help="timed repeats per figure (medians reported)")
+    bench_cloud.add_argument("--model", help="model.tar.gz to serve (default: train a small one on sample rows)")
+    bench_cloud.add_argument("--moto-fill", type=int, default=100_000,
+                             help="records in the shard for the put-cost figures, plain and patched moto (0: skip)")
+    bench_cloud.add_argument("--poller-records", type=int, default=20_000, help="records each poller figure drains (0: skip)")
+    bench_cloud.add_argument("--beats", type=int, default=100_000, help="stream records of the memory soak (0: skip)")
+    bench_cloud.add_argument("--retention-s", type=float, default=None,
+                             help="the soak cloud's Kinesis retention (default: the local cloud's)")
 
     cloud = commands.add_parser("cloud", help="the embedded local cloud (moto + endpoint server + poller)")
     cloud_commands = cloud.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
     up = cloud_commands.add_parser("up", help="start a detached local cloud and print its endpoint URLs")
     up.add_argument("--port", type=int, default=0, help="moto port (default: a free one)")
+    up.add_argument("--runtime-port", type=int, default=0, help="SageMaker runtime port (default: a free one)")
     cloud_commands.add_parser("down", help="stop the detached local cloud")
     cloud_commands.add_parser("status", help="print the local cloud's state as JSON")
     serve = cloud_commands.add_parser("serve", help="run the local cloud in the foreground (used by 'up')")
     serve.add_argument("--port", type=int, default=0, help="moto port (default: a free one)")
+    serve.add_argument("--runtime-port", type=int, default=0, help="SageMaker runtime port (default: a free one)")
+    serve.add_argument("--retention-s", type=float, default=30.0,
+                       help="drop Kinesis records every mapping has consumed once older than this (seconds)")
     serve.add_argument("--state-file", help="write the endpoint URLs here once healthy")
     serve.add_argument("--parent-pid", type=int, default=0, help="exit when this process is gone (0: never)")
 

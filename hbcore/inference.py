@@ -262,10 +262,14 @@ def input_fn(body: bytes | str, content_type: str) -> dict:
 
 
 def predict_fn(data: dict, model: dict) -> dict:
-    """Class probabilities ``(n, 5)`` over ``CLASS_NAMES`` and the model version."""
+    """Class probabilities ``(n, 5)`` over ``CLASS_NAMES`` and the model version.
+
+    A model trained without RR intervals (on Kaggle rows) ignores any it is given.
+    """
     estimator = model["estimator"]
+    rr = data.get("rr") if model.get("uses_rr", True) else None
     probabilities = np.zeros((len(data["beats"]), len(CLASS_NAMES)), dtype=np.float64)
-    probabilities[:, estimator.classes_.astype(np.int64)] = estimator.predict_proba(features(data["beats"], data.get("rr")))
+    probabilities[:, estimator.classes_.astype(np.int64)] = estimator.predict_proba(features(data["beats"], rr))
     return {"probabilities": probabilities, "model_version": model.get("version", "unknown")}
 
 

@@ -17,19 +17,17 @@ AAMI4_LABELS: tuple[int, ...] = (0, 1, 2, 3)
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, labels: tuple[int, ...]) -> np.ndarray:
     """Counts of (true, predicted) pairs over ``labels``; rows are the true class."""
-    index = {label: position for position, label in enumerate(labels)}
     true = np.asarray(y_true, dtype=np.int64)
     pred = np.asarray(y_pred, dtype=np.int64)
     if true.shape != pred.shape:
         raise ValueError(f"y_true has {true.shape[0]} labels, y_pred {pred.shape[0]}")
-    unknown = sorted(set(np.unique(true).tolist()) | set(np.unique(pred).tolist()) - set(labels))
+    unknown = sorted((set(np.unique(true).tolist()) | set(np.unique(pred).tolist())) - set(labels))
     if unknown:
         raise ValueError(f"labels {unknown} are not among the classes {list(labels)}")
-    matrix = np.zeros((len(labels), len(labels)), dtype=np.int64)
     lookup = np.zeros(max(labels) + 1, dtype=np.int64)
-    lookup[list(labels)] = list(index.values())
-    np.add.at(matrix, (lookup[true], lookup[pred]), 1)
-    return matrix
+    lookup[list(labels)] = np.arange(len(labels))
+    cells = lookup[true] * len(labels) + lookup[pred]
+    return np.bincount(cells, minlength=len(labels) ** 2).reshape(len(labels), len(labels))
 
 
 def scores(matrix: np.ndarray, labels: tuple[int, ...]) -> dict:

@@ -27,6 +27,7 @@ from botocore.exceptions import ClientError
 from hbcore import artifacts
 from hbcore.backend import Backend
 from hbcore.config import Names
+from hbcore.progress import Progress, silent
 
 # Registry accounts of the SageMaker scikit-learn containers (inference and training images live
 # in the same account), from aws/sagemaker-python-sdk src/sagemaker/image_uri_config/sklearn.json;
@@ -79,17 +80,12 @@ DEFAULT_MAX_CONCURRENCY = 5
 SERVERLESS_MEMORY_MB = (1024, 2048, 3072, 4096, 5120, 6144)
 ENDPOINT_POLL_INTERVAL_S = 10.0
 ENDPOINT_TIMEOUT_S = 1800.0
+ROLE_PROPAGATION_ATTEMPTS = 12
+ROLE_PROPAGATION_WAIT_S = 5.0
 TRANSITIONAL_STATUSES = {"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting", "UpdateRollbackFailed"}
 TAG_KEY = "hbcore:endpoint"
 REQUIRED_MEMBERS = ("model.joblib", "code/inference.py")
 DIGEST_CHARS = 12  # of the model and config names: <endpoint>-m-<12 hex> stays under SageMaker's 63
-
-Progress = Callable[[str], None]
-
-
-def _quiet(message: str) -> None:
-    """The default progress callback: say nothing."""
-
 
 def image_uri(region: str, framework_version: str = DEFAULT_FRAMEWORK_VERSION) -> str:
     """The SageMaker scikit-learn container image for ``region`` (serving and training)."""
@@ -185,6 +181,8 @@ def read_model_artifact(path: str | Path) -> ModelArtifact:
         raise ValueError(f"{path}: not a gzip tarball ({error})") from error
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: metadata.json is not JSON ({error})") from error
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{path}: metadata.json holds a {type(metadata).__name__}, expected an object")
     return ModelArtifact(path, data, metadata)
 
 
@@ -225,6 +223,25 @@ def _is_missing(error: ClientError) -> bool:
             and "could not find" in error.response["Error"].get("Message", "").lower())
 
 
+def _while_role_propagates(call: Callable[..., dict], progress: Progress, **kwargs) -> dict:
+    """``call(**kwargs)``, retried while SageMaker cannot assume a role IAM has only just created.
+
+    ``up`` passes the execution role of a stack that finished seconds ago; IAM is eventually
+    consistent, and SageMaker answers ValidationException "Could not assume role" until it is not.
+    """
+    attempts = 0
+    while True:
+        try:
+            return call(**kwargs)
+        except ClientError as error:
+            attempts += 1
+            if "assume role" not in error.response["Error"].get("Message", "").lower() \
+                    or attempts == ROLE_PROPAGATION_ATTEMPTS:
+                raise
+            progress(f"waiting for the new IAM role to propagate ({attempts}/{ROLE_PROPAGATION_ATTEMPTS})")
+            time.sleep(ROLE_PROPAGATION_WAIT_S)
+
+
 def _describe(call: Callable[..., dict], **kwargs) -> dict | None:
     try:
         return call(**kwargs)
@@ -256,7 +273,7 @@ def deploy_model(
     role_arn: str,
     spec: EndpointSpec = EndpointSpec(),
     *,
-    progress: Progress = _quiet,
+    progress: Progress = silent,
     poll_interval_s: float = ENDPOINT_POLL_INTERVAL_S,
     timeout_s: float = ENDPOINT_TIMEOUT_S,
 ) -> Deployment:
@@ -287,7 +304,7 @@ def deploy_model_uri(
     role_arn: str,
     spec: EndpointSpec = EndpointSpec(),
     *,
-    progress: Progress = _quiet,
+    progress: Progress = silent,
     poll_interval_s: float = ENDPOINT_POLL_INTERVAL_S,
     timeout_s: float = ENDPOINT_TIMEOUT_S,
     warnings: tuple[str, ...] = (),
@@ -302,7 +319,8 @@ def deploy_model_uri(
 
     model_name = f"{endpoint}-m-{_digest(model_uri, image, environment, role_arn)}"
     if _describe(sagemaker.describe_model, ModelName=model_name) is None:
-        sagemaker.create_model(
+        _while_role_propagates(
+            sagemaker.create_model, progress,
             ModelName=model_name,
             PrimaryContainer={"Image": image, "ModelDataUrl": model_uri, "Environment": environment},
             ExecutionRoleArn=role_arn,
@@ -321,33 +339,24 @@ def deploy_model_uri(
     current = _describe(sagemaker.describe_endpoint, EndpointName=endpoint)
     if current is not None and current["EndpointStatus"] == "Failed":
         progress(f"endpoint {endpoint} is Failed ({current.get('FailureReason', 'no reason given')}): recreating it")
-        _delete_endpoint_and_wait(backend, endpoint, progress, poll_interval_s, timeout_s)
+        _delete_endpoint_and_wait(sagemaker, endpoint, progress, poll_interval_s, timeout_s)
         current = None
     if current is None:
         sagemaker.create_endpoint(EndpointName=endpoint, EndpointConfigName=config_name, Tags=tags)
         progress(f"creating endpoint {endpoint}")
         changed = True
     elif current["EndpointConfigName"] != config_name:
-        wait_for_endpoint(backend, endpoint, progress=progress, poll_interval_s=poll_interval_s, timeout_s=timeout_s)
+        _wait_in_service(sagemaker, endpoint, progress, poll_interval_s, timeout_s)
         sagemaker.update_endpoint(EndpointName=endpoint, EndpointConfigName=config_name)
         progress(f"updating endpoint {endpoint} to {config_name}")
         changed = True
-    status = wait_for_endpoint(backend, endpoint, progress=progress, poll_interval_s=poll_interval_s,
-                               timeout_s=timeout_s)
-    _prune(backend, endpoint, keep_config=config_name, keep_model=model_name, progress=progress)
+    status = _wait_in_service(sagemaker, endpoint, progress, poll_interval_s, timeout_s)
+    _prune(sagemaker, endpoint, keep_config=config_name, keep_model=model_name, progress=progress)
     return Deployment(endpoint, model_name, config_name, model_uri, image, spec, status, changed, warnings)
 
 
-def wait_for_endpoint(
-    backend: Backend,
-    endpoint: str,
-    *,
-    progress: Progress = _quiet,
-    poll_interval_s: float = ENDPOINT_POLL_INTERVAL_S,
-    timeout_s: float = ENDPOINT_TIMEOUT_S,
-) -> str:
+def _wait_in_service(sagemaker, endpoint: str, progress: Progress, poll_interval_s: float, timeout_s: float) -> str:
     """Poll ``describe_endpoint`` until the endpoint is InService; raise if it fails or times out."""
-    sagemaker = backend.client("sagemaker")
     started = time.monotonic()
     last = None
     while True:
@@ -385,6 +394,7 @@ def endpoint_status(backend: Backend, names: Names) -> dict | None:
         status["model"] = variant["ModelName"]
         status["serverless"] = variant.get("ServerlessConfig")
         status["instance_type"] = variant.get("InstanceType")
+        status["instance_count"] = variant.get("InitialInstanceCount")
         model = _describe(sagemaker.describe_model, ModelName=variant["ModelName"])
         if model is not None:
             status["model_uri"] = model["PrimaryContainer"].get("ModelDataUrl")
@@ -398,26 +408,26 @@ def _owned(names_in_account: list[str], endpoint: str, marker: str) -> list[str]
     return sorted(name for name in names_in_account if pattern.fullmatch(name))
 
 
-def _model_names(backend: Backend, endpoint: str) -> list[str]:
-    pages = backend.client("sagemaker").get_paginator("list_models").paginate(NameContains=endpoint)
+def _model_names(sagemaker, endpoint: str) -> list[str]:
+    pages = sagemaker.get_paginator("list_models").paginate(NameContains=endpoint)
     return _owned([model["ModelName"] for page in pages for model in page["Models"]], endpoint, "m")
 
 
-def _config_names(backend: Backend, endpoint: str) -> list[str]:
-    pages = backend.client("sagemaker").get_paginator("list_endpoint_configs").paginate(NameContains=endpoint)
+def _config_names(sagemaker, endpoint: str) -> list[str]:
+    pages = sagemaker.get_paginator("list_endpoint_configs").paginate(NameContains=endpoint)
     return _owned([config["EndpointConfigName"] for page in pages for config in page["EndpointConfigs"]],
                   endpoint, "c")
 
 
-def _prune(backend: Backend, endpoint: str, *, keep_config: str | None, keep_model: str | None,
+def _prune(sagemaker, endpoint: str, *, keep_config: str | None, keep_model: str | None,
            progress: Progress) -> list[str]:
-    sagemaker = backend.client("sagemaker")
+    """Delete the configs and models made for ``endpoint`` except the ones it uses."""
     deleted = []
-    for config in _config_names(backend, endpoint):
+    for config in _config_names(sagemaker, endpoint):
         if config != keep_config:
             sagemaker.delete_endpoint_config(EndpointConfigName=config)
             deleted.append(f"endpoint config {config}")
-    for model in _model_names(backend, endpoint):
+    for model in _model_names(sagemaker, endpoint):
         if model != keep_model:
             sagemaker.delete_model(ModelName=model)
             deleted.append(f"model {model}")
@@ -426,9 +436,8 @@ def _prune(backend: Backend, endpoint: str, *, keep_config: str | None, keep_mod
     return deleted
 
 
-def _delete_endpoint_and_wait(backend: Backend, endpoint: str, progress: Progress, poll_interval_s: float,
+def _delete_endpoint_and_wait(sagemaker, endpoint: str, progress: Progress, poll_interval_s: float,
                               timeout_s: float) -> bool:
-    sagemaker = backend.client("sagemaker")
     if _describe(sagemaker.describe_endpoint, EndpointName=endpoint) is None:
         return False
     sagemaker.delete_endpoint(EndpointName=endpoint)
@@ -445,7 +454,7 @@ def delete_endpoint(
     backend: Backend,
     names: Names,
     *,
-    progress: Progress = _quiet,
+    progress: Progress = silent,
     poll_interval_s: float = ENDPOINT_POLL_INTERVAL_S,
     timeout_s: float = ENDPOINT_TIMEOUT_S,
 ) -> list[str]:
@@ -454,10 +463,11 @@ def delete_endpoint(
     Returns what was deleted; deleting nothing (nothing was deployed) is not an error.
     """
     endpoint = names.endpoint
+    sagemaker = backend.client("sagemaker")
     deleted = []
-    if _delete_endpoint_and_wait(backend, endpoint, progress, poll_interval_s, timeout_s):
+    if _delete_endpoint_and_wait(sagemaker, endpoint, progress, poll_interval_s, timeout_s):
         deleted.append(f"endpoint {endpoint}")
-    deleted += _prune(backend, endpoint, keep_config=None, keep_model=None, progress=progress)
+    deleted += _prune(sagemaker, endpoint, keep_config=None, keep_model=None, progress=progress)
     log_group = f"/aws/sagemaker/Endpoints/{endpoint}"  # created by SageMaker on the endpoint's behalf
     try:
         backend.client("logs").delete_log_group(logGroupName=log_group)

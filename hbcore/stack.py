@@ -17,7 +17,6 @@ import io
 import json
 import time
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from botocore.exceptions import ClientError
 from hbcore import artifacts, serving
 from hbcore.backend import Backend
 from hbcore.config import Names
+from hbcore.progress import Progress, silent
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATE_PATH = REPO / "deploy" / "template.yaml"
@@ -59,13 +59,6 @@ NO_UPDATES_MESSAGE = "No updates are to be performed"
 FAILED_STATUSES = {"CREATE_FAILED", "ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "DELETE_FAILED",
                    "UPDATE_ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_FAILED", "UPDATE_FAILED"}
 DONE_STATUSES = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
-
-Progress = Callable[[str], None]
-
-
-def _quiet(message: str) -> None:
-    """The default progress callback: say nothing."""
-
 
 @dataclass(frozen=True)
 class StackOptions:
@@ -181,9 +174,9 @@ def inputs_digest(template: str, parameters: dict[str, str]) -> str:
     return artifacts.sha256_hex(json.dumps([template, parameters], sort_keys=True).encode())[:artifacts.DIGEST_CHARS]
 
 
-def _describe_stack(backend: Backend, name: str) -> dict | None:
+def _describe_stack(cfn, name: str) -> dict | None:
     try:
-        stacks = backend.client("cloudformation").describe_stacks(StackName=name)["Stacks"]
+        stacks = cfn.describe_stacks(StackName=name)["Stacks"]
     except ClientError as error:
         if "does not exist" in error.response["Error"].get("Message", ""):
             return None
@@ -192,10 +185,10 @@ def _describe_stack(backend: Backend, name: str) -> dict | None:
     return live[0] if live else None
 
 
-def _failure_reasons(backend: Backend, name: str) -> str:
+def _failure_reasons(cfn, name: str) -> str:
     """The reasons CloudFormation gave for failed resources, newest first, for the error message."""
     try:
-        events = backend.client("cloudformation").describe_stack_events(StackName=name)["StackEvents"]
+        events = cfn.describe_stack_events(StackName=name)["StackEvents"]
     except ClientError:
         return "no events"
     reasons = [f"{event['LogicalResourceId']}: {event['ResourceStatusReason']}" for event in events
@@ -203,19 +196,19 @@ def _failure_reasons(backend: Backend, name: str) -> str:
     return "; ".join(reasons[:5]) or "no reason given"
 
 
-def _event_ids(backend: Backend, name: str) -> set[str]:
+def _event_ids(cfn, name: str) -> set[str]:
     """Ids of the stack's events so far, so that waiting reports only the new ones."""
-    if _describe_stack(backend, name) is None:
+    if _describe_stack(cfn, name) is None:
         return set()
-    events = backend.client("cloudformation").describe_stack_events(StackName=name)["StackEvents"]
+    events = cfn.describe_stack_events(StackName=name)["StackEvents"]
     return {event["EventId"] for event in events}
 
 
-def wait_for_stack(
-    backend: Backend,
+def _wait_for_stack(
+    cfn,
     name: str,
     *,
-    progress: Progress = _quiet,
+    progress: Progress = silent,
     seen_events: set[str] | None = None,
     poll_interval_s: float = STACK_POLL_INTERVAL_S,
     timeout_s: float = STACK_TIMEOUT_S,
@@ -225,11 +218,10 @@ def wait_for_stack(
     Returns the final description (None once deleted); raises RuntimeError on a failed or rolled
     back operation, with CloudFormation's reasons. ``seen_events`` are not reported again.
     """
-    cfn = backend.client("cloudformation")
     seen = set(seen_events or ())
     started = time.monotonic()
     while True:
-        stack = _describe_stack(backend, name)
+        stack = _describe_stack(cfn, name)
         if stack is not None:
             events = cfn.describe_stack_events(StackName=stack["StackId"])["StackEvents"]
             for event in reversed(events):  # the API lists newest first
@@ -239,7 +231,7 @@ def wait_for_stack(
         status = stack["StackStatus"] if stack else "DELETE_COMPLETE"
         if not status.endswith("IN_PROGRESS"):
             if status in FAILED_STATUSES:
-                raise RuntimeError(f"stack {name} is {status}: {_failure_reasons(backend, name)}")
+                raise RuntimeError(f"stack {name} is {status}: {_failure_reasons(cfn, name)}")
             return stack
         if time.monotonic() - started > timeout_s:
             raise TimeoutError(f"stack {name} still {status} after {timeout_s:.0f} s")
@@ -253,14 +245,15 @@ def deploy_stack(
     options: StackOptions = StackOptions(),
     code_path: str | Path | None = None,
     mapping_via_api: bool | None = None,
-    progress: Progress = _quiet,
+    progress: Progress = silent,
     poll_interval_s: float = STACK_POLL_INTERVAL_S,
 ) -> StackResult:
     """Create or update the stack so that it matches the template, the code and ``options``.
 
     ``mapping_via_api`` (default: on the local backend) makes the event-source mapping with the
-    Lambda API instead of the template. Running it twice with the same inputs changes nothing:
-    CloudFormation answers "No updates are to be performed" and ``changed`` is False.
+    Lambda API instead of the template. Running it twice with the same inputs changes nothing and
+    returns ``changed=False``: the stack's ``INPUTS_TAG`` already holds the digest of this template
+    and these parameters (AWS would also answer "No updates are to be performed").
     """
     mapping_via_api = backend.is_local if mapping_via_api is None else mapping_via_api
     bucket = artifacts.bucket_name(backend, names)
@@ -270,12 +263,13 @@ def deploy_stack(
     progress(f"{'uploaded' if code.uploaded else 'already uploaded'} {code.uri}")
     parameters = stack_parameters(names, bucket, code.key, backend.region, options,
                                   mapping_in_template=not mapping_via_api)
-    changed, seen_events = _create_or_update(backend, names, parameters, progress, poll_interval_s)
+    cfn = backend.client("cloudformation")
+    changed, seen_events = _create_or_update(cfn, names, parameters, progress, poll_interval_s)
     if changed:
-        stack = wait_for_stack(backend, names.stack, progress=progress, seen_events=seen_events,
-                               poll_interval_s=poll_interval_s)
+        stack = _wait_for_stack(cfn, names.stack, progress=progress, seen_events=seen_events,
+                                poll_interval_s=poll_interval_s)
     else:
-        stack = _describe_stack(backend, names.stack)
+        stack = _describe_stack(cfn, names.stack)
     outputs = {item["OutputKey"]: item["OutputValue"] for item in stack.get("Outputs", [])}
     mapping_uuid = outputs.get("EventSourceMappingId")
     if mapping_via_api:
@@ -285,10 +279,9 @@ def deploy_stack(
     return StackResult(names.stack, stack["StackStatus"], outputs, changed, code, mapping_uuid)
 
 
-def _create_or_update(backend: Backend, names: Names, parameters: dict[str, str], progress: Progress,
+def _create_or_update(cfn, names: Names, parameters: dict[str, str], progress: Progress,
                       poll_interval_s: float) -> tuple[bool, set[str]]:
     """Start a create or an update; returns (changed, the event ids from before it started)."""
-    cfn = backend.client("cloudformation")
     template = TEMPLATE_PATH.read_text()
     digest = inputs_digest(template, parameters)
     request = {
@@ -298,17 +291,17 @@ def _create_or_update(backend: Backend, names: Names, parameters: dict[str, str]
         "Capabilities": ["CAPABILITY_IAM"],
         "Tags": [{"Key": PREFIX_TAG, "Value": names.prefix}, {"Key": INPUTS_TAG, "Value": digest}],
     }
-    existing = _describe_stack(backend, names.stack)
+    existing = _describe_stack(cfn, names.stack)
     if existing is not None and existing["StackStatus"].endswith("IN_PROGRESS"):
         progress(f"stack {names.stack} is {existing['StackStatus']}: waiting for it first")
-        existing = wait_for_stack(backend, names.stack, progress=progress, poll_interval_s=poll_interval_s)
+        existing = _wait_for_stack(cfn, names.stack, progress=progress, poll_interval_s=poll_interval_s)
     if existing is not None and existing["StackStatus"] == "ROLLBACK_COMPLETE":
         # A stack whose creation rolled back cannot be updated, only deleted.
         progress(f"stack {names.stack} is ROLLBACK_COMPLETE from an earlier failure: deleting it first")
         cfn.delete_stack(StackName=names.stack)
-        wait_for_stack(backend, names.stack, progress=progress, poll_interval_s=poll_interval_s)
+        _wait_for_stack(cfn, names.stack, progress=progress, poll_interval_s=poll_interval_s)
         existing = None
-    seen_events = _event_ids(backend, names.stack)
+    seen_events = _event_ids(cfn, names.stack)
     if existing is None:
         cfn.create_stack(**request, OnFailure="ROLLBACK")
         progress(f"creating stack {names.stack}")
@@ -328,9 +321,9 @@ def _create_or_update(backend: Backend, names: Names, parameters: dict[str, str]
     return True, seen_events
 
 
-def _mappings(backend: Backend, function: str) -> list[dict]:
+def _mappings(lambda_client, function: str) -> list[dict]:
     try:
-        return backend.client("lambda").list_event_source_mappings(FunctionName=function)["EventSourceMappings"]
+        return lambda_client.list_event_source_mappings(FunctionName=function)["EventSourceMappings"]
     except ClientError as error:
         if error.response["Error"]["Code"] == "ResourceNotFoundException":
             return []
@@ -338,14 +331,14 @@ def _mappings(backend: Backend, function: str) -> list[dict]:
 
 
 def ensure_event_source_mapping(backend: Backend, function: str, stream_arn: str, dead_letter_arn: str,
-                                *, progress: Progress = _quiet) -> tuple[str, bool]:
+                                *, progress: Progress = silent) -> tuple[str, bool]:
     """Create the stream -> function mapping with the Lambda API, or bring its settings in line.
 
     Returns (mapping UUID, whether anything changed).
     """
     desired = mapping_request(function, stream_arn, dead_letter_arn)
     lambda_client = backend.client("lambda")
-    existing = [m for m in _mappings(backend, function) if m.get("EventSourceArn") == stream_arn]
+    existing = [m for m in _mappings(lambda_client, function) if m.get("EventSourceArn") == stream_arn]
     if not existing:
         uuid = lambda_client.create_event_source_mapping(**desired)["UUID"]
         progress(f"created event-source mapping {uuid} ({stream_arn.rsplit('/', 1)[-1]} -> {function})")
@@ -362,15 +355,16 @@ def ensure_event_source_mapping(backend: Backend, function: str, stream_arn: str
 
 
 def stack_status(backend: Backend, names: Names) -> dict | None:
-    """The stack's status, outputs and event-source mapping state; None when there is no stack."""
-    stack = _describe_stack(backend, names.stack)
+    """The stack's status, outputs, parameters and mapping state; None when there is no stack."""
+    stack = _describe_stack(backend.client("cloudformation"), names.stack)
     if stack is None:
         return None
-    mappings = _mappings(backend, names.function)
+    mappings = _mappings(backend.client("lambda"), names.function)
     return {
         "stack": names.stack,
         "status": stack["StackStatus"],
         "outputs": {item["OutputKey"]: item["OutputValue"] for item in stack.get("Outputs", [])},
+        "parameters": {item["ParameterKey"]: item["ParameterValue"] for item in stack.get("Parameters", [])},
         "mappings": [{"uuid": m["UUID"], "state": m.get("State"), "batch_size": m.get("BatchSize"),
                       "last_result": m.get("LastProcessingResult")} for m in mappings],
     }
@@ -381,20 +375,21 @@ def delete_stack(
     names: Names,
     *,
     mapping_via_api: bool | None = None,
-    progress: Progress = _quiet,
+    progress: Progress = silent,
     poll_interval_s: float = STACK_POLL_INTERVAL_S,
 ) -> bool:
     """Delete the stack (and, on the local cloud, the API-made mapping first); False if none existed."""
     mapping_via_api = backend.is_local if mapping_via_api is None else mapping_via_api
     if mapping_via_api:
-        for mapping in _mappings(backend, names.function):
-            backend.client("lambda").delete_event_source_mapping(UUID=mapping["UUID"])
+        lambda_client = backend.client("lambda")
+        for mapping in _mappings(lambda_client, names.function):
+            lambda_client.delete_event_source_mapping(UUID=mapping["UUID"])
             progress(f"deleted event-source mapping {mapping['UUID']}")
-    if _describe_stack(backend, names.stack) is None:
+    cfn = backend.client("cloudformation")
+    if _describe_stack(cfn, names.stack) is None:
         return False
-    seen_events = _event_ids(backend, names.stack)
-    backend.client("cloudformation").delete_stack(StackName=names.stack)
+    seen_events = _event_ids(cfn, names.stack)
+    cfn.delete_stack(StackName=names.stack)
     progress(f"deleting stack {names.stack}")
-    wait_for_stack(backend, names.stack, progress=progress, seen_events=seen_events,
-                   poll_interval_s=poll_interval_s)
+    _wait_for_stack(cfn, names.stack, progress=progress, seen_events=seen_events, poll_interval_s=poll_interval_s)
     return True

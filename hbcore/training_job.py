@@ -14,13 +14,14 @@ import io
 import json
 import tarfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
 from hbcore import artifacts, serving
 from hbcore.backend import Backend
 from hbcore.config import Names
+from hbcore.progress import Progress, silent
 
 HBCORE_DIR = Path(__file__).resolve().parent
 ENTRY_POINT = "train_entry.py"
@@ -29,13 +30,6 @@ VOLUME_SIZE_GB = 10
 MAX_RUNTIME_S = 3600
 TRAINING_POLL_INTERVAL_S = 15.0
 OUTPUT_PREFIX = f"{artifacts.TRAINING_PREFIX}output/"
-
-Progress = Callable[[str], None]
-
-
-def _quiet(message: str) -> None:
-    """The default progress callback: say nothing."""
-
 
 def source_archive(hbcore_dir: Path | None = None) -> bytes:
     """``sourcedir.tar.gz``: the entry point at the top, the ``hbcore`` package beside it.
@@ -134,7 +128,7 @@ def start_training_job(
     hyperparameters: dict[str, object] | None = None,
     instance_type: str = DEFAULT_INSTANCE_TYPE,
     framework_version: str = serving.DEFAULT_FRAMEWORK_VERSION,
-    progress: Progress = _quiet,
+    progress: Progress = silent,
 ) -> str:
     """Upload the source and the data, start the job, and return its name."""
     bucket = artifacts.bucket_name(backend, names)
@@ -156,7 +150,7 @@ def wait_for_training_job(
     backend: Backend,
     name: str,
     *,
-    progress: Progress = _quiet,
+    progress: Progress = silent,
     poll_interval_s: float = TRAINING_POLL_INTERVAL_S,
     timeout_s: float = MAX_RUNTIME_S + 900,
 ) -> str:

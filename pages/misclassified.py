@@ -1,2 +1,104 @@
+"""Misclassified: find the beats the model got wrong and see why (waveform vs class templates, context)."""
+
+from pathlib import Path
+
 import streamlit as st
-st.title("TODO")
+
+import app_resources as res
+from hbcore import charts, records, results, review, templates
+from hbcore.classes import CLASS_NAMES
+from hbcore.redaction import user_message
+
+CONTEXT_S = 3.0
+
+st.session_state.setdefault("mis_all_runs", False)
+st.session_state.setdefault("mis_true", [])
+st.session_state.setdefault("mis_pred", [])
+st.session_state.setdefault("mis_record", [])
+st.session_state.setdefault("mis_confidence", (0.0, 1.0))
+st.session_state.setdefault("mis_loaded", None)
+
+st.title("Misclassified beats")
+pipeline = res.pipeline()
+if not pipeline.backend_started:
+    st.info("No results yet: run the demo (or deploy a model and start a replay) and come back when beats have been classified.")
+    st.page_link("pages/home.py", label="Run the full demo", icon=":material/play_arrow:")
+    st.stop()
+
+top = st.columns([1, 1, 4])
+top[0].toggle("All runs", key="mis_all_runs", help="Include earlier replays, not only the latest one")
+run = None if st.session_state["mis_all_runs"] else pipeline.current_run
+loaded = st.session_state["mis_loaded"]
+# The table is a snapshot kept until Refresh, so a selected row stays the same beat while new ones arrive.
+if top[1].button("Refresh", key="mis_refresh") or loaded is None or loaded["run"] != run:
+    predictions = results.for_run(pipeline.reader.snapshot().predictions, run)
+    loaded = st.session_state["mis_loaded"] = {"run": run, "predictions": predictions,
+                                               "wrong": results.misclassified(predictions)}
+predictions, wrong = loaded["predictions"], loaded["wrong"]
+if wrong.empty:
+    message = ("No beats classified yet" if predictions.empty else
+               f"None of the {len(predictions):,} labelled beats classified so far is wrong")
+    st.info(f"{message}. Start a replay, then press Refresh; the table fills as beats are classified.")
+    st.page_link("pages/stream.py", label="Go to Stream", icon=":material/play_circle:")
+    st.stop()
+
+filters = st.columns([1, 1, 2, 2])
+filters[0].multiselect("True class", CLASS_NAMES, key="mis_true")
+filters[1].multiselect("Predicted class", CLASS_NAMES, key="mis_pred")
+available = sorted(wrong["record"].dropna().unique())
+st.session_state["mis_record"] = [r for r in st.session_state["mis_record"] if r in available]
+filters[2].multiselect("Record", available, key="mis_record")
+filters[3].slider("Confidence (probability of the predicted class)", 0.0, 1.0, step=0.05, key="mis_confidence")
+shown = review.filter_misclassified(wrong, true=st.session_state["mis_true"], predicted=st.session_state["mis_pred"],
+                                    records=st.session_state["mis_record"], confidence=st.session_state["mis_confidence"])
+
+st.caption(f"{len(shown):,} of {len(wrong):,} misclassified beats ({len(predictions):,} classified). "
+           "Select a row to inspect it.")
+st.download_button("Export CSV", review.export_csv(shown), file_name="misclassified.csv", mime="text/csv",
+                   key="mis_export", disabled=shown.empty)
+event = st.dataframe(shown, key="mis_table", on_select="rerun", selection_mode="single-row", hide_index=True,
+                     width="stretch", height=300,
+                     column_config={"prob": st.column_config.ProgressColumn("confidence", min_value=0.0, max_value=1.0,
+                                                                           format="%.2f"),
+                                    "t": st.column_config.NumberColumn("t (s)", format="%.2f")})
+selected = event.selection.rows
+if not selected or selected[0] >= len(shown):
+    st.info("Select a row above to see its waveform against the class templates and the beats around it.")
+    st.stop()
+
+beat = shown.iloc[selected[0]]
+st.subheader(f"Beat `{beat['id']}`: true {beat['true']}, predicted {beat['pred']} ({beat['prob']:.0%})")
+beats = res.current_beats()
+source = res.current_source()
+window = None
+if beats is not None:
+    window = templates.find_beat(beats, res.beat_lookup(beats, source), beat["record"], int(beat["sample"]))
+left, right = st.columns(2)
+with left:
+    if window is None:
+        st.info(f"The waveform of this beat is not in the active data source ({source[1] if source else 'none'}). "
+                "Choose the source that was replayed on the Data page.")
+        st.page_link("pages/data.py", label="Go to Data", icon=":material/database:")
+    else:
+        shapes = res.class_templates(beats, source)
+        compare = {name: shapes[name] for name in dict.fromkeys([beat["true"], beat["pred"]]) if name in shapes}
+        st.altair_chart(charts.beat_overlay(window, compare, title="this beat vs the mean beat of each class"),
+                        width="stretch")
+with right:
+    st.dataframe(review.neighbours(predictions, run, beat["record"], float(beat["t"]), CONTEXT_S), hide_index=True,
+                 width="stretch", height=260,
+                 column_config={"probability": st.column_config.NumberColumn(format="%.2f"),
+                                "t_s": st.column_config.NumberColumn("t (s)", format="%.2f")})
+    st.caption(f"Predictions for record {beat['record']} within ±{CONTEXT_S:g} s")
+
+if source is not None and source[0] == "mitdb" and (Path(source[1]) / f"{beat['record']}.hea").is_file():
+    try:
+        segment = records.segment_around(Path(source[1]), beat["record"], int(beat["sample"]), seconds_each_side=CONTEXT_S)
+        st.altair_chart(charts.ecg_trace(segment.signal, segment.beats, highlight_t_s=float(beat["t"]),
+                                         title=f"record {beat['record']} (lead {segment.lead}) around the beat; "
+                                               "points coloured by the reference class"),
+                        width="stretch")
+    except (OSError, ValueError) as error:
+        st.error(user_message(error))
+else:
+    st.caption("The raw ECG around the beat is shown when the active source is the MIT-BIH folder it came from.")

@@ -1,2 +1,103 @@
+"""Stream: replay beats into the Kinesis stream (rate or real time), pause, resume, stop, watch progress."""
+
 import streamlit as st
-st.title("TODO")
+
+import app_resources as res
+from hbcore import replay as replays
+from hbcore.redaction import redact, user_message
+
+MODES = ("Beats per second", "Real time × speed")
+WHICH = {"test": "Test split (beats the model did not train on)", "all": "All beats", "records": "Chosen records"}
+ORDERS = {"time": "In time order (records interleaved, like live patients)", "shuffled": "Shuffled"}
+
+st.session_state.setdefault("stream_mode", MODES[0])
+st.session_state.setdefault("stream_rate", 250)
+st.session_state.setdefault("stream_speed", 10.0)
+st.session_state.setdefault("stream_which", "test")
+st.session_state.setdefault("stream_split", "intra")
+st.session_state.setdefault("stream_records", [])
+st.session_state.setdefault("stream_order", "time")
+st.session_state.setdefault("stream_limit", 0)
+
+st.title("Stream")
+beats = res.current_beats()
+if beats is None:
+    st.info("No beats to stream yet: choose or build a data source first.")
+    st.page_link("pages/data.py", label="Go to Data", icon=":material/database:")
+    st.stop()
+
+pipeline = res.pipeline()
+deployed = pipeline.backend_started and pipeline.stack_outputs() is not None
+if not deployed:
+    st.warning("The stream and the Lambda handler are not deployed yet: deploy a model first "
+               "(it creates the stack), or run the whole demo from the home page.")
+    st.page_link("pages/deploy.py", label="Go to Deploy", icon=":material/cloud_upload:")
+
+mode = st.radio("Pace", MODES, key="stream_mode", horizontal=True)
+left, right = st.columns(2)
+if mode == MODES[0]:
+    left.number_input("Beats per second", min_value=1, max_value=5000, step=50, key="stream_rate")
+else:
+    left.number_input("Speed (× real time; each record is one patient)", min_value=0.1, max_value=1000.0,
+                      step=1.0, key="stream_speed")
+right.number_input("At most this many beats (0 = all)", min_value=0, step=1000, key="stream_limit")
+which = left.radio("Which beats", list(WHICH), key="stream_which", format_func=WHICH.get)
+if which == "test":
+    right.radio("Split", ["intra", "inter"], key="stream_split", horizontal=True,
+                format_func={"intra": "intra-patient 80/20", "inter": "inter-patient DS2"}.get)
+elif which == "records":
+    available = beats.records()
+    st.session_state["stream_records"] = [r for r in st.session_state["stream_records"] if r in available]
+    right.multiselect("Records (patients)", available, key="stream_records")
+right.radio("Order", list(ORDERS), key="stream_order", format_func=ORDERS.get)
+
+current = pipeline.replay
+running = current is not None and not current.progress().done
+buttons = st.columns(4)
+if buttons[0].button("Start", key="stream_start", type="primary", disabled=not deployed):
+    try:
+        selected = replays.select_beats(
+            beats,
+            split=st.session_state["stream_split"] if which == "test" else None,
+            records=st.session_state["stream_records"] if which == "records" else None,
+            order=st.session_state["stream_order"],
+            limit=st.session_state["stream_limit"] or None,
+        )
+        if mode == MODES[0]:
+            current = pipeline.start_replay(selected, rate_bps=float(st.session_state["stream_rate"]))
+        else:
+            current = pipeline.start_replay(selected, speed=float(st.session_state["stream_speed"]))
+        running = True
+    except ValueError as error:
+        st.error(user_message(error))
+paused = current is not None and current.progress().state == "paused"
+if buttons[1].button("Resume" if paused else "Pause", key="stream_pause", disabled=not running):
+    current.resume() if paused else current.pause()
+if buttons[2].button("Stop", key="stream_stop", disabled=not running):
+    current.stop()
+with buttons[3]:
+    st.page_link("pages/monitor.py", label="Open the live monitor", icon=":material/monitor_heart:")
+
+
+@st.fragment(run_every=1.0 if running else None)
+def progress_panel() -> None:
+    """The replay's counters, polled from its thread-safe snapshot."""
+    if pipeline.replay is None:
+        st.caption("No replay yet: choose the beats and press Start.")
+        return
+    progress = pipeline.replay.progress()
+    st.progress(progress.sent / progress.total if progress.total else 0.0,
+                text=f"Run `{progress.run}`: {progress.state}, {progress.sent:,} of {progress.total:,} beats sent")
+    columns = st.columns(5)
+    columns[0].metric("Sent", f"{progress.sent:,}")
+    columns[1].metric("Beats/s", f"{progress.rate_bps:,.0f}")
+    columns[2].metric("Resent", f"{progress.retried:,}")
+    columns[3].metric("Refused", f"{progress.refused:,}")
+    columns[4].metric("Elapsed", f"{progress.elapsed_s:,.1f} s")
+    if progress.error:
+        st.error(f"The replay failed: {redact(progress.error)}")
+    elif progress.errors:
+        st.caption(f"Last of {progress.error_count} transient errors: {redact(progress.errors[-1])}")
+
+
+progress_panel()

@@ -58,6 +58,19 @@ def mitdb_beats(mitdb_dir: Path):
 
 
 @pytest.fixture(scope="session")
+def small_model_tar(mitdb_beats, tmp_path_factory) -> Path:
+    """A real ``model.tar.gz`` trained in seconds: every 4th MIT-BIH beat, intra-patient split, a small
+    network. Its ``metadata.json`` holds the figures on the held-out beats."""
+    import numpy as np
+
+    from hbcore.model import ModelParams, train_and_evaluate, write_model_tar
+
+    beats = mitdb_beats.subset(np.arange(0, len(mitdb_beats), 4))
+    model = train_and_evaluate(beats, "intra", ModelParams(hidden_layers=(64,), max_iter=15))
+    return write_model_tar(model, tmp_path_factory.mktemp("small_model") / "model.tar.gz")
+
+
+@pytest.fixture(scope="session")
 def kaggle_dir(data_dir: Path) -> Path:
     """The real Kaggle CSV rows, or skip."""
     path = data_dir / "kaggle_mitbih"

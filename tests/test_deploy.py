@@ -203,3 +203,15 @@ def test_up_deploys_a_model_already_in_s3(moto_aws, handler, capsys):
     assert cli.main(["up", *FAST, "--model", uri]) == 0
     assert serving.endpoint_status(Backend(kind="aws"), Names("hbt"))["model_uri"] == uri
     assert f"<- {uri}" in capsys.readouterr().out
+
+
+def test_status_estimates_the_cost_of_what_is_deployed(deployed, capsys):
+    assert cli.main(["status", *FAST]) == 0
+    out = capsys.readouterr().out
+    assert "Kinesis 1 shard(s)" in out and "SageMaker serverless endpoint (2048 MB)" in out
+    assert "$0.0150/h" in out
+
+
+def test_nothing_deployed_costs_nothing():
+    assert costs.format_estimate(None, None) == [
+        "Estimated cost while idle: $0 (nothing that bills by the hour is deployed)"]

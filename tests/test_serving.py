@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 
 import pytest
+from botocore.exceptions import ClientError
+from cloudkit import N_FEATURES, model_tarball
 
 from hbcore import artifacts, motopatches, serving
 from hbcore.backend import Backend
@@ -170,7 +174,6 @@ def test_a_file_that_is_not_a_tarball_is_rejected(tmp_path):
 
 
 def test_a_tarball_without_the_inference_code_is_rejected(tmp_path):
-    import tarfile
     path = tmp_path / "model.tar.gz"
     with tarfile.open(path, "w:gz"):
         pass
@@ -179,8 +182,6 @@ def test_a_tarball_without_the_inference_code_is_rejected(tmp_path):
 
 
 def test_on_the_local_cloud_the_deployed_endpoint_answers(cloud, tmp_path):
-    from cloudkit import N_FEATURES, model_tarball
-
     backend = Backend(kind="local", endpoint_url=cloud.url, sagemaker_runtime_url=cloud.runtime_url)
     names = Names("hbserve")
     path = tmp_path / "model.tar.gz"
@@ -192,3 +193,42 @@ def test_on_the_local_cloud_the_deployed_endpoint_answers(cloud, tmp_path):
     assert json.loads(response["Body"].read())["model_version"] == "loop"
     serving.delete_endpoint(backend, names, poll_interval_s=0.05)
     assert serving.endpoint_status(backend, names) is None
+
+
+def test_create_model_waits_for_a_new_role_to_propagate(monkeypatch):
+    monkeypatch.setattr(serving, "ROLE_PROPAGATION_WAIT_S", 0)
+    answers = iter([ClientError({"Error": {"Code": "ValidationException", "Message": "Could not assume role x"}},
+                                "CreateModel")] * 2 + [{"ModelArn": "arn"}])
+    messages = []
+
+    def create_model(**kwargs):
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert serving._while_role_propagates(create_model, messages.append, ModelName="m") == {"ModelArn": "arn"}
+    assert len(messages) == 2
+
+
+def test_other_create_model_errors_are_not_retried():
+    calls = []
+
+    def create_model(**kwargs):
+        calls.append(kwargs)
+        raise ClientError({"Error": {"Code": "ValidationException", "Message": "bad image"}}, "CreateModel")
+
+    with pytest.raises(ClientError, match="bad image"):
+        serving._while_role_propagates(create_model, lambda message: None, ModelName="m")
+    assert len(calls) == 1
+
+
+def test_metadata_that_is_not_an_object_is_rejected(tmp_path):
+    path = tmp_path / "model.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in {"model.joblib": b"x", "code/inference.py": b"", "metadata.json": b"[1, 2]"}.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(ValueError, match="metadata.json holds a list"):
+        serving.read_model_artifact(path)

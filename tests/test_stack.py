@@ -154,8 +154,8 @@ def test_rolled_back_stack_is_replaced(local, handler, monkeypatch):
     states = iter(["ROLLBACK_COMPLETE"])
     real_describe = stack._describe_stack
 
-    def describe_once_rolled_back(backend, name):
-        description = real_describe(backend, name)
+    def describe_once_rolled_back(client, name):
+        description = real_describe(client, name)
         if description is not None:
             description = {**description, "StackStatus": next(states, description["StackStatus"])}
         return description
@@ -187,3 +187,9 @@ def test_on_the_local_cloud_the_poller_serves_the_mapping(cloud, handler):
     stack.delete_stack(backend, names, poll_interval_s=0.05)
     assert [m for m in cloud.poller.describe() if m["uuid"] == result.mapping_uuid] == []
     assert names.stream not in backend.client("kinesis").list_streams()["StreamNames"]
+
+
+def test_default_zip_is_the_repository_handler_alone():
+    with zipfile.ZipFile(io.BytesIO(stack.lambda_zip())) as archive:
+        assert archive.namelist() == ["lambda_function.py"]
+        assert archive.read("lambda_function.py") == (stack.REPO / "lambda_function.py").read_bytes()

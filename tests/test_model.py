@@ -1,0 +1,145 @@
+"""Training, the model.tar.gz artifact, the train/evaluate commands and the SageMaker entry point."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sklearn
+
+from hbcore import cli, train_entry
+from hbcore.dataset import BeatSet
+from hbcore.model import (
+    ModelParams,
+    load_model,
+    predict,
+    predict_proba,
+    rr_of,
+    train_model,
+    write_model_tar,
+)
+
+TINY = ModelParams(hidden_layers=(16,), max_iter=5)
+FIGURE_KEYS = {"accuracy", "macro_f1", "per_class", "confusion", "train_seconds"}
+
+
+@pytest.fixture(scope="module")
+def tiny_beats(mitdb_beats):
+    """Every 40th real beat: enough for every class, trains in about a second."""
+    return mitdb_beats.subset(np.arange(0, len(mitdb_beats), 40))
+
+
+@pytest.fixture(scope="module")
+def sample500(kaggle_dir) -> Path:
+    return kaggle_dir / "mitbih_train_sample500.csv"
+
+
+def metadata_of(tar_path: Path) -> dict:
+    with tarfile.open(tar_path) as tar:
+        return json.loads(tar.extractfile("metadata.json").read())
+
+
+def test_tarball_has_sagemakers_layout(small_model_tar):
+    with tarfile.open(small_model_tar) as tar:
+        assert sorted(tar.getnames()) == ["code/inference.py", "code/requirements.txt", "metadata.json", "model.joblib"]
+        requirements = tar.extractfile("code/requirements.txt").read().decode()
+    assert f"scikit-learn=={sklearn.__version__}" in requirements.splitlines()
+
+
+def test_metadata_records_version_and_figures(small_model_tar):
+    metadata = metadata_of(small_model_tar)
+    assert metadata["version"] == load_model(small_model_tar).version
+    assert metadata["sklearn_version"] == sklearn.__version__
+    assert metadata["split"] == "intra"
+    assert FIGURE_KEYS - {"train_seconds"} <= set(metadata["metrics"])
+    assert np.array(metadata["metrics"]["confusion"]).shape == (5, 5)
+
+
+def test_small_model_meets_subset_thresholds(small_model_tar):
+    """Every 4th beat and a 64-unit network: well below the full model, far above predicting N."""
+    figures = metadata_of(small_model_tar)["metrics"]
+    assert figures["accuracy"] >= 0.96
+    assert figures["macro_f1"] >= 0.80
+    assert figures["per_class"]["V"]["recall"] >= 0.85
+
+
+def test_training_is_deterministic(tiny_beats):
+    first = train_model(tiny_beats, TINY)
+    second = train_model(tiny_beats, TINY)
+    rr = rr_of(tiny_beats)
+    np.testing.assert_array_equal(predict_proba(first, tiny_beats.X, rr), predict_proba(second, tiny_beats.X, rr))
+    assert first.version.split("-")[1] == second.version.split("-")[1]
+
+
+def test_load_model_gives_the_same_predictions(tiny_beats, tmp_path):
+    model = train_model(tiny_beats, TINY)
+    loaded = load_model(write_model_tar(model, tmp_path / "model.tar.gz"))
+    rr = rr_of(tiny_beats)
+    assert loaded.version == model.version
+    np.testing.assert_array_equal(predict_proba(loaded, tiny_beats.X, rr), predict_proba(model, tiny_beats.X, rr))
+
+
+def test_load_model_rejects_a_foreign_file(tmp_path):
+    path = tmp_path / "model.tar.gz"
+    path.write_bytes(b"not a tarball")
+    with pytest.raises(ValueError, match="not a model.tar.gz"):
+        load_model(path)
+
+
+def test_training_rejects_unlabelled_beats(tiny_beats):
+    unlabelled = BeatSet(tiny_beats.X[:10], np.full(10, -1), tiny_beats.meta.iloc[:10])
+    with pytest.raises(ValueError, match="10 training beats have no label"):
+        train_model(unlabelled, TINY)
+
+
+def test_wave_only_model_ignores_rr(sample500):
+    from hbcore.kaggle import load_kaggle_csv
+
+    rows = load_kaggle_csv(sample500)
+    model = train_model(rows, TINY)
+    rr = np.full((len(rows), 3), 0.8, dtype=np.float32)
+    assert model.uses_rr is False
+    np.testing.assert_array_equal(predict(model, rows.X, rr), predict(model, rows.X))
+
+
+def run_cli(argv: list[str], capsys) -> dict:
+    assert cli.main(argv) == 0
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_evaluate_command_on_kaggle_rows(small_model_tar, sample500, capsys):
+    result = run_cli(["evaluate", "--model", str(small_model_tar), "--csv", str(sample500)], capsys)
+    assert FIGURE_KEYS <= set(result)
+    assert sum(result["per_class"][name]["support"] for name in "NSVFQ") == 500
+    assert np.array(result["confusion"]).sum() == 500
+    assert 0.2 < result["accuracy"] <= 1.0
+
+
+def test_train_command_on_csv(sample500, tmp_path, capsys):
+    out = tmp_path / "model.tar.gz"
+    result = run_cli(["train", "--csv", str(sample500), "--max-iter", "3", "--out", str(out)], capsys)
+    assert FIGURE_KEYS | {"model", "version"} <= set(result)
+    assert result["n_train"] == 400 and result["n_test"] == 100
+    assert load_model(out).version == result["version"]
+
+
+def test_train_entry_writes_the_model_folder(sample500, tmp_path, capsys):
+    channel = tmp_path / "train"
+    channel.mkdir()
+    (channel / sample500.name).write_bytes(sample500.read_bytes())
+    model_dir, output_dir = tmp_path / "model", tmp_path / "output"
+    assert train_entry.main(["--train", str(channel), "--model-dir", str(model_dir), "--output-data-dir",
+                             str(output_dir), "--max_iter", "3", "--hidden-layers", "16"]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert {p.relative_to(model_dir).as_posix() for p in model_dir.rglob("*") if p.is_file()} == {
+        "model.joblib", "metadata.json", "code/inference.py", "code/requirements.txt"}
+    assert load_model(model_dir).version == printed["version"]
+    assert json.loads((output_dir / "metrics.json").read_text())["accuracy"] == printed["accuracy"]
+
+
+def test_train_entry_reports_an_empty_channel(tmp_path):
+    with pytest.raises(FileNotFoundError, match="holds no"):
+        train_entry.main(["--train", str(tmp_path), "--model-dir", str(tmp_path / "model")])
