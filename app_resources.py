@@ -1,4 +1,5 @@
-"""The app's shared objects: long-lived ones in ``st.cache_resource``, frames in ``st.cache_data``.
+"""The app's shared objects: the Pipeline, beat sets and training runs in ``st.cache_resource``,
+small derived frames (record segments, gallery examples) in ``st.cache_data``.
 
 Pages import these accessors instead of building objects themselves, so every rerun and every
 browser session reuses one Pipeline (one local cloud, one replay, one reader) and one copy of each
@@ -14,7 +15,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from hbcore import config, dataset, templates, training
+from hbcore import charts, config, dataset, records, templates, training
+from hbcore.classes import CLASS_NAMES
 from hbcore.dataset import BeatSet
 from hbcore.pipeline import Pipeline
 from hbcore.settings import Settings, load_settings
@@ -117,6 +119,23 @@ def beats_key(_beats: BeatSet, source: tuple[str, str]) -> str:
 
 
 @st.cache_resource(show_spinner=False)
-def trainings() -> dict[str, training.TrainingRun]:
-    """The app's latest training run under "latest", so a page left mid-training finds it again."""
+def background_runs() -> dict[str, object]:
+    """The app's latest background run of each kind ("training": TrainingRun, "demo": DemoRun).
+
+    Kept app-wide so that a page left while its run works finds the run again when it comes back.
+    """
     return {}
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def gallery_frame(_beats: BeatSet, source: tuple[str, str], per_class: int) -> pd.DataFrame:
+    """Long-form example beats per class for the gallery chart (``source`` is the cache key)."""
+    examples = templates.class_examples(_beats, per_class)
+    ids = [f"{record}:{sample}" for record, sample in zip(examples.meta["record"], examples.meta["sample"])]
+    return charts.beats_frame(examples.X, [CLASS_NAMES[label] for label in examples.y], ids)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def record_segment(mitdb_dir: str, record: str, start_s: float, duration_s: float) -> records.RecordSegment:
+    """A stretch of raw ECG with its annotations (re-read only when the window moves)."""
+    return records.read_segment(Path(mitdb_dir), record, start_s, duration_s)

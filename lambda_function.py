@@ -23,8 +23,8 @@ Environment: ``ENDPOINT_NAME`` (required), ``ENDPOINT_TIMEOUT_S`` (read timeout 
 Contracts (stream record, inference JSON, log lines): docs/ARCHITECTURE.md.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: with it, the dataclass below breaks under a loader
+# that does not register the module in ``sys.modules`` (importlib's spec_from_file_location).
 import base64
 import binascii
 import json
@@ -252,19 +252,22 @@ def _json_payload(data: bytes) -> tuple[dict[str, Any], bytes]:
 def _json_payload_fast(data: bytes) -> tuple[dict[str, Any], bytes] | None:
     """Parse everything but the beat, whose text is checked and kept as it is; None if unsure.
 
-    Sound only when the one ``"beat"`` in the text is the top-level key: no backslash (so no key is
-    spelled with escapes), a single ``"beat"``, and the rest of the record, with the array replaced
-    by a placeholder, parsing to an object whose ``beat`` is that placeholder.
+    Sound only when the ``"beat":[`` found is the top-level key: no other ``"beat"`` and no
+    backslash (no key spelled with escapes) outside the array, and the record with the array
+    replaced by a placeholder parsing to an object whose ``beat`` is that placeholder.
     """
     start = data.find(b'"beat":[')
-    if start < 0 or data.find(b'"beat"') != start or data.count(b'"beat"') != 1 or b"\\" in data:
-        return None
     end = data.find(b"]", start)
-    beat = data[start + 8 : end]
-    if end < 0 or not _plain_decimals(beat, BEAT_LENGTH):
+    if start < 0 or end < 0:
+        return None
+    head, beat, tail = data[: start + 1], data[start + 8 : end], data[end + 1 :]
+    # The checked array holds only digits, commas and dots, so looking around it is enough.
+    if b'"beat"' in head or b'"beat"' in tail or b"\\" in head or b"\\" in tail:
+        return None
+    if not _plain_decimals(beat, BEAT_LENGTH):
         return None
     try:
-        fields = json.loads(data[:start] + b'"beat":0' + data[end + 1 :])
+        fields = json.loads(data[:start] + b'"beat":0' + tail)
     except (ValueError, RecursionError):
         return None
     if not isinstance(fields, dict) or fields.get("beat") != 0:
@@ -275,12 +278,10 @@ def _json_payload_fast(data: bytes) -> tuple[dict[str, Any], bytes] | None:
 def _csv_payload(data: bytes) -> tuple[dict[str, Any], bytes]:
     """A bare CSV line (the original project's format): 187 values, or 188 with the label last."""
     line = data.strip()
-    label = None
     if line.count(b",") == BEAT_LENGTH:
         head, _, last = line.rpartition(b",")
         if _plain_decimals(head, BEAT_LENGTH):
-            label = _label(_finite_token(last.decode(), BEAT_LENGTH))
-            return {"label": label}, b"[" + head + b"]"
+            return {"label": _label(_finite_token(last.decode(), BEAT_LENGTH))}, b"[" + head + b"]"
     elif _plain_decimals(line, BEAT_LENGTH):
         return {}, b"[" + line + b"]"
     tokens = data.decode("utf-8").strip().split(",")
@@ -292,8 +293,7 @@ def _csv_payload(data: bytes) -> tuple[dict[str, Any], bytes]:
         values = [_finite_token(token, index) for index, token in enumerate(tokens)]  # raises, naming the value
     if len(values) not in (BEAT_LENGTH, BEAT_LENGTH + 1):
         raise BadRecord(f"{len(values):,} values, expected {BEAT_LENGTH} (or {BEAT_LENGTH + 1} with a label)")
-    if len(values) > BEAT_LENGTH:
-        label = _label(values.pop())
+    label = _label(values.pop()) if len(values) > BEAT_LENGTH else None
     return {"label": label}, _to_json(values).encode()
 
 

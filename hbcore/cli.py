@@ -114,8 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = cloud_commands.add_parser("serve", help="run the local cloud in the foreground (used by 'up')")
     serve.add_argument("--port", type=int, default=0, help="moto port (default: a free one)")
     serve.add_argument("--runtime-port", type=int, default=0, help="SageMaker runtime port (default: a free one)")
-    serve.add_argument("--retention-s", type=float, default=30.0,
-                       help="drop Kinesis records every mapping has consumed once older than this (seconds)")
+    serve.add_argument("--retention-s", type=float, default=None,
+                       help="drop Kinesis records every mapping has consumed once older than this (default 30 s)")
     serve.add_argument("--state-file", help="write the endpoint URLs here once healthy")
     serve.add_argument("--parent-pid", type=int, default=0, help="exit when this process is gone (0: never)")
 

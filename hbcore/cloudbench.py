@@ -66,8 +66,9 @@ def stream_records(n: int, run: str = "bench") -> list[tuple[str, bytes]]:
     from hbcore.replay import StreamSource
     from hbcore.stagebench import sample_beats
 
-    source = StreamSource(sample_beats(min(n, 5000)))
-    rows = np.arange(n) % len(source)
+    beats = sample_beats(min(n, 5000))
+    source = StreamSource(beats)
+    rows = np.arange(n) % len(beats)
     return [(key, data) for _, key, data in source.records_for(rows, run, time.time())]
 
 

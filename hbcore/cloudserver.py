@@ -21,6 +21,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,7 @@ class _QuietHandler(MotoRequestHandler):
 class MappingApi:
     """WSGI middleware: Lambda's event-source-mapping API from the poller, everything else to moto."""
 
-    def __init__(self, moto_app: Any, poller: Poller, status: Any) -> None:
+    def __init__(self, moto_app: Any, poller: Poller, status: Callable[[], dict[str, Any]]) -> None:
         self.moto_app = moto_app
         self.poller = poller
         self.status = status
@@ -152,8 +153,8 @@ class CloudServer:
     """moto (with the mapping API), the endpoint server, the poller and the trimmer, in threads."""
 
     def __init__(self, port: int = 0, runtime_port: int = 0, code_root: Path = REPOSITORY_ROOT,
-                 retention_s: float = RETENTION_S) -> None:
-        self.retention_s = retention_s
+                 retention_s: float | None = None) -> None:
+        self.retention_s = RETENTION_S if retention_s is None else retention_s
         self.started_at = time.time()
         self.trimmed_records = 0
         self.kinesis = MotoKinesis()

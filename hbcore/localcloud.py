@@ -142,6 +142,7 @@ class LocalCloud:
         """Start the child (if not running) and wait until it is healthy."""
         if self.running:
             return self
+        self.stop()  # a child that died (or was killed) leaves its working folder behind
         self._workdir = Path(tempfile.mkdtemp(prefix="hb-localcloud-"))
         state_file, log_file = self._workdir / "state.json", self._workdir / "cloud.log"
         with open(log_file, "wb") as log:

@@ -1,7 +1,8 @@
 """The trained models kept on disk: one folder per model version under ``config.models_dir()``.
 
 Each folder holds ``model.tar.gz`` and a copy of its ``metadata.json`` beside it, so that listing
-and comparing models never opens an archive. A model records the data it was trained on
+and comparing models never opens an archive (nor imports scikit-learn: the app's first page lists
+models before anything needs the estimator). A model records the data it was trained on
 (``data_key``) and its split, which lets the demo reuse a model instead of training again.
 """
 
@@ -10,11 +11,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hbcore import config
-from hbcore.model import METADATA_FILE, BeatModel, write_model_tar
+
+if TYPE_CHECKING:
+    from hbcore.model import BeatModel
 
 MODEL_FILE = "model.tar.gz"
+METADATA_FILE = "metadata.json"  # the same name as inside the archive (hbcore.model.METADATA_FILE)
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,8 @@ class SavedModel:
 
 def save_model(model: BeatModel, store: Path | None = None) -> SavedModel:
     """Write ``model`` into the store (a model already there under its version is kept as is)."""
+    from hbcore.model import write_model_tar  # scikit-learn: imported only when a model is saved
+
     folder = (store or config.models_dir()) / model.version
     path = folder / MODEL_FILE
     if not path.is_file():

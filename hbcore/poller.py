@@ -41,8 +41,8 @@ REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 IDLE_POLL_S = 0.05  # Lambda polls an idle shard about once a second; locally we can afford faster
 DISABLED_POLL_S = 0.2
 SHARD_REFRESH_S = 5.0
-RETRY_BACKOFF_S = 0.1
-RETRY_BACKOFF_MAX_S = 2.0
+RETRY_BACKOFF_S = 0.5  # first wait before a retry; doubles per attempt up to RETRY_BACKOFF_MAX_S
+RETRY_BACKOFF_MAX_S = 8.0
 MAX_EVENT_BYTES = 6 * 1024 * 1024  # synchronous invocation payload limit
 RECORD_ENVELOPE_BYTES = 400  # JSON around each record's data in the event
 SKIPPED_BATCHES_KEPT = 100
@@ -258,13 +258,14 @@ class ExecutionEnvironment:
             apply_environment(self.function, self.region, self.runtime_environment)
             self._handler = _load_handler(self._code_root, self.function.handler)
             return None
-        except ImportError as error:
-            lines.add(f"[ERROR] {error}")
-            return str(error).split(":", 1)[0]
-        except Exception as error:
-            lines.add(f"[ERROR] Runtime.ImportModuleError: Unable to import module: {type(error).__name__}: {error}\n"
-                      + "".join(traceback.format_exc()))
-            return "Runtime.ImportModuleError"
+        except Exception as error:  # the user's module may raise anything while it is imported
+            message = str(error)
+            if not message.startswith("Runtime."):
+                module = self.function.handler.rpartition(".")[0]
+                message = (f"Runtime.ImportModuleError: Unable to import module '{module}': "
+                           f"{type(error).__name__}: {error}\n{traceback.format_exc().rstrip()}")
+            lines.add(f"[ERROR] {message}")
+            return message.split(":", 1)[0]
         finally:
             self._init_ms = (time.perf_counter() - started) * 1000
 
@@ -432,7 +433,8 @@ def _int_in(params: dict, name: str, default: int, low: int, high: int, also: tu
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int) or not (low <= value <= high or value in also):
-        raise _invalid(f"{name} must be an integer between {low} and {high}, got {value!r}")
+        allowed = f"between {low} and {high}" + "".join(f" or {v}" for v in also)
+        raise _invalid(f"{name} must be an integer {allowed}, got {value!r}")
     return value
 
 
@@ -658,7 +660,7 @@ class ShardWorker(threading.Thread):
                 segments.appendleft((records[:half], attempts))
             else:
                 segments.appendleft((records, attempts))
-            self._stopped.wait(min(RETRY_BACKOFF_MAX_S, RETRY_BACKOFF_S * 2 ** (attempts - 1)))
+            self._stopped.wait(min(RETRY_BACKOFF_MAX_S, self.mapping.poller.retry_backoff_s * 2 ** (attempts - 1)))
 
     def _drop_expired(self, batch: list[KinesisRecord]) -> list[KinesisRecord]:
         config = self.mapping.config
@@ -744,8 +746,10 @@ class Poller:
     def __init__(self, code_root: Path = REPOSITORY_ROOT, kinesis: MotoKinesis | None = None,
                  functions: MotoLambda | None = None, logs: MotoLogs | None = None,
                  destinations: MotoDestinations | None = None,
-                 runtime_environment: dict[str, str] | None = None) -> None:
+                 runtime_environment: dict[str, str] | None = None,
+                 retry_backoff_s: float = RETRY_BACKOFF_S) -> None:
         self.code_root = Path(code_root)
+        self.retry_backoff_s = retry_backoff_s
         self.runtime_environment = dict(runtime_environment or {})
         self.kinesis = kinesis or MotoKinesis()
         self.functions = functions or MotoLambda()

@@ -182,9 +182,6 @@ class StreamSource:
         self.samples = meta["sample"].to_numpy(dtype=np.int64)
         self.times = {name: meta[name].to_numpy(dtype=float) for name in ("t_s", "rr_prev_s", "rr_next_s", "rr_local_s")}
 
-    def __len__(self) -> int:
-        return len(self.labels)
-
     def records_for(self, rows: np.ndarray, run: str, sent_at: float) -> list[tuple[str, str, bytes]]:
         """``(beat id, partition key, data)`` of the stream records of ``rows`` (docs/ARCHITECTURE.md)."""
         run_text = _json_text(run)

@@ -40,8 +40,8 @@ from hbcore.classes import CLASS_NAMES
 
 # Means the same on AWS and on moto: no filter/stats (moto ignores them), sorted so that a window cut
 # by the limit holds its oldest events.
-QUERY = "fields @timestamp, @message, @logStream | sort @timestamp asc | limit 10000"
-QUERY_LIMIT = 10_000
+QUERY = "fields @timestamp, @message, @logStream | sort @timestamp asc | limit {limit}"
+QUERY_LIMIT = 10_000  # rows per query; Logs Insights caps results at 10,000 by default
 POLL_INTERVAL_S = 2.0
 LAG_S = 10
 LOOKBACK_S = 15 * 60
@@ -174,7 +174,7 @@ class ResultsReader:
         self.lag_s = lag_s
         self.query_timeout_s = query_timeout_s
         self.query_limit = query_limit
-        self.query = QUERY.replace(f"limit {QUERY_LIMIT}", f"limit {query_limit}")
+        self.query = QUERY.format(limit=query_limit)
         self._lock = threading.Lock()  # the data below
         self._poll_lock = threading.Lock()  # one poll at a time
         self._wake = threading.Condition(self._lock)
@@ -186,7 +186,7 @@ class ResultsReader:
         self._summaries = _Table(SUMMARY_COLUMNS)
         self._predicted_ids: set[str] = set()
         self._rejected_keys: set[tuple] = set()
-        self._recent_events: dict[tuple[str, str, str], float] = {}  # event key → epoch s, for overlaps
+        self._recent_events: dict[tuple[str, str, int], float] = {}  # event key → epoch s, for overlaps
         self._counts = dict.fromkeys(("queries", "failed_queries", "events", "reread_events", "duplicate_predictions",
                                       "duplicate_rejections", "lambda_lines", "foreign_lines", "truncated_windows"), 0)
         self._read_until_s: int | None = None
@@ -320,7 +320,7 @@ class ResultsReader:
         with self._lock:
             for row in rows:
                 stamp, message = row.get("@timestamp", ""), row.get("@message", "")
-                key = (stamp, row.get("@logStream", ""), message)
+                key = (stamp, row.get("@logStream", ""), hash(message))  # the hash keeps the text out of memory
                 if key in self._recent_events:
                     self._counts["reread_events"] += 1
                     continue

@@ -14,10 +14,13 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from hbcore import model as models
 from hbcore.dataset import BeatSet
 from hbcore.modelstore import SavedModel, save_model
+
+if TYPE_CHECKING:
+    from hbcore.model import ModelParams
 
 # Fit cost per training beat per epoch, measured on a 2-core machine (hbcore.model defaults);
 # only used to draw the progress bar, which never claims more than ESTIMATE_CAP until the end.
@@ -34,7 +37,7 @@ def beats_key(beats: BeatSet) -> str:
     return digest.hexdigest()[:24]
 
 
-def expected_seconds(n_beats: int, params: models.ModelParams) -> float:
+def expected_seconds(n_beats: int, params: ModelParams) -> float:
     """A rough duration of training on ``n_beats`` (before the split) with ``params``."""
     return max(1.0, n_beats * TRAIN_SHARE * params.max_iter * SECONDS_PER_BEAT_EPOCH)
 
@@ -75,11 +78,13 @@ class TrainingRun:
         Recorded in the model's metadata (the data source).
     """
 
-    def __init__(self, beats: BeatSet, split: str, params: models.ModelParams | None = None,
+    def __init__(self, beats: BeatSet, split: str, params: ModelParams | None = None,
                  store: Path | None = None, **info: object):
+        from hbcore.model import ModelParams  # scikit-learn: imported when training, not on page load
+
         self.beats = beats
         self.split = split
-        self.params = params or models.ModelParams()
+        self.params = params or ModelParams()
         self.store = store
         self.info = info
         self._lock = threading.Lock()
@@ -99,8 +104,10 @@ class TrainingRun:
         return self
 
     def _run(self) -> None:
+        from hbcore.model import train_and_evaluate
+
         try:
-            trained = models.train_and_evaluate(self.beats, self.split, self.params,
+            trained = train_and_evaluate(self.beats, self.split, self.params,
                                                 data_key=beats_key(self.beats), **self.info)
             saved = save_model(trained, self.store)
         except Exception as error:  # reported to the page, which shows it; the thread must not die silently

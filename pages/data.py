@@ -5,7 +5,7 @@ from pathlib import Path
 import streamlit as st
 
 import app_resources as res
-from hbcore import charts, config, kaggle, physionet, records, templates
+from hbcore import charts, config, kaggle, physionet, records
 from hbcore.redaction import user_message
 
 SOURCES = ("MIT-BIH records in a folder", "Download from PhysioNet", "Kaggle CSV")
@@ -99,10 +99,7 @@ st.altair_chart(charts.class_counts_bar(counts), width="stretch")
 
 st.subheader("Example beats per class")
 per_class = st.slider("Beats per class", 1, 30, key="data_gallery_n")
-examples = templates.class_examples(beats, per_class)
-classes = [charts.CLASS_NAMES[label] for label in examples.y]
-ids = [f"{r}:{s}" for r, s in zip(examples.meta["record"], examples.meta["sample"])]
-st.altair_chart(charts.beat_gallery(charts.beats_frame(examples.X, classes, ids)), width="content")
+st.altair_chart(charts.beat_gallery(res.gallery_frame(beats, source, per_class)), width="content")
 
 st.subheader("Record viewer")
 if kind != "mitdb":
@@ -118,7 +115,7 @@ window_s = middle.selectbox("Window (s)", RECORD_WINDOWS_S, key="data_record_win
 length_s = records.record_seconds(Path(name), record)
 st.session_state["data_record_start"] = min(st.session_state["data_record_start"], int(length_s - window_s))
 start_s = right.slider("Start (s)", 0, int(length_s - window_s), key="data_record_start")
-segment = records.read_segment(Path(name), record, start_s, window_s)
+segment = res.record_segment(name, record, start_s, window_s)
 st.altair_chart(charts.ecg_trace(segment.signal, segment.beats, title=f"record {record}, lead {segment.lead}"),
                 width="stretch")
 st.caption(" · ".join(f"{c}: {n}" for c, n in segment.beats["class"].value_counts().items()) or "no beats annotated here")

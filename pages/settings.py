@@ -44,10 +44,10 @@ if chosen is not None:
         "name": [names.stream, names.function, names.log_group, names.endpoint, names.stack,
                  names.bucket("<account>", chosen.region)],
     })
-    changed = chosen != saved
-    if st.button("Apply", key="settings_apply", type="primary", disabled=not changed):
-        save_settings(chosen)
-        res.close_pipeline()
-        st.success("Saved. The pipeline now runs on the new backend; the previous one was stopped.")
-    elif not changed:
-        st.caption(f"These are the active settings ({BACKEND_LABELS[saved.backend]}).")
+changed = chosen is not None and chosen != saved
+if st.button("Apply", key="settings_apply", type="primary", disabled=not changed):
+    save_settings(chosen)
+    res.close_pipeline()
+    st.success("Saved. The pipeline now uses these settings; the previous one was stopped.")
+elif chosen == saved:
+    st.caption(f"These are the active settings ({BACKEND_LABELS[saved.backend]}).")

@@ -8,6 +8,7 @@ from hbcore.redaction import redact, user_message
 
 MODES = ("Beats per second", "Real time × speed")
 WHICH = {"test": "Test split (beats the model did not train on)", "all": "All beats", "records": "Chosen records"}
+PROGRESS_REFRESH_S = 1.0
 ORDERS = {"time": "In time order (records interleaved, like live patients)", "shuffled": "Shuffled"}
 
 st.session_state.setdefault("stream_mode", MODES[0])
@@ -18,6 +19,7 @@ st.session_state.setdefault("stream_split", "intra")
 st.session_state.setdefault("stream_records", [])
 st.session_state.setdefault("stream_order", "time")
 st.session_state.setdefault("stream_limit", 0)
+st.session_state.setdefault("stream_error", None)
 
 st.title("Stream")
 beats = res.current_beats()
@@ -51,35 +53,47 @@ elif which == "records":
     right.multiselect("Records (patients)", available, key="stream_records")
 right.radio("Order", list(ORDERS), key="stream_order", format_func=ORDERS.get)
 
-current = pipeline.replay
-running = current is not None and not current.progress().done
-buttons = st.columns(4)
-if buttons[0].button("Start", key="stream_start", type="primary", disabled=not deployed):
+
+def start() -> None:
+    """Button callback (runs before the rerun, so the page draws the new state)."""
+    st.session_state["stream_error"] = None
     try:
         selected = replays.select_beats(
             beats,
-            split=st.session_state["stream_split"] if which == "test" else None,
-            records=st.session_state["stream_records"] if which == "records" else None,
+            split=st.session_state["stream_split"] if st.session_state["stream_which"] == "test" else None,
+            records=st.session_state["stream_records"] if st.session_state["stream_which"] == "records" else None,
             order=st.session_state["stream_order"],
             limit=st.session_state["stream_limit"] or None,
         )
-        if mode == MODES[0]:
-            current = pipeline.start_replay(selected, rate_bps=float(st.session_state["stream_rate"]))
+        if st.session_state["stream_mode"] == MODES[0]:
+            pipeline.start_replay(selected, rate_bps=float(st.session_state["stream_rate"]))
         else:
-            current = pipeline.start_replay(selected, speed=float(st.session_state["stream_speed"]))
-        running = True
+            pipeline.start_replay(selected, speed=float(st.session_state["stream_speed"]))
     except ValueError as error:
-        st.error(user_message(error))
-paused = current is not None and current.progress().state == "paused"
-if buttons[1].button("Resume" if paused else "Pause", key="stream_pause", disabled=not running):
-    current.resume() if paused else current.pause()
-if buttons[2].button("Stop", key="stream_stop", disabled=not running):
-    current.stop()
+        st.session_state["stream_error"] = user_message(error)
+
+
+def pause_or_resume() -> None:
+    if pipeline.replay.progress().state == "paused":
+        pipeline.replay.resume()
+    else:
+        pipeline.replay.pause()
+
+
+state = pipeline.replay.progress().state if pipeline.replay is not None else None
+running = state in ("running", "paused")
+buttons = st.columns(4)
+buttons[0].button("Start", key="stream_start", type="primary", disabled=not deployed, on_click=start)
+buttons[1].button("Resume" if state == "paused" else "Pause", key="stream_pause", disabled=not running,
+                  on_click=pause_or_resume)
+buttons[2].button("Stop", key="stream_stop", disabled=not running, on_click=lambda: pipeline.replay.stop())
 with buttons[3]:
     st.page_link("pages/monitor.py", label="Open the live monitor", icon=":material/monitor_heart:")
+if st.session_state["stream_error"]:
+    st.error(st.session_state["stream_error"])
 
 
-@st.fragment(run_every=1.0 if running else None)
+@st.fragment(run_every=PROGRESS_REFRESH_S if running else None)
 def progress_panel() -> None:
     """The replay's counters, polled from its thread-safe snapshot."""
     if pipeline.replay is None:

@@ -32,7 +32,7 @@ split = st.radio("Split", list(SPLITS), key="train_split", format_func=SPLITS.ge
 epochs = st.number_input("Epochs", min_value=1, max_value=200, step=5, key="train_max_iter",
                          help="Passes over the training beats; the default is the benchmarked one")
 params = ModelParams(max_iter=int(epochs))
-runs = res.trainings()
+runs = res.background_runs()
 
 
 def follow(run: training.TrainingRun) -> training.TrainingProgress:
@@ -46,12 +46,12 @@ def follow(run: training.TrainingRun) -> training.TrainingProgress:
     return progress
 
 
-running = runs.get("latest") is not None and not runs["latest"].progress().done
+running = runs.get("training") is not None and not runs["training"].progress().done
 if st.button("Train", key="train_run", type="primary", disabled=running):
-    runs["latest"] = training.TrainingRun(beats, split, params, source=source[0], source_name=source[1]).start()
+    runs["training"] = training.TrainingRun(beats, split, params, source=source[0], source_name=source[1]).start()
     running = True
 if running:
-    outcome = follow(runs["latest"])
+    outcome = follow(runs["training"])
     if outcome.error:
         st.error(f"Training failed: {redact(outcome.error)}")
     else:

@@ -194,6 +194,7 @@ def cloud():
 
     saved = dict(os.environ)
     server = CloudServer(code_root=TESTS_DIR).start()
+    server.poller.retry_backoff_s = 0.05  # Lambda-like waits would only slow the tests down
     try:
         yield server
     finally:

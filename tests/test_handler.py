@@ -10,7 +10,6 @@ import base64
 import copy
 import importlib.util
 import json
-import sys
 import threading
 import time
 import uuid
@@ -127,7 +126,6 @@ def load_handler(monkeypatch, runtime_url: str, **env: str):
         monkeypatch.setenv(name, value)
     spec = importlib.util.spec_from_file_location(f"lambda_function_{uuid.uuid4().hex}", REPO / "lambda_function.py")
     module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look their module up by name
     spec.loader.exec_module(module)
     return module
 
@@ -195,6 +193,16 @@ def test_csv_lines_are_predicted_with_the_label_when_given(handler, capsys):
         "id": "shardId-000000000000:104", "record": "kaggle", "label": None, "pred": 4}
     assert {key: predictions["105"][key] for key in ("id", "label", "pred")} == {
         "id": "shardId-000000000000:105", "label": 3, "pred": 3}
+
+
+def test_csv_lines_with_plain_decimals_keep_their_values(handler, runtime, capsys):
+    values = [round(0.25 + index / 1000, 4) for index in range(187)]
+    line = ",".join(map(str, values)).encode()
+
+    _, lines = invoke(handler, with_payloads([line, line + b",2", line + b",2.0\r\n"]), capsys)
+
+    assert [line["label"] for line in of_type(lines, "prediction")] == [None, 2, 2]
+    assert [instance["beat"] for instance in json.loads(runtime.bodies[0])["instances"]] == [values] * 3
 
 
 def test_summary_line_counts_the_batch(handler, capsys):

@@ -156,6 +156,15 @@ def test_restart_comes_back_empty_on_the_same_urls(child):
     assert "before-restart" not in backend.client("kinesis").list_streams()["StreamNames"]
 
 
+def test_a_killed_child_starts_again_on_the_same_urls(child):
+    urls = (child.backend.endpoint_url, child.backend.sagemaker_runtime_url)
+    os.kill(child.pid, signal.SIGKILL)
+    wait_for(lambda: not child.running)
+    child.start()
+    assert (child.backend.endpoint_url, child.backend.sagemaker_runtime_url) == urls
+    assert child.backend.client("kinesis").list_streams()["StreamNames"] == []
+
+
 def test_stop_ends_the_child():
     cloud = LocalCloud().start()
     pid = cloud.pid

@@ -320,6 +320,12 @@ def test_select_beats_keeps_the_chosen_records_in_time_order():
     assert chosen.meta["record"].tolist() == ["100", "201", "100", "201", "100"]
 
 
+def test_select_beats_keeps_the_test_part_of_a_split():
+    beats = make_beats({"101": 4, "100": 3})  # 101 is in DS1 (train), 100 in DS2 (test)
+
+    assert set(select_beats(beats, split="inter").meta["record"]) == {"100"}
+
+
 def test_select_beats_names_records_it_does_not_have():
     with pytest.raises(ValueError, match="records not in the beats to replay: 999"):
         select_beats(make_beats({"100": 3}), records=["100", "999"])

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 import tarfile
 from datetime import datetime, timezone
 
+import numpy as np
 import pytest
 
 from deploy import __main__ as cli
@@ -115,3 +119,22 @@ def test_bad_hyperparameter_exits_2(capsys, tmp_path):
     data.write_text("0.5,0\n")
     assert cli.main(["train", "--dry-run", "--csv", str(data), "--hyperparameter", "oops"]) == 2
     assert "expected NAME=VALUE" in capsys.readouterr().err
+
+
+def test_source_archive_trains_on_its_own_as_in_the_container(tmp_path):
+    """The real archive, unpacked alone (as /opt/ml/code), runs with SageMaker's environment."""
+    code, channel, model_dir = tmp_path / "code", tmp_path / "train", tmp_path / "model"
+    channel.mkdir()
+    with tarfile.open(fileobj=io.BytesIO(training_job.source_archive()), mode="r:gz") as tar:
+        tar.extractall(code, filter="data")
+    rng = np.random.default_rng(0)
+    rows = [",".join(f"{v:.4f}" for v in np.clip(rng.normal(0.3 + 0.1 * (i % 5), 0.05, 187), 0, 1)) + f",{i % 5}.0"
+            for i in range(200)]
+    (channel / "mitbih_train.csv").write_text("\n".join(rows) + "\n")
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "SM_CHANNEL_TRAIN": str(channel),
+           "SM_MODEL_DIR": str(model_dir)}
+    result = subprocess.run([sys.executable, training_job.ENTRY_POINT, "--max-iter", "2"], cwd=code, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(p.relative_to(model_dir).as_posix() for p in model_dir.rglob("*") if p.is_file()) == [
+        "code/inference.py", "code/requirements.txt", "metadata.json", "model.joblib"]
