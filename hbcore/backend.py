@@ -6,6 +6,7 @@ deploy code are the same plain boto3 calls on both backends.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ from hbcore.config import DEFAULT_REGION
 # Dummy credentials for the local cloud: moto accepts any, and they keep boto3 from searching the
 # user's real credential chain (a local run must never touch an AWS account).
 LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+_CLIENT_LOCK = threading.RLock()
 CLIENT_CONFIG = Config(retries={"max_attempts": 4, "mode": "standard"}, max_pool_connections=20)
 
 
@@ -29,7 +31,7 @@ class Backend:
     profile: str | None = None
     endpoint_url: str | None = None
     sagemaker_runtime_url: str | None = None
-    _sessions: dict = field(default_factory=dict, compare=False, repr=False)
+    _cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def is_local(self) -> bool:
@@ -37,12 +39,16 @@ class Backend:
 
     def session(self) -> boto3.Session:
         """One boto3 session per backend (sessions are not thread-safe to create concurrently)."""
-        if "session" not in self._sessions:
+        with _CLIENT_LOCK:
+            return self._session()
+
+    def _session(self) -> boto3.Session:
+        if "session" not in self._cache:
             if self.is_local:
-                self._sessions["session"] = boto3.Session(region_name=self.region, **LOCAL_CREDENTIALS)
+                self._cache["session"] = boto3.Session(region_name=self.region, **LOCAL_CREDENTIALS)
             else:
-                self._sessions["session"] = boto3.Session(region_name=self.region, profile_name=self.profile)
-        return self._sessions["session"]
+                self._cache["session"] = boto3.Session(region_name=self.region, profile_name=self.profile)
+        return self._cache["session"]
 
     def endpoint_for(self, service: str) -> str | None:
         """The endpoint URL for a service, or None to let boto3 resolve the AWS one."""
@@ -51,9 +57,20 @@ class Backend:
         return self.endpoint_url
 
     def client(self, service: str, **kwargs: Any):
-        """A boto3 client for ``service`` on this backend."""
-        kwargs.setdefault("config", CLIENT_CONFIG)
-        return self.session().client(service, endpoint_url=self.endpoint_for(service), **kwargs)
+        """A boto3 client for ``service`` on this backend.
+
+        Clients with the default configuration are made once and shared (boto3 clients are
+        thread-safe, and making one costs tens of milliseconds); ``kwargs`` make a fresh one.
+        """
+        if kwargs:
+            kwargs.setdefault("config", CLIENT_CONFIG)
+            return self.session().client(service, endpoint_url=self.endpoint_for(service), **kwargs)
+        with _CLIENT_LOCK:
+            key = ("client", service)
+            if key not in self._cache:
+                self._cache[key] = self.session().client(
+                    service, endpoint_url=self.endpoint_for(service), config=CLIENT_CONFIG)
+            return self._cache[key]
 
     def environment(self) -> dict[str, str]:
         """Environment variables that point a child process's boto3 at this backend."""

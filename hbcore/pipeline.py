@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,17 +23,13 @@ from hbcore import serving, stack
 from hbcore.backend import Backend
 from hbcore.config import Names
 from hbcore.dataset import BeatSet
+from hbcore.progress import Progress, silent
 from hbcore.replay import Replay, kinesis_client
 from hbcore.results import ResultsReader
 from hbcore.settings import Settings
 
-Progress = Callable[[str], None]
 # The reader starts this long before a replay's first beat, so beats logged early are not missed.
 READER_MARGIN_S = 60
-
-
-def _quiet(message: str) -> None:
-    """The default progress callback: say nothing."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +85,7 @@ class Pipeline:
 
     # -- stack and endpoint --
 
-    def ensure_stack(self, progress: Progress = _quiet) -> dict[str, str]:
+    def ensure_stack(self, progress: Progress = silent) -> dict[str, str]:
         """Create or update the stream, function, log group and mapping; returns the stack outputs."""
         with self._lock:
             result = stack.deploy_stack(self.backend, self.names, progress=progress)
@@ -107,7 +102,7 @@ class Pipeline:
             return self._stack_outputs
 
     def deploy(self, model_tar: str | Path, spec: serving.EndpointSpec | None = None,
-               progress: Progress = _quiet) -> serving.Deployment:
+               progress: Progress = silent) -> serving.Deployment:
         """Serve ``model_tar`` on the endpoint (making the stack first if needed)."""
         outputs = self.stack_outputs() or self.ensure_stack(progress)
         with self._lock:

@@ -274,25 +274,34 @@ def test_stream_pauses_resumes_and_stops_a_replay(demo):
     assert "stopped" in str(at.get("progress")[0].proto.text)
 
 
+def open_misclassified_of_all_runs():
+    """The Misclassified page over every run (the Stream test started a later, shorter one)."""
+    at = open_app("misclassified")
+    at.toggle(key="mis_all_runs").set_value(True)
+    return run(at)
+
+
 def test_misclassified_shows_the_selected_beat_and_exports_csv(demo):
     wait_for_predictions(demo)
-    at = open_app("misclassified")
+    at = open_misclassified_of_all_runs()
     deadline = time.monotonic() + PREDICTIONS_TIMEOUT_S
     while not at.dataframe and time.monotonic() < deadline:  # wait for a first mistake to be logged
         time.sleep(2)
         at.button(key="mis_refresh").click()
         run(at)
+    assert at.dataframe, f"no misclassified beat after {PREDICTIONS_TIMEOUT_S} s: {texts(at.info)}"
     table = at.dataframe[0].value
     assert len(table) > 0 and (table["true"] != table["pred"]).all()
     at.session_state["mis_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
     run(at)
     assert texts(at.subheader).startswith(f"Beat `{table['id'][0]}`")
+    assert any("the mean beat of each class" in chart.proto.spec for chart in at.get("vega_lite_chart"))
     export = at.get("download_button")[0]
-    assert export.key == "mis_export"
+    assert export.key == "mis_export" and not export.proto.disabled
 
 
 def test_misclassified_filters_by_true_class(demo):
-    at = open_app("misclassified")
+    at = open_misclassified_of_all_runs()
     if not at.dataframe:
         pytest.fail("no misclassified beats to filter (the previous test waits for them)")
     first = at.dataframe[0].value["true"].iloc[0]

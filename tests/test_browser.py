@@ -19,15 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
-
+REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
 SERVER_START_TIMEOUT_S = 60
-DEMO_TIMEOUT_S = 600  # a cold cache builds the beats and trains the model first
+DEMO_TIMEOUT_S = 900  # a cold cache builds the beats and trains the model on all of MIT-BIH first
 PREDICTIONS_TEXT = re.compile(r"[1-9][\d,]* predictions in the confusion matrix")
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -61,7 +60,12 @@ def app_server(mitdb_dir: Path, tmp_path_factory):
         pytest.skip(f"{CHROMIUM} absent: install Debian's chromium package (.ci/run does)")
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    env = dict(os.environ)  # HB_DATA_DIR, HB_CACHE_DIR and the dummy AWS credentials pass through
+    env = dict(os.environ)  # HB_DATA_DIR and HB_CACHE_DIR pass through
+    env.setdefault("HB_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "hbcache"))
+    env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_CONFIG_FILE="/dev/null",
+               AWS_SHARED_CREDENTIALS_FILE="/dev/null", AWS_EC2_METADATA_DISABLED="true")
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        env.pop(name, None)
     log = open(tmp_path_factory.mktemp("streamlit") / "streamlit.log", "w+")
     started = time.monotonic()
     process = subprocess.Popen(
