@@ -40,6 +40,15 @@ def pipeline() -> Pipeline:
     return _pipeline_for(settings())
 
 
+def backend_ready() -> bool:
+    """True when looking at the pipeline's state starts nothing: on AWS always, locally once the cloud runs.
+
+    Pages check this before reading the stack, the endpoint or the logs, so that opening a page
+    never starts the local cloud (an explicit action does).
+    """
+    return settings().backend == "aws" or pipeline().backend_started
+
+
 def close_pipeline() -> None:
     """Stop the Pipeline's replay, reader and local cloud (the next access starts a new one)."""
     _pipeline_for.clear()

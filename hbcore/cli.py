@@ -21,6 +21,7 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("bench", "model"): "hbcore.bench:cli_bench_model",
     ("bench", "pipeline"): "hbcore.bench:cli_bench_pipeline",
     ("bench", "faults"): "hbcore.bench:cli_bench_faults",
+    ("bench", "app"): "hbcore.appbench:cli_bench_app",
     ("bench", "stages"): "hbcore.stagebench:cli_bench_stages",
     ("bench", "cloud"): "hbcore.cloudbench:cli_bench_cloud",
     ("cloud", "up"): "hbcore.localcloud:cli_up",
@@ -68,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--csv", action="append", default=[],
                        help="train on Kaggle-format CSV file(s) instead of WFDB records (repeatable)")
     train.add_argument("--out", default="model.tar.gz", help="where to write the model artifact")
-    train.add_argument("--max-iter", type=int, default=None, help="boosting iterations (default: the model's)")
+    train.add_argument("--max-iter", type=int, default=None,
+                       help="training epochs of the network (default: the split's benchmarked value)")
 
     evaluate = commands.add_parser("evaluate", help="evaluate a model.tar.gz on a Kaggle-format CSV")
     evaluate.add_argument("--model", required=True, help="path to model.tar.gz")
@@ -86,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench_faults = bench_commands.add_parser("faults", help="inject faults during replays; count lost/duplicated")
     bench_faults.add_argument("--beats", type=int, default=3000, help="beats per fault scenario")
     _add_mitdb(bench_faults)
+    bench_app = bench_commands.add_parser("app", help="the app: monitor refresh, first paint, demo to predictions")
+    bench_app.add_argument("--predictions", type=int, default=100_000, help="predictions behind the monitor refresh")
+    bench_app.add_argument("--no-browser", dest="browser", action="store_false",
+                           help="skip the headless-Chromium timings (first paint, demo to first predictions)")
+    bench_app.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the demo's predictions")
     bench_stages = bench_commands.add_parser("stages", help="handler, replay and reader costs, each on its own")
     bench_stages.add_argument("--repeats", type=int, default=30, help="timed repeats per figure (medians reported)")
     bench_stages.add_argument("--put-beats", type=int, default=20_000,

@@ -45,7 +45,7 @@ if st.button("Deploy", key="deploy_run", type="primary"):
             st.error(user_message(error))
 
 st.subheader("Endpoint")
-if settings.backend == "local" and not pipeline.backend_started:
+if not res.backend_ready():
     st.info("Nothing deployed in this session yet: press **Deploy** (the local cloud starts with it).")
     st.stop()
 try:

@@ -20,7 +20,7 @@ st.session_state.setdefault("mis_loaded", None)
 
 st.title("Misclassified beats")
 pipeline = res.pipeline()
-if not pipeline.backend_started:
+if not res.backend_ready():
     st.info("No results yet: run the demo (or deploy a model and start a replay) and come back when beats have been classified.")
     st.page_link("pages/home.py", label="Run the full demo", icon=":material/play_arrow:")
     st.stop()

@@ -29,7 +29,7 @@ if beats is None:
     st.stop()
 
 pipeline = res.pipeline()
-deployed = pipeline.backend_started and pipeline.stack_outputs() is not None
+deployed = res.backend_ready() and pipeline.stack_outputs() is not None
 if not deployed:
     st.warning("The stream and the Lambda handler are not deployed yet: deploy a model first "
                "(it creates the stack), or run the whole demo from the home page.")
