@@ -46,7 +46,10 @@ def backend_ready() -> bool:
     Pages check this before reading the stack, the endpoint or the logs, so that opening a page
     never starts the local cloud (an explicit action does).
     """
-    return settings().backend == "aws" or pipeline().backend_started
+    if settings().backend == "aws":
+        pipeline().backend  # on AWS the backend is only a boto3 session: making it costs nothing
+        return True
+    return pipeline().backend_started
 
 
 def close_pipeline() -> None:

@@ -235,8 +235,8 @@ def cli_bench_app(args: argparse.Namespace) -> int:
                                   "monitor_refresh_s": round(monitor_refresh_seconds(args.predictions), 3)}
     if args.browser and CHROMIUM.is_file():
         with tempfile.TemporaryDirectory() as scratch:
-            with AppServer(app_environment(), Path(scratch) / "streamlit.log") as server, \
-                    chromium_page(Path(scratch) / "profile") as page:
+            with chromium_page(Path(scratch) / "profile") as page, \
+                    AppServer(app_environment(), Path(scratch) / "streamlit.log") as server:
                 figures |= run_demo_in_browser(page, server, args.timeout)
     elif args.browser:
         figures["browser"] = f"skipped: {CHROMIUM} absent"

@@ -72,7 +72,8 @@ def confusion_heatmap(matrix: Sequence[Sequence[float]] | np.ndarray, *, normali
         y=alt.Y("true:N", sort=list(CLASS_NAMES), title="true"),
     )
     cells = base.mark_rect().encode(
-        color=alt.Color("share:Q", scale=alt.Scale(scheme="blues", domain=[0, 1]), title="row share"),
+        color=alt.Color("share:Q", scale=alt.Scale(scheme="blues", domain=[0, 1]), title="row share",
+                        legend=alt.Legend(gradientLength=120)),
         tooltip=["true", "predicted", alt.Tooltip("count:Q", format=","), alt.Tooltip("share:Q", format=".1%")],
     )
     text = base.mark_text(fontSize=13).encode(
@@ -83,18 +84,30 @@ def confusion_heatmap(matrix: Sequence[Sequence[float]] | np.ndarray, *, normali
 
 
 def class_timeline(distribution: pd.DataFrame, *, title: str = "predicted classes over time") -> alt.Chart:
-    """Stacked bars of predictions per class per time bin.
+    """Stacked bars of predictions per class per time bin, each bar as wide as its bin.
 
     ``distribution`` is ``hbcore.results.class_distribution``'s frame: index = bin start (UTC),
-    one column of counts per class.
+    one column of counts per class, bins of equal width. The stacks are computed here (rectangles
+    with explicit bounds): Vega-Lite turns a bar with both ``x`` and ``x2`` into a horizontal one.
     """
-    frame = distribution.rename_axis("time").reset_index().melt(id_vars="time", var_name="class", value_name="beats")
-    frame["class_order"] = frame["class"].map({name: i for i, name in enumerate(CLASS_NAMES)})
-    return alt.Chart(frame, title=title).mark_bar().encode(
+    width = distribution.index[1] - distribution.index[0] if len(distribution) > 1 else pd.Timedelta(seconds=2)
+    columns = [name for name in CLASS_NAMES if name in distribution.columns]
+    counts = distribution[columns].to_numpy()
+    tops = counts.cumsum(axis=1)
+    frame = pd.DataFrame({
+        "time": np.repeat(distribution.index.to_numpy(), len(columns)),
+        "class": np.tile(columns, len(distribution)),
+        "beats": counts.ravel(),
+        "bottom": (tops - counts).ravel(),
+        "top": tops.ravel(),
+    })
+    frame["end"] = frame["time"] + width
+    return alt.Chart(frame, title=title).mark_rect().encode(
         x=alt.X("time:T", title=None, axis=alt.Axis(format="%H:%M:%S")),
-        y=alt.Y("beats:Q", stack="zero", title="beats per bin"),
+        x2="end:T",
+        y=alt.Y("bottom:Q", title=f"beats per {width.total_seconds():g} s"),
+        y2="top:Q",
         color=alt.Color("class:N", scale=class_scale(), title="class"),
-        order=alt.Order("class_order:Q"),
         tooltip=[alt.Tooltip("time:T", format="%H:%M:%S"), "class:N", "beats:Q"],
     ).properties(height=240)
 

@@ -18,7 +18,7 @@ from hbcore import results
 from hbcore.classes import CLASS_NAMES
 
 LATEST_ABNORMAL_ROWS = 20
-TIMELINE_BINS_MAX = 120
+TIMELINE_BINS_MAX = 60
 THROUGHPUT_WINDOW_S = 10.0
 
 
@@ -41,11 +41,14 @@ class DashboardFigures:
 
 
 def timeline_bin_s(predictions: pd.DataFrame) -> float:
-    """A bin width (1, 2, 5, 10, 30, 60, … s) that keeps the timeline under TIMELINE_BINS_MAX bars."""
+    """A bin width (2, 5, 10, 30, 60, … s) that keeps the timeline under TIMELINE_BINS_MAX bars.
+
+    Never under 2 s: the handler logs a batch at a time, so finer bins show the batching, not the flow.
+    """
     if predictions.empty:
-        return 1.0
+        return 2.0
     span_s = float(predictions["ts"].max() - predictions["ts"].min())
-    for width in (1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600):
+    for width in (2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600):
         if span_s / width <= TIMELINE_BINS_MAX:
             return float(width)
     return float(math.ceil(span_s / TIMELINE_BINS_MAX / 3600) * 3600)

@@ -1,4 +1,8 @@
-"""Home: what the system is, the state of each part, and one button that runs the whole demo."""
+"""Home: what the system is, one button that runs the whole demo, and the state of each part.
+
+The button comes first: it is what most visitors want, and it paints before the status panel,
+whose diagram and table load the browser's heavier chart code.
+"""
 
 import time
 
@@ -35,7 +39,7 @@ saved = modelstore.saved_models()
 def part_rows() -> dict[str, tuple[str, str]]:
     """(state, detail) of every part: data and model from the session, the rest from the Pipeline."""
     if source is None:
-        data = ("missing", "no MIT-BIH records: download them below or choose a source on the Data page")
+        data = ("missing", "no MIT-BIH records: download them above or choose a source on the Data page")
     elif source[0] == "mitdb" and not res.folder_is_built(source[1]):
         data = ("idle", f"{source[1]}: beats not built yet (the demo builds them, a few seconds)")
     else:
@@ -44,20 +48,10 @@ def part_rows() -> dict[str, tuple[str, str]]:
                     f"(accuracy {saved[0].metrics.get('accuracy', float('nan')):.2%})") if saved
              else ("missing", "none trained yet (the demo trains one)"))
     rows = {"data": data, "model": model}
+    res.backend_ready()  # on AWS, makes the status below real; locally it starts nothing
     rows.update({name: (part.state, part.detail) for name, part in pipeline.status().items()})
     return rows
 
-
-rows = part_rows()
-left, right = st.columns([3, 2])
-with left:
-    st.graphviz_chart(diagram.pipeline_dot({name: state for name, (state, _) in rows.items()}), width="stretch")
-with right:
-    st.dataframe(pd.DataFrame([{"part": name, "state": f"{STATE_ICONS.get(state, '')} {state}", "detail": redact(detail)}
-                               for name, (state, detail) in rows.items()]),
-                 hide_index=True, width="stretch")
-    st.caption(f"Backend: {'local cloud on 127.0.0.1' if settings.backend == 'local' else 'AWS ' + settings.region}. "
-               "Change it in Settings.")
 
 if source is None:
     st.warning("No MIT-BIH records found (HB_DATA_DIR is not set and nothing was downloaded). "
@@ -116,6 +110,18 @@ if demo_running:
         st.switch_page("pages/monitor.py")
 if st.session_state["home_demo_error"]:
     st.error(st.session_state["home_demo_error"])
+
+st.divider()
+rows = part_rows()
+left, right = st.columns([3, 2])
+with left:
+    st.graphviz_chart(diagram.pipeline_dot({name: state for name, (state, _) in rows.items()}), width="stretch")
+with right:
+    st.dataframe(pd.DataFrame([{"part": name, "state": f"{STATE_ICONS.get(state, '')} {state}", "detail": redact(detail)}
+                               for name, (state, detail) in rows.items()]),
+                 hide_index=True, width="stretch")
+    st.caption(f"Backend: {'local cloud on 127.0.0.1' if settings.backend == 'local' else 'AWS ' + settings.region}. "
+               "Change it in Settings.")
 
 st.subheader("Step by step")
 steps = st.columns(5)

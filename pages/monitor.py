@@ -9,7 +9,7 @@ from hbcore import charts, dashboard
 from hbcore.redaction import redact
 
 INTERVALS_S = {"1 s": 1.0, "2 s": 2.0, "5 s": 5.0, "10 s": 10.0, "paused": None}
-TILE_COLUMNS = 6
+TILE_COLUMNS = 8
 
 st.session_state.setdefault("monitor_interval", "2 s")
 st.session_state.setdefault("monitor_all_runs", False)
@@ -76,11 +76,10 @@ def live() -> None:
     for start in range(0, len(table), TILE_COLUMNS):
         columns = st.columns(TILE_COLUMNS)
         for column, (record, row) in zip(columns, table.iloc[start:start + TILE_COLUMNS].iterrows()):
+            abnormal = " ".join(f"{name} {int(row[name])}" for name in ("S", "V", "F", "Q") if row[name])
             with column.container(border=True):
-                st.markdown(f"**{record}**")
-                st.metric("Heart rate", _number(row["heart_rate_bpm"], "{:.0f} bpm"), label_visibility="visible")
-                abnormal = " · ".join(f"{name} {int(row[name])}" for name in ("S", "V", "F", "Q") if row[name])
-                st.caption(f"{int(row['beats']):,} beats, {int(row['abnormal']):,} abnormal" + (f" ({abnormal})" if abnormal else ""))
+                st.markdown(f"**{record}** · {_number(row['heart_rate_bpm'], '{:.0f} bpm')}  \n"
+                            f"{int(row['beats']):,} beats  \n" + (f":red[{abnormal}]" if abnormal else "all N"))
 
     st.subheader("Latest abnormal beats")
     st.dataframe(figures.latest_abnormal, hide_index=True, width="stretch",

@@ -245,7 +245,8 @@ def test_run_full_demo_shows_live_predictions(demo):
     assert predictions > 0
     metrics = {metric.label: metric.value for metric in demo.metric}
     assert int(metrics["Beats processed"].replace(",", "")) >= predictions
-    assert any("Heart rate" == metric.label for metric in demo.metric)
+    tiles = [text.value for text in demo.markdown if " bpm" in text.value]
+    assert tiles and all(tile.split("**")[1] in APP_RECORDS for tile in tiles)
 
 
 def test_deploy_page_invokes_the_endpoint(demo):

@@ -52,6 +52,8 @@ def test_class_timeline_stacks_the_distribution_frame():
     rows = chart_rows(charts.class_timeline(distribution))
     assert len(rows) == 10
     assert sum(r["beats"] for r in rows if r["class"] == "N") == 7
+    second = {r["class"]: (r["bottom"], r["top"]) for r in rows if r["time"].startswith("1970-01-01T00:00:10")}
+    assert second == {"N": (0, 4), "S": (4, 5), "V": (5, 5), "F": (5, 5), "Q": (5, 5)}
 
 
 def test_beats_frame_is_one_row_per_sample_in_milliseconds():
