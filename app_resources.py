@@ -19,6 +19,7 @@ from hbcore import charts, config, dataset, records, templates, training
 from hbcore.classes import CLASS_NAMES
 from hbcore.dataset import BeatSet
 from hbcore.pipeline import Pipeline
+from hbcore.redaction import user_message
 from hbcore.settings import Settings, load_settings
 
 DATA_SOURCE_KEY = "data_source"      # ("mitdb", folder) or ("kaggle", file name)
@@ -44,10 +45,16 @@ def backend_ready() -> bool:
     """True when looking at the pipeline's state starts nothing: on AWS always, locally once the cloud runs.
 
     Pages check this before reading the stack, the endpoint or the logs, so that opening a page
-    never starts the local cloud (an explicit action does).
+    never starts the local cloud (an explicit action does). On AWS an unusable profile is shown
+    here, redacted, with a link to Settings, and counts as not ready.
     """
     if settings().backend == "aws":
-        pipeline().backend  # on AWS the backend is only a boto3 session: making it costs nothing
+        try:
+            pipeline().backend.session()  # an AWS backend is only a boto3 session: cheap, no network
+        except Exception as error:  # botocore raises ProfileNotFound, NoRegionError, ...
+            st.error(f"The AWS backend cannot be used: {user_message(error)}")
+            st.page_link("pages/settings.py", label="Check the settings", icon=":material/settings:")
+            return False
         return True
     return pipeline().backend_started
 

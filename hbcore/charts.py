@@ -24,16 +24,16 @@ def class_scale() -> alt.Scale:
     return alt.Scale(domain=list(CLASS_NAMES), range=[CLASS_COLORS[name] for name in CLASS_NAMES])
 
 
-def class_counts_bar(counts: Mapping[str, int], *, title: str = "beats per class") -> alt.Chart:
-    """Horizontal bars of beats per class, with the count written next to each bar."""
-    frame = pd.DataFrame({"class": list(CLASS_NAMES), "beats": [int(counts.get(c, 0)) for c in CLASS_NAMES]})
+def class_bars(values: Mapping[str, float], *, title: str, axis_title: str, number_format: str = ",") -> alt.Chart:
+    """Horizontal bars of one value per class (beats, probability…), the value written beside each bar."""
+    frame = pd.DataFrame({"class": list(CLASS_NAMES), "value": [float(values.get(c, 0)) for c in CLASS_NAMES]})
     base = alt.Chart(frame, title=title).encode(
         y=alt.Y("class:N", sort=list(CLASS_NAMES), title=None),
-        x=alt.X("beats:Q", title="beats"),
+        x=alt.X("value:Q", title=axis_title),
     )
     bars = base.mark_bar().encode(color=alt.Color("class:N", scale=class_scale(), legend=None),
-                                  tooltip=["class", "beats"])
-    return bars + base.mark_text(align="left", dx=3).encode(text="beats:Q")
+                                  tooltip=["class", alt.Tooltip("value:Q", format=number_format)])
+    return bars + base.mark_text(align="left", dx=3).encode(text=alt.Text("value:Q", format=number_format))
 
 
 def confusion_frame(matrix: Sequence[Sequence[float]] | np.ndarray) -> pd.DataFrame:

@@ -45,9 +45,9 @@ def pipeline_dot(states: Mapping[str, str]) -> str:
     """DOT source of the pipeline; ``states`` maps a part (data, model, stack, …) to its state."""
     lines = [
         "digraph pipeline {",
-        '  rankdir=LR; bgcolor="transparent";',
-        '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=11];',
-        '  edge [fontname="Helvetica", fontsize=9, color="#666666"];',
+        '  rankdir=LR; bgcolor="transparent"; nodesep=0.25; ranksep=0.35;',
+        '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=14, margin="0.15,0.08"];',
+        '  edge [fontname="Helvetica", fontsize=11, color="#666666"];',
     ]
     for node, (label, part) in NODES.items():
         color = STATE_COLORS.get(states.get(part, "idle"), STATE_COLORS["idle"])

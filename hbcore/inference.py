@@ -173,12 +173,12 @@ def parse_csv(text: str) -> np.ndarray:
     rows = [lines[i - 1] for i in numbers]
     if not rows:
         raise ValueError("no beats in the CSV body")
-    widths = {row.rstrip().rstrip(",").count(",") + 1 for row in rows}
+    widths = {row.count(",") + 1 for row in rows}
     beats = None
     if len(widths) == 1 and widths <= {WINDOW_SAMPLES, WINDOW_SAMPLES + 1}:
         try:
-            flat = np.fromstring(",".join(row.rstrip().rstrip(",") for row in rows), sep=",")
-        except ValueError:
+            flat = np.fromstring(",".join(rows), sep=",")
+        except ValueError:  # a token that is not a number: the line-by-line parse names it
             flat = None
         width = widths.pop()
         if flat is not None and flat.size == width * len(rows):

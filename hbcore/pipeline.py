@@ -85,10 +85,11 @@ class Pipeline:
 
     # -- stack and endpoint --
 
-    def ensure_stack(self, progress: Progress = silent) -> dict[str, str]:
+    def ensure_stack(self, progress: Progress = silent, options: stack.StackOptions | None = None) -> dict[str, str]:
         """Create or update the stream, function, log group and mapping; returns the stack outputs."""
         with self._lock:
-            result = stack.deploy_stack(self.backend, self.names, progress=progress)
+            result = stack.deploy_stack(self.backend, self.names, options=options or stack.StackOptions(),
+                                        progress=progress)
             self._stack_outputs = result.outputs
             return result.outputs
 

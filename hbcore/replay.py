@@ -242,6 +242,16 @@ class Ledger:
         with self._lock:
             self._refused[identity] = reason
 
+    def forget(self, identities) -> None:
+        """Treat these accepted beats as never sent, so that a replay continuing the run resends them.
+
+        For a stream that lost what it held (a local cloud restarted: moto keeps nothing), the beats
+        the results reader has not seen must go again; beats it has seen must not.
+        """
+        with self._lock:
+            for identity in identities:
+                self._accepted.pop(identity, None)
+
     def accepted(self) -> dict[str, tuple[str, str]]:
         """A copy: beat id → (shard id, sequence number)."""
         with self._lock:
@@ -301,10 +311,14 @@ class Replay:
         Real time from ``meta["t_s"]`` times this factor (2.0 = twice as fast); excludes ``rate``.
     run : str, default=None
         The run id in every beat id; a new one by default.
+    ledger : Ledger, default=None
+        Continue the run this ledger records (a replay stopped, or a stream lost): the beats it holds
+        as accepted or refused are not sent again, the others are sent in order, paced from the start.
+        The replay that wrote it must have ended.
     """
 
     def __init__(self, kinesis, stream: str, beats: BeatSet, *, rate: float | None = None,
-                 speed: float | None = None, run: str | None = None):
+                 speed: float | None = None, run: str | None = None, ledger: Ledger | None = None):
         if rate is not None and speed is not None:
             raise ValueError("give a rate in beats/s or a real-time speed, not both")
         if rate is not None and not rate > 0:
@@ -315,10 +329,14 @@ class Replay:
         self.stream = stream
         self.rate = rate
         self.speed = speed
-        self.run = run or new_run_id()
-        self.beats, self._due_s = self._schedule(beats)
+        if ledger is not None and run not in (None, ledger.run):
+            raise ValueError(f"run {run!r} does not match the ledger's run {ledger.run!r}")
+        self.run = ledger.run if ledger is not None else run or new_run_id()
+        self.beats = self._in_sending_order(beats)
         self._source = StreamSource(self.beats)
-        self.ledger = Ledger(self.run)
+        self.ledger = ledger if ledger is not None else Ledger(self.run)
+        self._rows, already_sent, already_refused = self._unsent_rows()
+        self._due_s = self._schedule()
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
@@ -328,26 +346,42 @@ class Replay:
         self._started_at = 0.0
         self._paused_total_s = 0.0
         self._paused_at = 0.0
-        self._sent = self._retried = self._failed_calls = self._refused = 0
+        self._sent, self._refused = already_sent, already_refused
+        self._retried = self._failed_calls = 0
         self._errors: deque[str] = deque(maxlen=KEPT_ERRORS)
         self._error_count = 0
         self._error: str | None = None
         self._ended_at: float | None = None
         self._accepted_at: deque[tuple[float, int]] = deque()  # (time, beats accepted) per call
 
-    def _schedule(self, beats: BeatSet) -> tuple[BeatSet, np.ndarray]:
-        """The beats in sending order and the time (s after start, pauses excluded) each is due."""
-        n = len(beats)
+    def _in_sending_order(self, beats: BeatSet) -> BeatSet:
+        """The beats as given, or in ``t_s`` order in real-time mode."""
         if self.speed is None:
-            due = np.zeros(n) if self.rate is None else np.arange(n) / self.rate
-            return beats, due
+            return beats
         t_s = beats.meta["t_s"].to_numpy(dtype=float)
-        if n and not np.isfinite(t_s).all():
+        if len(beats) and not np.isfinite(t_s).all():
             raise ValueError(f"real-time replay needs a time for every beat; {int((~np.isfinite(t_s)).sum())} "
                              "beats have none (Kaggle rows carry no time: use a rate instead)")
-        order = np.argsort(t_s, kind="stable")
-        t_s = t_s[order]
-        return beats.subset(order), (t_s - (t_s[0] if n else 0.0)) / self.speed
+        return beats.subset(np.argsort(t_s, kind="stable"))
+
+    def _unsent_rows(self) -> tuple[np.ndarray, int, int]:
+        """Rows the ledger holds neither as accepted nor refused, and how many it holds of each."""
+        accepted, refused = self.ledger.accepted(), self.ledger.refused()
+        if not accepted and not refused:
+            return np.arange(len(self.beats)), 0, 0
+        ids = [beat_id(self.run, record, sample)
+               for record, sample in zip(self._source.records.tolist(), self._source.samples.tolist())]
+        sent = np.array([identity in accepted for identity in ids], dtype=bool)
+        gone = np.array([identity in refused for identity in ids], dtype=bool)
+        return np.flatnonzero(~sent & ~gone), int(sent.sum()), int(gone.sum())
+
+    def _schedule(self) -> np.ndarray:
+        """When each row still to send is due (s after start, pauses excluded)."""
+        n = len(self._rows)
+        if self.speed is None:
+            return np.zeros(n) if self.rate is None else np.arange(n) / self.rate
+        t_s = self.beats.meta["t_s"].to_numpy(dtype=float)[self._rows]
+        return (t_s - (t_s[0] if n else 0.0)) / self.speed
 
     # -- owner API --
 
@@ -439,13 +473,13 @@ class Replay:
         return None
 
     def _run(self) -> None:
-        next_index, n = 0, len(self.beats)
+        next_index, n = 0, len(self._rows)
         try:
             while next_index < n:
                 due_end = self._wait_until_due(next_index)
                 if due_end is None:
                     break
-                rows = np.arange(next_index, min(due_end, next_index + MAX_RECORDS_PER_CALL))
+                rows = self._rows[next_index:min(due_end, next_index + MAX_RECORDS_PER_CALL)]
                 entries = self._source.records_for(rows, self.run, time.time())
                 for batch in _calls(entries):
                     if not self._deliver(batch):
@@ -458,7 +492,7 @@ class Replay:
             self._finish("failed", f"{type(error).__name__}: {error}")
             raise
         with self._lock:
-            stopped = self._stop_requested and self._sent + self._refused < n
+            stopped = self._stop_requested and self._sent + self._refused < len(self.beats)
         self._finish("stopped" if stopped else "finished")
 
     def _finish(self, state: str, error: str | None = None) -> None:

@@ -95,7 +95,7 @@ columns[1].metric("Records", f"{len(beats.records()):,}")
 columns[2].metric("Abnormal (S, V, F, Q)", f"{sum(counts.values()) - counts['N']:,}")
 if beats.skipped:
     st.warning("Skipped records: " + "; ".join(beats.skipped.values()))
-st.altair_chart(charts.class_counts_bar(counts), width="stretch")
+st.altair_chart(charts.class_bars(counts, title="beats per class", axis_title="beats"), width="stretch")
 
 st.subheader("Example beats per class")
 per_class = st.slider("Beats per class", 1, 30, key="data_gallery_n")

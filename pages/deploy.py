@@ -1,7 +1,6 @@
 """Deploy: serve a trained model on the endpoint (local or SageMaker), check it, call it with a beat."""
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 import app_resources as res
@@ -46,7 +45,8 @@ if st.button("Deploy", key="deploy_run", type="primary"):
 
 st.subheader("Endpoint")
 if not res.backend_ready():
-    st.info("Nothing deployed in this session yet: press **Deploy** (the local cloud starts with it).")
+    if settings.backend == "local":
+        st.info("Nothing deployed in this session yet: press **Deploy** (the local cloud starts with it).")
     st.stop()
 try:
     status = pipeline.endpoint_status()
@@ -58,7 +58,7 @@ if status is None:
     st.stop()
 columns = st.columns(3)
 columns[0].metric("Status", status["status"])
-columns[1].metric("Model", status.get("model", "?"))
+columns[1].markdown(f"**Model**  \n`{status.get('model', '?')}`")
 columns[2].metric("Serving", "serverless" if status.get("serverless") else status.get("instance_type") or "?")
 if status.get("failure_reason"):
     st.error(status["failure_reason"])
@@ -93,4 +93,5 @@ if "deploy_answer" in st.session_state and st.session_state["deploy_answer"][0] 
                     f"**{CLASS_NAMES[beats.y[row]]}** → predicted **{prediction['class_name']}** by model "
                     f"`{answer.get('model_version', '?')}` in {answer['round_trip_ms']:,.0f} ms")
         st.altair_chart(charts.beat_overlay(beats.X[row], {}, title="the beat sent"), width="stretch")
-        st.bar_chart(pd.DataFrame({"probability": prediction["probabilities"]}, index=list(CLASS_NAMES)), height=180)
+        st.altair_chart(charts.class_bars(dict(zip(CLASS_NAMES, prediction["probabilities"])), title="probabilities",
+                                          axis_title="probability", number_format=".3f"), width="stretch")

@@ -18,7 +18,6 @@ POLL_S = 0.5
 STEP_LABELS = {"data": "Loading the beats", "model": "Training a model (or loading the saved one)",
                "stack": "Creating the stream, the Lambda handler and the log group",
                "endpoint": "Deploying the model to the endpoint", "replay": "Starting the replay"}
-STATE_ICONS = {"ok": "🟢", "working": "🟡", "idle": "⚪", "missing": "🟠", "error": "🔴"}
 
 st.session_state.setdefault("home_demo_error", None)
 
@@ -48,8 +47,12 @@ def part_rows() -> dict[str, tuple[str, str]]:
                     f"(accuracy {saved[0].metrics.get('accuracy', float('nan')):.2%})") if saved
              else ("missing", "none trained yet (the demo trains one)"))
     rows = {"data": data, "model": model}
-    res.backend_ready()  # on AWS, makes the status below real; locally it starts nothing
-    rows.update({name: (part.state, part.detail) for name, part in pipeline.status().items()})
+    if settings.backend == "aws" and not res.backend_ready():
+        return rows | {"backend": ("error", "unusable profile: see Settings")}
+    try:
+        rows.update({name: (part.state, part.detail) for name, part in pipeline.status().items()})
+    except Exception as error:  # no credentials, no network, a stack in a bad state: reported, not raised
+        rows["backend"] = ("error", user_message(error))
     return rows
 
 
@@ -113,15 +116,13 @@ if st.session_state["home_demo_error"]:
 
 st.divider()
 rows = part_rows()
-left, right = st.columns([3, 2])
-with left:
-    st.graphviz_chart(diagram.pipeline_dot({name: state for name, (state, _) in rows.items()}), width="stretch")
-with right:
-    st.dataframe(pd.DataFrame([{"part": name, "state": f"{STATE_ICONS.get(state, '')} {state}", "detail": redact(detail)}
-                               for name, (state, detail) in rows.items()]),
-                 hide_index=True, width="stretch")
-    st.caption(f"Backend: {'local cloud on 127.0.0.1' if settings.backend == 'local' else 'AWS ' + settings.region}. "
-               "Change it in Settings.")
+st.graphviz_chart(diagram.pipeline_dot({name: state for name, (state, _) in rows.items()}), width="stretch")
+status = pd.DataFrame([{"part": name, "state": state, "detail": redact(detail)} for name, (state, detail) in rows.items()])
+st.dataframe(status.style.map(lambda state: f"background-color: {diagram.STATE_COLORS.get(state, 'white')}",
+                              subset=["state"]),
+             hide_index=True, width="stretch")
+st.caption(f"Backend: {'local cloud on 127.0.0.1' if settings.backend == 'local' else 'AWS ' + settings.region}. "
+           "Change it in Settings.")
 
 st.subheader("Step by step")
 steps = st.columns(5)

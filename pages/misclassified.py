@@ -9,7 +9,8 @@ from hbcore import charts, records, results, review, templates
 from hbcore.classes import CLASS_NAMES
 from hbcore.redaction import user_message
 
-CONTEXT_S = 3.0
+CONTEXT_S = 3.0  # the raw trace around the beat
+NEIGHBOURS_S = 10.0  # the predictions around it (the test split holds one beat in five)
 
 st.session_state.setdefault("mis_all_runs", False)
 st.session_state.setdefault("mis_true", [])
@@ -54,7 +55,7 @@ shown = review.filter_misclassified(wrong, true=st.session_state["mis_true"], pr
 
 st.caption(f"{len(shown):,} of {len(wrong):,} misclassified beats ({len(predictions):,} classified). "
            "Select a row to inspect it.")
-st.download_button("Export CSV", review.export_csv(shown), file_name="misclassified.csv", mime="text/csv",
+st.download_button("Export CSV", lambda: review.export_csv(shown), file_name="misclassified.csv", mime="text/csv",
                    key="mis_export", disabled=shown.empty)
 event = st.dataframe(shown, key="mis_table", on_select="rerun", selection_mode="single-row", hide_index=True,
                      width="stretch", height=300,
@@ -85,11 +86,11 @@ with left:
         st.altair_chart(charts.beat_overlay(window, compare, title="this beat vs the mean beat of each class"),
                         width="stretch")
 with right:
-    st.dataframe(review.neighbours(predictions, run, beat["record"], float(beat["t"]), CONTEXT_S), hide_index=True,
-                 width="stretch", height=260,
+    st.dataframe(review.neighbours(predictions, run, beat["record"], float(beat["t"]), NEIGHBOURS_S), hide_index=True,
+                 width="stretch",
                  column_config={"probability": st.column_config.NumberColumn(format="%.2f"),
                                 "t_s": st.column_config.NumberColumn("t (s)", format="%.2f")})
-    st.caption(f"Predictions for record {beat['record']} within ±{CONTEXT_S:g} s")
+    st.caption(f"Predictions for record {beat['record']} within ±{NEIGHBOURS_S:g} s")
 
 if source is not None and source[0] == "mitdb" and (Path(source[1]) / f"{beat['record']}.hea").is_file():
     try:

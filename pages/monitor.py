@@ -18,14 +18,15 @@ st.session_state["monitor_run_every"] = INTERVALS_S[st.session_state["monitor_in
 
 st.title("Live monitor")
 pipeline = res.pipeline()
-if not res.backend_ready() or pipeline.replay is None and not st.session_state["monitor_all_runs"]:
+ready = res.backend_ready()
+if not ready or pipeline.replay is None and not st.session_state["monitor_all_runs"]:
     st.info("Nothing is streaming yet. Run the whole demo from the home page, or start a replay on the Stream page.")
     left, right = st.columns(2)
     with left:
         st.page_link("pages/home.py", label="Run the full demo", icon=":material/play_arrow:")
     with right:
         st.page_link("pages/stream.py", label="Start a replay", icon=":material/play_circle:")
-    if not res.backend_ready():
+    if not ready:
         st.stop()
 
 controls = st.columns([1, 1, 1, 3])

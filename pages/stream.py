@@ -8,8 +8,8 @@ from hbcore.redaction import redact, user_message
 
 MODES = ("Beats per second", "Real time × speed")
 WHICH = {"test": "Test split (beats the model did not train on)", "all": "All beats", "records": "Chosen records"}
-PROGRESS_REFRESH_S = 1.0
 ORDERS = {"time": "In time order (records interleaved, like live patients)", "shuffled": "Shuffled"}
+PROGRESS_REFRESH_S = 1.0
 
 st.session_state.setdefault("stream_mode", MODES[0])
 st.session_state.setdefault("stream_rate", 250)
@@ -29,7 +29,11 @@ if beats is None:
     st.stop()
 
 pipeline = res.pipeline()
-deployed = res.backend_ready() and pipeline.stack_outputs() is not None
+try:
+    deployed = res.backend_ready() and pipeline.stack_outputs() is not None
+except Exception as error:  # no credentials or no network on AWS: said, not raised
+    st.error(user_message(error))
+    deployed = False
 if not deployed:
     st.warning("The stream and the Lambda handler are not deployed yet: deploy a model first "
                "(it creates the stack), or run the whole demo from the home page.")

@@ -39,7 +39,7 @@ def follow(run: training.TrainingRun) -> training.TrainingProgress:
     """Draw the run's progress until it ends (the fit runs in its own thread)."""
     bar = st.progress(0.0)
     while not (progress := run.progress()).done:
-        bar.progress(progress.fraction, text=f"Training on the {split} split… {progress.elapsed_s:,.0f} s "
+        bar.progress(progress.fraction, text=f"Training on the {run.split} split… {progress.elapsed_s:,.0f} s "
                                              f"(about {progress.expected_s:,.0f} s)")
         time.sleep(POLL_S)
     bar.empty()
@@ -91,7 +91,7 @@ with right:
     st.altair_chart(charts.confusion_heatmap(figures["confusion"], normalise=st.session_state["train_normalise"],
                                              title=f"test confusion matrix ({chosen.metadata.get('n_test', '?'):,} beats)"),
                     width="stretch")
-st.download_button("Download model.tar.gz", chosen.path.read_bytes(), file_name=f"model-{chosen.version}.tar.gz",
+st.download_button("Download model.tar.gz", chosen.path.read_bytes, file_name=f"model-{chosen.version}.tar.gz",
                    mime="application/gzip", key="train_download")
 
 st.subheader("Saved models")

@@ -126,7 +126,7 @@ def test_home_shows_the_status_of_every_part(app_env, saved_model):
     at = open_app()
     parts = at.dataframe[0].value
     assert list(parts["part"]) == ["data", "model", "backend", "stack", "endpoint", "replay", "reader"]
-    assert parts.set_index("part").loc["model", "state"].endswith("ok")
+    assert parts.set_index("part").loc["model", "state"] == "ok"
 
 
 # --- data ----------------------------------------------------------------------------------------------
@@ -162,6 +162,14 @@ def test_data_accepts_a_kaggle_csv_upload(app_env, kaggle_dir):
     assert not at.error
     assert {metric.label: metric.value for metric in at.metric}["Beats"] == "500"
     assert "Kaggle rows carry no raw signal" in texts(at.info)
+
+
+def test_data_accepts_a_kaggle_csv_with_a_header_row(app_env, kaggle_dir):
+    header = ",".join(str(i) for i in range(188)) + "\n"
+    content = header.encode() + (kaggle_dir / "mitbih_test_head10.csv").read_bytes()
+    at = upload(open_app("data"), "with_header.csv", content)
+    assert not at.error
+    assert {metric.label: metric.value for metric in at.metric}["Beats"] == "10"
 
 
 @pytest.mark.parametrize(("name", "content", "reason"), [
@@ -212,6 +220,18 @@ def test_settings_apply_saves_the_names(app_env):
     at.button(key="settings_apply").click()
     run(at)
     assert load_settings().prefix == "hb"
+
+
+def test_an_unusable_aws_profile_is_reported_on_every_page(app_env, saved_model):
+    from hbcore.settings import Settings, save_settings
+
+    save_settings(Settings(backend="aws", profile="no-such-profile-hb"))
+    try:
+        for page in (None, "deploy", "stream", "monitor", "misclassified"):
+            at = open_app(page)
+            assert "no-such-profile-hb" in texts(at.error), page
+    finally:
+        save_settings(Settings())
 
 
 # --- train ---------------------------------------------------------------------------------------------

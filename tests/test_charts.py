@@ -41,9 +41,9 @@ def test_confusion_heatmap_labels_counts_or_shares():
     assert shares[("N", "N")] == "100%"
 
 
-def test_class_counts_bar_lists_every_class_in_order():
-    rows = chart_rows(charts.class_counts_bar({"N": 10, "V": 2}))
-    assert [(r["class"], r["beats"]) for r in rows] == [("N", 10), ("S", 0), ("V", 2), ("F", 0), ("Q", 0)]
+def test_class_bars_list_every_class_in_order():
+    rows = chart_rows(charts.class_bars({"N": 10, "V": 2}, title="beats per class", axis_title="beats"))
+    assert [(r["class"], r["value"]) for r in rows] == [("N", 10), ("S", 0), ("V", 2), ("F", 0), ("Q", 0)]
 
 
 def test_class_timeline_stacks_the_distribution_frame():
