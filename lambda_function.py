@@ -44,6 +44,10 @@ N_CLASSES = 5
 # A beat record is ~1.2 KB as JSON and ~4.7 KB as a Kaggle CSV line; anything far larger is not a
 # beat, and refusing it early keeps a 1 MiB record from costing a full parse.
 MAX_RECORD_BYTES = 64 * 1024
+# The endpoint refuses a whole request when one RR interval is outside (0, RR_MAX_S] seconds (the
+# inference contract, hbcore/inference.py): such a record is rejected here, alone, so that it can
+# never fail its batch over and over until the batch is given up.
+RR_MAX_S = 200.0
 
 ENDPOINT_NAME = os.environ.get("ENDPOINT_NAME", "")
 ENDPOINT_TIMEOUT_S = float(os.environ.get("ENDPOINT_TIMEOUT_S", "20"))
@@ -180,6 +184,13 @@ def _optional_int(fields: dict[str, Any], key: str) -> int | None:
     if number is None or number != int(number):
         raise BadRecord(f"'{key}' is {value!r:.40}, expected an integer")
     return int(number)
+
+
+def _rr_seconds(fields: dict[str, Any], key: str) -> float | None:
+    value = _optional_number(fields, key)
+    if value is not None and not 0 < value <= RR_MAX_S:
+        raise BadRecord(f"'{key}' is {value!r:.40}, expected seconds in (0, {RR_MAX_S:g}]")
+    return value
 
 
 def _label(value: Any) -> int | None:
@@ -337,7 +348,7 @@ def parse_record(record: KinesisRecord) -> Beat:
         fields, beat = _csv_payload(data)
     try:
         for key in _RR_KEYS:
-            fields[key] = _optional_number(fields, key)
+            fields[key] = _rr_seconds(fields, key)
         return Beat(
             id=_optional_str(fields, "id") or f"{record.shard_id}:{record.sequence_number}",
             run=_optional_str(fields, "run"),

@@ -20,7 +20,8 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("evaluate",): "hbcore.model:cli_evaluate",
     ("bench", "model"): "hbcore.bench:cli_bench_model",
     ("bench", "pipeline"): "hbcore.bench:cli_bench_pipeline",
-    ("bench", "faults"): "hbcore.bench:cli_bench_faults",
+    ("bench", "faults"): "hbcore.faultbench:cli_bench_faults",
+    ("bench", "soak"): "hbcore.soakbench:cli_bench_soak",
     ("bench", "app"): "hbcore.appbench:cli_bench_app",
     ("bench", "stages"): "hbcore.stagebench:cli_bench_stages",
     ("bench", "cloud"): "hbcore.cloudbench:cli_bench_cloud",
@@ -87,7 +88,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_mitdb(bench_pipeline)
     bench_faults = bench_commands.add_parser("faults", help="inject faults during replays; count lost/duplicated")
     bench_faults.add_argument("--beats", type=int, default=3000, help="beats per fault scenario")
+    bench_faults.add_argument("--rate", type=float, default=500.0, help="replay rate in beats/s")
+    bench_faults.add_argument("--model", help="model.tar.gz to serve (default: the demo's model, trained if absent)")
+    bench_faults.add_argument("--scenario", action="append", default=[],
+                              help="run only this scenario (its name in the table; repeatable)")
     _add_mitdb(bench_faults)
+    bench_soak = bench_commands.add_parser("soak", help="steady replay for minutes: memory, latency, nothing lost")
+    bench_soak.add_argument("--minutes", type=float, default=10.0, help="how long to replay")
+    bench_soak.add_argument("--rate", type=float, default=500.0, help="replay rate in beats/s")
+    bench_soak.add_argument("--sample-s", type=float, default=30.0, help="seconds between samples")
+    bench_soak.add_argument("--model", help="model.tar.gz to serve (default: the demo's model, trained if absent)")
+    _add_mitdb(bench_soak)
     bench_app = bench_commands.add_parser("app", help="the app: monitor refresh, first paint, demo to predictions")
     bench_app.add_argument("--predictions", type=int, default=100_000, help="predictions behind the monitor refresh")
     bench_app.add_argument("--no-browser", dest="browser", action="store_false",

@@ -33,7 +33,11 @@ WINDOW_RR_FACTOR = 1.2
 RR_KEYS: tuple[str, ...] = ("rr_prev_s", "rr_next_s", "rr_local_s")
 # Beat windows are min-max scaled to [0, 1]; rounding and float formatting may step a hair outside.
 VALUE_TOLERANCE = 1e-3
-RR_MAX_S = 10.0
+# RR intervals the endpoint accepts, in seconds. MIT-BIH itself holds 'RR' gaps up to 100 s (record
+# 207, across unannotated ventricular flutter) and the model trains on them; 200 s admits those and
+# still refuses milliseconds sent as seconds (any RR of 0.2 s or more). lambda_function.py applies
+# the same rule, so a record the endpoint would refuse is rejected alone instead of failing its batch.
+RR_MAX_S = 200.0
 # Refractory time after the R peak before a following R peak can appear in the window.
 NEXT_PEAK_MIN_S = 0.3
 MODEL_FILE = "model.joblib"

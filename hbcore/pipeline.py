@@ -54,6 +54,8 @@ class Pipeline:
     def __init__(self, settings: Settings = Settings(), backend: Backend | None = None):
         self.settings = settings
         self.names: Names = settings.names
+        if backend is None and settings.backend == "aws":
+            backend = Backend(kind="aws", region=settings.region, profile=settings.profile)  # makes no call
         self._backend = backend
         self._cloud = None
         self._lock = threading.RLock()
@@ -69,13 +71,10 @@ class Pipeline:
         """The boto3 target; on the local backend the first access starts the embedded cloud."""
         with self._lock:
             if self._backend is None:
-                if self.settings.backend == "local":
-                    from hbcore.localcloud import LocalCloud
+                from hbcore.localcloud import LocalCloud
 
-                    self._cloud = LocalCloud().start()
-                    self._backend = self._cloud.backend
-                else:
-                    self._backend = Backend(kind="aws", region=self.settings.region, profile=self.settings.profile)
+                self._cloud = LocalCloud().start()
+                self._backend = self._cloud.backend
             return self._backend
 
     @property

@@ -40,7 +40,12 @@ MAPPING_SETTINGS: dict[str, object] = {
     "StartingPosition": "TRIM_HORIZON",
     "BatchSize": 100,
     "MaximumBatchingWindowInSeconds": 1,
-    "MaximumRetryAttempts": 3,
+    # Retry a failing batch until it succeeds (-1 = no limit, AWS's default) or its records are older
+    # than MaximumRecordAgeInSeconds, then its range goes to the dead-letter queue. A batch fails only
+    # while the endpoint does (the handler rejects bad records alone, never failing their batch), so
+    # waiting is right: with 3 retries (0.5 + 1 + 2 s of backoff locally) an endpoint down for 10 s
+    # lost its batch (bench faults). Meanwhile the shard's later records wait in Kinesis.
+    "MaximumRetryAttempts": -1,
     "MaximumRecordAgeInSeconds": 3600,
     "BisectBatchOnFunctionError": True,
     "FunctionResponseTypes": ["ReportBatchItemFailures"],

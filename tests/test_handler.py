@@ -315,6 +315,26 @@ def test_a_record_of_one_mebibyte_is_rejected_by_size(handler, capsys):
     assert response == {"batchItemFailures": []}
 
 
+def test_an_rr_the_endpoint_would_refuse_is_rejected_alone(handler, runtime, capsys):
+    """One such record used to fail its whole batch at the endpoint until the batch was given up."""
+    bad = json.loads(beat_payload(2))
+    bad["rr_next_s"] = 800.0
+    payloads = [beat_payload(1), json.dumps(bad).encode(), beat_payload(3)]
+
+    response, lines = invoke(handler, with_payloads(payloads), capsys)
+
+    (rejected,) = of_type(lines, "rejected")
+    assert (rejected["id"], rejected["reason"]) == ("run9:100:2", "'rr_next_s' is 800.0, expected seconds in (0, 200]")
+    assert [line["sample"] for line in of_type(lines, "prediction")] == [1, 3]
+    assert response == {"batchItemFailures": []}
+
+
+def test_the_handler_and_the_endpoint_share_the_rr_limit(handler):
+    from hbcore import inference
+
+    assert handler.RR_MAX_S == inference.RR_MAX_S
+
+
 def test_a_duplicate_id_in_a_batch_is_rejected_after_its_first_prediction(handler, capsys):
     _, lines = invoke(handler, with_payloads([beat_payload(7), beat_payload(8), beat_payload(7)]), capsys)
 

@@ -125,6 +125,20 @@ def test_json_instances_with_rr():
     assert np.isnan(data["rr"][1]).all()
 
 
+def test_json_accepts_the_longest_rr_gap_of_mitbih():
+    """Record 207 holds a 100 s 'RR' across unannotated flutter: the model trains on it, so the endpoint takes it."""
+    body = json.dumps({"instances": [{"beat": beats_array(1)[0].tolist(), "rr_prev_s": 100.02, "rr_next_s": 0.8}]})
+    data = inference.input_fn(body.encode(), "application/json")
+    np.testing.assert_allclose(data["rr"][0][:2], [100.02, 0.8], rtol=1e-6)
+
+
+@pytest.mark.parametrize("value", [0, -0.5, 800.0])
+def test_json_refuses_rr_outside_the_contract(value):
+    body = json.dumps({"instances": [{"beat": beats_array(1)[0].tolist(), "rr_next_s": value}]})
+    with pytest.raises(ValueError, match=r"instance 1: rr_next_s = .* not a number of seconds in \(0, 200\]"):
+        inference.input_fn(body.encode(), "application/json")
+
+
 def test_json_bare_list_of_beats():
     rows = beats_array(2)
     data = inference.input_fn(json.dumps(rows.tolist()), "application/json")

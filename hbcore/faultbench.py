@@ -1,0 +1,464 @@
+"""``python -m hbcore bench faults``: inject each kind of failure during a replay; account for every beat.
+
+Each scenario replays a few thousand beats through the real local pipeline (replay → Kinesis →
+poller → ``lambda_function`` → endpoint server → CloudWatch Logs → results reader), injects one fault
+while the beats flow, waits until the reader has seen every beat (``demo.settle``), and checks that
+every beat the stream accepted appears exactly once in the reader's results, as a prediction or a
+rejected record, and that the predictions agree with the model called directly (``demo.account``).
+
+How each fault is made:
+
+- endpoint down, 5xx, throttled, dropping connections, slow: the endpoint server's ``/_hb/faults``;
+  "slow" delays each call past the handler's read timeout (``ENDPOINT_TIMEOUT_S`` of the function,
+  set low here through ``StackOptions.endpoint_timeout_s``);
+- PutRecords partial failures, throttling, lost responses: botocore event hooks on the replay's
+  client (:class:`PutRecordsFaults`; moto never fails a put by itself);
+- the handler crashing mid-batch: the function's handler pointed at ``hbcore.crashing_handler``;
+- the local cloud killed (SIGKILL) and restarted: moto keeps nothing across a restart (stream,
+  logs, stack, endpoint), so the stack and endpoint are deployed again and a replay continuing the
+  run re-sends every beat the reader had not seen (``Ledger.forget``). "Nothing lost" there means:
+  every beat the replay sent ends up once in the reader's results, although the cloud lost the
+  records and log lines it held. (On AWS, Kinesis and CloudWatch Logs are durable: no resend.)
+- the replay stopped and resumed: a new replay continues the run from the ledger.
+
+Copies are expected (Lambda's delivery is at least once: a batch retried after a crash or a put
+resent after a lost answer is logged again); the reader drops them, and the table counts them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ConnectionClosedError
+
+from hbcore import demo, results, stack
+from hbcore import model as models
+from hbcore.backend import Backend
+from hbcore.crashing_handler import CRASHES_VARIABLE
+from hbcore.crashing_handler import HANDLER as CRASHING_HANDLER
+from hbcore.dataset import BeatSet
+from hbcore.localcloud import LocalCloud
+from hbcore.pipeline import Pipeline
+from hbcore.replay import Replay, beat_id, kinesis_client
+
+ENDPOINT_TIMEOUT_S = 2  # the handler's read timeout in the fault rig (the stack's default is 60 s)
+SLOW_CALL_S = 3.0  # a slow endpoint answers after this: past ENDPOINT_TIMEOUT_S
+FAULT_RATE_BPS = 500.0
+SCENARIO_BEATS = 3000
+FAULT_AT = 0.25  # share of the beats sent before the fault is injected
+DOWN_S = 10.0
+SLOW_S = 6.0
+FAILING_CALLS = 8
+PUT_FAULT_CALLS = 6
+PUT_FAULT_EVERY = 5  # partial failure: every 5th entry of a call fails
+LOST_RESPONSES = 3
+CRASHES = 5
+RESUME_AFTER_S = 2.0
+WAIT_POLL_S = 0.05
+HTTP_TIMEOUT_S = 10.0
+DUPLICATE_REASON = "duplicate id in this batch"  # lambda_function's reason for a second copy in one batch
+
+
+# --- PutRecords faults on the replay's client -----------------------------------------------------
+
+class PutRecordsFaults:
+    """Failures of PutRecords calls, made with botocore event hooks on one Kinesis client.
+
+    Parameters
+    ----------
+    mode : {"partial", "throttle", "lost_response"}
+        ``partial``: every ``every``-th entry is kept out of the request and answered
+        ``ProvisionedThroughputExceededException``, as Kinesis answers for a hot shard;
+        ``throttle``: the whole call is answered ``ProvisionedThroughputExceededException`` (HTTP 400)
+        without reaching the stream; ``lost_response``: the call reaches the stream and is stored,
+        then the connection breaks before the answer (the sender cannot know it was stored).
+    calls : int
+        How many calls fail.
+    skip_calls : int, default=0
+        Calls that go through before the first failure.
+    every : int, default=PUT_FAULT_EVERY
+    """
+
+    MODES = ("partial", "throttle", "lost_response")
+
+    def __init__(self, mode: str, calls: int, skip_calls: int = 0, every: int = PUT_FAULT_EVERY):
+        if mode not in self.MODES:
+            raise ValueError(f"PutRecords fault {mode!r} is not one of {', '.join(self.MODES)}")
+        self.mode = mode
+        self.calls = calls
+        self.skip_calls = skip_calls
+        self.every = every
+        self.seen_calls = 0
+        self.injected = 0  # entries (partial) or calls (throttle, lost_response) made to fail
+
+    def attach(self, client) -> None:
+        """Register the hooks on ``client`` (a boto3 Kinesis client)."""
+        events = client.meta.events
+        events.register("before-parameter-build.kinesis.PutRecords", self._before_parameters)
+        events.register("before-call.kinesis.PutRecords", self._before_call)
+        events.register("after-call.kinesis.PutRecords", self._after_call)
+
+    def _hit(self) -> bool:
+        """Whether the call being made fails (counts calls; decided once per call)."""
+        self.seen_calls += 1
+        return self.skip_calls < self.seen_calls <= self.skip_calls + self.calls
+
+    def _before_parameters(self, params: dict, context: dict, **_) -> None:
+        context["hb_fault"] = self._hit()
+        if self.mode == "partial" and context["hb_fault"]:
+            records = params["Records"]
+            held = set(range(0, len(records), self.every)) if len(records) > 1 else set()  # never all of them
+            context["hb_held"] = held
+            params["Records"] = [record for index, record in enumerate(records) if index not in held]
+
+    def _before_call(self, context: dict, **_):
+        if self.mode == "throttle" and context.get("hb_fault"):
+            self.injected += 1
+            error = {"Code": "ProvisionedThroughputExceededException",
+                     "Message": "Rate exceeded for shard shardId-000000000000 (injected fault)"}
+            return AWSResponse("", 400, {}, None), {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 400}}
+        return None
+
+    def _after_call(self, http_response, parsed: dict, context: dict, **_) -> None:
+        if not context.get("hb_fault") or http_response.status_code >= 300:
+            return
+        if self.mode == "lost_response":
+            self.injected += 1
+            raise ConnectionClosedError(endpoint_url="kinesis PutRecords (injected fault: answer lost)")
+        if self.mode == "partial":
+            failed = {"ErrorCode": "ProvisionedThroughputExceededException",
+                      "ErrorMessage": "Rate exceeded for shard shardId-000000000000 (injected fault)"}
+            answered = iter(parsed["Records"])
+            held = context["hb_held"]
+            total = len(parsed["Records"]) + len(held)
+            parsed["Records"] = [dict(failed) if index in held else next(answered) for index in range(total)]
+            parsed["FailedRecordCount"] = parsed.get("FailedRecordCount", 0) + len(held)
+            self.injected += len(held)
+
+
+# --- the rig: a local cloud with the pipeline deployed --------------------------------------------
+
+class FaultRig:
+    """Owner of a local cloud with the pipeline deployed on it, and of the fault controls.
+
+    Parameters
+    ----------
+    model_path : Path
+        The ``model.tar.gz`` the endpoint serves (also called directly for the agreement).
+    endpoint_timeout_s : int, default=ENDPOINT_TIMEOUT_S
+        The handler's read timeout (a "slow endpoint" is slower than this).
+    """
+
+    def __init__(self, model_path: str | Path, endpoint_timeout_s: int = ENDPOINT_TIMEOUT_S):
+        self.model_path = Path(model_path)
+        self.model = models.load_model(self.model_path)
+        self.options = stack.StackOptions(endpoint_timeout_s=endpoint_timeout_s)
+        self.cloud = LocalCloud()
+        self.pipeline: Pipeline | None = None
+        self.restarts = 0
+
+    def start(self) -> FaultRig:
+        self.cloud.start()
+        self.pipeline = Pipeline(backend=self.cloud.backend)
+        self.deploy()
+        self.pipeline.reader  # reading from before the first beat
+        return self
+
+    def close(self) -> None:
+        if self.pipeline is not None:
+            self.pipeline.close()
+        self.cloud.stop()
+
+    def __enter__(self) -> FaultRig:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    @property
+    def backend(self) -> Backend:
+        return self.cloud.backend
+
+    def deploy(self) -> None:
+        """Stack (stream, function, mapping, logs) and endpoint, as ``deploy`` makes them."""
+        self.pipeline.ensure_stack(options=self.options)
+        self.pipeline.deploy(self.model_path)
+
+    def replay(self, beats: BeatSet, rate_bps: float | None = FAULT_RATE_BPS, ledger=None,
+               put_faults: PutRecordsFaults | None = None) -> Replay:
+        """Start a replay into the pipeline's stream (continuing ``ledger``'s run when given)."""
+        kinesis = kinesis_client(self.backend)
+        if put_faults is not None:
+            put_faults.attach(kinesis)
+        return Replay(kinesis, self.pipeline.names.stream, beats, rate=rate_bps, ledger=ledger).start()
+
+    # -- faults --
+
+    def _runtime(self, method: str, path: str, body: dict | None = None) -> dict:
+        request = urllib.request.Request(self.backend.sagemaker_runtime_url + path, method=method,
+                                         data=None if body is None else json.dumps(body).encode())
+        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:
+            return json.loads(response.read())
+
+    def inject(self, kind: str, **spec: object) -> None:
+        """Add an endpoint fault (``endpoint_server`` ``POST /_hb/faults``)."""
+        self._runtime("POST", "/_hb/faults", {"kind": kind, **spec})
+
+    def endpoint_faults_injected(self) -> int:
+        """Endpoint calls failed or delayed by injected faults so far (this cloud's lifetime)."""
+        return sum(self._runtime("GET", "/_hb/faults")["injected"].values())
+
+    def clear_faults(self) -> None:
+        self._runtime("DELETE", "/_hb/faults")
+
+    def mapping_counters(self) -> dict[str, int]:
+        """Retries, function errors and skipped records of the mappings (this cloud's lifetime)."""
+        mappings = self.cloud.status().get("mappings", [])
+        return {name: sum(int(mapping.get(name, 0)) for mapping in mappings)
+                for name in ("retries", "function_errors", "skipped_records")}
+
+    def set_handler(self, handler: str, extra_environment: dict[str, str] | None = None) -> tuple[str, dict]:
+        """Point the function at ``handler`` with more variables; returns the previous (handler, variables)."""
+        lambda_client = self.backend.client("lambda")
+        current = lambda_client.get_function_configuration(FunctionName=self.pipeline.names.function)
+        variables = current.get("Environment", {}).get("Variables", {})
+        lambda_client.update_function_configuration(
+            FunctionName=self.pipeline.names.function, Handler=handler,
+            Environment={"Variables": {**variables, **(extra_environment or {})}})
+        return current["Handler"], variables
+
+    def restore_handler(self, previous: tuple[str, dict]) -> None:
+        handler, variables = previous
+        self.backend.client("lambda").update_function_configuration(
+            FunctionName=self.pipeline.names.function, Handler=handler, Environment={"Variables": variables})
+
+    def kill_cloud(self) -> None:
+        """SIGKILL the local cloud's process, as a crash would end it."""
+        os.kill(self.cloud.pid, signal.SIGKILL)
+
+    def restart_cloud(self) -> None:
+        """Bring an (empty) cloud back on the same ports and deploy the pipeline again."""
+        self.cloud.restart()
+        self.restarts += 1
+        self.deploy()
+
+    def seen_ids(self, run: str) -> set[str]:
+        """Beat ids of ``run`` the reader holds a result for (prediction or rejected record)."""
+        snapshot = self.pipeline.reader.snapshot()
+        return (set(results.for_run(snapshot.predictions, run)["id"])
+                | set(results.for_run(snapshot.rejected, run)["id"].dropna()))
+
+
+# --- scenarios ------------------------------------------------------------------------------------
+
+@dataclass
+class Trial:
+    """What a scenario started: its replays (the last one carries the run's whole ledger), how to
+    count the faults it injected (asked once the beats have settled), and what to undo afterwards."""
+
+    replays: list[Replay]
+    injected: Callable[[], int]
+    cleanup: Callable[[], None] = field(default=lambda: None)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    run: Callable[[FaultRig, BeatSet, float | None], Trial]
+
+
+def wait_until_sent(replay: Replay, count: int, timeout_s: float = 120.0) -> None:
+    """Block until the replay has had ``count`` beats accepted (or has ended)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        progress = replay.progress()
+        if progress.sent >= count or progress.done:
+            return
+        time.sleep(WAIT_POLL_S)
+    raise TimeoutError(f"replay {replay.run}: {count} beats not sent within {timeout_s:.0f} s")
+
+
+def endpoint_fault(*faults: dict) -> Callable[[FaultRig, BeatSet, float | None], Trial]:
+    """A scenario injecting ``faults`` (``/_hb/faults`` bodies) once a quarter of the beats is sent."""
+    def run(rig: FaultRig, beats: BeatSet, rate_bps: float | None) -> Trial:
+        before = rig.endpoint_faults_injected()
+        replay = rig.replay(beats, rate_bps)
+        wait_until_sent(replay, int(len(beats) * FAULT_AT))
+        for fault in faults:
+            rig.inject(**fault)
+        return Trial([replay], lambda: rig.endpoint_faults_injected() - before)
+    return run
+
+
+def put_fault(mode: str, calls: int) -> Callable[[FaultRig, BeatSet, float | None], Trial]:
+    """A scenario failing ``calls`` PutRecords calls of the replay, after the first few went through."""
+    def run(rig: FaultRig, beats: BeatSet, rate_bps: float | None) -> Trial:
+        faults = PutRecordsFaults(mode, calls, skip_calls=5)
+        return Trial([rig.replay(beats, rate_bps, put_faults=faults)], lambda: faults.injected)
+    return run
+
+
+def handler_crash(rig: FaultRig, beats: BeatSet, rate_bps: float | None) -> Trial:
+    """The handler crashes half-way through logging its next CRASHES batches."""
+    before = rig.mapping_counters()["function_errors"]
+    previous = rig.set_handler(CRASHING_HANDLER, {CRASHES_VARIABLE: str(CRASHES)})
+    replay = rig.replay(beats, rate_bps)
+    return Trial([replay], lambda: rig.mapping_counters()["function_errors"] - before,
+                 cleanup=lambda: rig.restore_handler(previous))
+
+
+def cloud_restart(rig: FaultRig, beats: BeatSet, rate_bps: float | None) -> Trial:
+    """Kill the local cloud mid-replay, bring it back empty, redeploy, resend what the reader lacks."""
+    replay = rig.replay(beats, rate_bps)
+    wait_until_sent(replay, int(len(beats) * FAULT_AT))
+    rig.kill_cloud()
+    replay.stop()
+    rig.restart_cloud()
+    ledger = replay.ledger
+    ledger.forget(set(ledger.accepted()) - rig.seen_ids(replay.run))
+    return Trial([replay, rig.replay(beats, rate_bps, ledger=ledger)], lambda: 1)
+
+
+def replay_stop_resume(rig: FaultRig, beats: BeatSet, rate_bps: float | None) -> Trial:
+    """Stop the replay after a quarter of the beats; continue the run from its ledger a little later."""
+    replay = rig.replay(beats, rate_bps)
+    wait_until_sent(replay, int(len(beats) * FAULT_AT))
+    replay.stop()
+    time.sleep(RESUME_AFTER_S)
+    return Trial([replay, rig.replay(beats, rate_bps, ledger=replay.ledger)], lambda: 1)
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("none", endpoint_fault()),
+    Scenario(f"endpoint down {DOWN_S:g} s (503)", endpoint_fault({"kind": "unavailable", "seconds": DOWN_S})),
+    Scenario(f"endpoint slow {SLOW_CALL_S:g} s > {ENDPOINT_TIMEOUT_S} s timeout, {SLOW_S:g} s",
+             endpoint_fault({"kind": "delay", "delay_s": SLOW_CALL_S, "seconds": SLOW_S})),
+    Scenario("endpoint 5xx (500, ModelError)", endpoint_fault({"kind": "internal", "calls": FAILING_CALLS},
+                                                             {"kind": "model_error", "calls": FAILING_CALLS})),
+    Scenario("endpoint throttling", endpoint_fault({"kind": "throttle", "calls": 2 * FAILING_CALLS})),
+    Scenario("endpoint drops connections", endpoint_fault({"kind": "drop", "calls": FAILING_CALLS})),
+    Scenario("PutRecords partial failures", put_fault("partial", PUT_FAULT_CALLS)),
+    Scenario("PutRecords throttled", put_fault("throttle", PUT_FAULT_CALLS)),
+    Scenario("PutRecords answer lost", put_fault("lost_response", LOST_RESPONSES)),
+    Scenario("handler crash mid-batch", handler_crash),
+    Scenario("replay stopped + resumed", replay_stop_resume),
+    Scenario("local cloud killed + restarted", cloud_restart),
+)
+
+
+# --- accounting -----------------------------------------------------------------------------------
+
+def beat_results(replay: Replay, snapshot: results.ResultsSnapshot) -> dict:
+    """Per beat of the run: one result each? ``lost`` counts every beat of the replay without a result,
+    sent or not (a replay that failed lost the beats it did not send). Copies of a predicted beat (a
+    second record rejected as a duplicate id in its batch) are copies, not results."""
+    predictions = results.for_run(snapshot.predictions, replay.run)
+    rejected = results.for_run(snapshot.rejected, replay.run)
+    predicted = set(predictions["id"])
+    rejected_ids = rejected["id"].dropna()
+    copies = rejected_ids.isin(predicted) & rejected.loc[rejected_ids.index, "reason"].str.startswith(DUPLICATE_REASON)
+    results_ids = rejected_ids[~copies]
+    meta = replay.beats.meta
+    every = {beat_id(replay.run, record, sample) for record, sample in zip(meta["record"], meta["sample"])}
+    outcome = predicted | set(results_ids)
+    return {
+        "predicted": len(predicted),
+        "rejected": len(set(results_ids)),
+        "lost": len(every - outcome),
+        "unknown": len(outcome - every),
+        "rejected_copies": int(copies.sum()),
+        "exactly_once": every == outcome and results_ids.is_unique and not (set(results_ids) & predicted),
+    }
+
+
+def run_scenario(rig: FaultRig, scenario: Scenario, beats: BeatSet, rate_bps: float | None) -> dict:
+    """Run one scenario and account for its beats: the row of the table."""
+    started = time.monotonic()
+    started_s = time.time()
+    restarts = rig.restarts
+    retries_before = rig.mapping_counters()["retries"]
+    copies_before = rig.pipeline.reader.snapshot().stats.duplicate_predictions
+    trial = scenario.run(rig, beats, rate_bps)
+    try:
+        replay = trial.replays[-1]
+        for earlier in trial.replays[:-1]:
+            earlier.wait()
+        snapshot = demo.settle(rig.pipeline, replay)
+        injected = trial.injected()
+    finally:
+        trial.cleanup()
+    summary = demo.account(replay, snapshot, rig.model, started_s)
+    counts = beat_results(replay, snapshot)
+    retries = rig.mapping_counters()["retries"] - (retries_before if rig.restarts == restarts else 0)
+    return {
+        "fault": scenario.name,
+        "injected": injected,
+        "sent": summary["sent"],
+        "predicted": counts["predicted"],
+        "rejected": counts["rejected"],
+        "lost": counts["lost"],
+        "duplicated": snapshot.stats.duplicate_predictions - copies_before + counts["rejected_copies"],
+        "retried_puts": sum(r.progress().retried for r in trial.replays),
+        "retried_batches": retries,
+        "agreement": summary["agreement"],
+        "exactly_once": counts["exactly_once"],
+        "latency_p95_ms": summary["latency_p95_ms"],
+        "seconds": round(time.monotonic() - started, 1),
+        "replay_error": next((r.progress().error for r in trial.replays if r.progress().error), None),
+    }
+
+
+# --- the command ----------------------------------------------------------------------------------
+
+TABLE_COLUMNS = (("fault", "<42"), ("injected", ">8"), ("sent", ">6"), ("predicted", ">9"), ("rejected", ">8"),
+                 ("lost", ">5"), ("duplicated", ">10"), ("retried", ">9"), ("agreement", ">9"), ("once", ">4"),
+                 ("seconds", ">7"))
+
+
+def table_row(row: dict) -> str:
+    cells = dict(row, retried=f"{row['retried_puts']}/{row['retried_batches']}",
+                 once="yes" if row["exactly_once"] else "NO", agreement=f"{row['agreement']:.4f}")
+    return "  ".join(f"{cells[name]:{spec}}" for name, spec in TABLE_COLUMNS)
+
+
+def run_faults(model_path: Path, beats: BeatSet, rate_bps: float | None = FAULT_RATE_BPS,
+               names: list[str] | None = None, log=print) -> list[dict]:
+    """Every scenario (or those named) on one rig; one row each."""
+    chosen = [s for s in SCENARIOS if names is None or s.name in names]
+    rows = []
+    with FaultRig(model_path) as rig:
+        for scenario in chosen:
+            rows.append(run_scenario(rig, scenario, beats, rate_bps))
+            log(table_row(rows[-1]))
+    return rows
+
+
+def cli_bench_faults(args: argparse.Namespace) -> int:
+    """Print the fault table (``retried`` = PutRecords entries resent / batches retried) and a JSON line."""
+    import sys
+
+    from hbcore import dataset
+
+    all_beats = dataset.load_beats(args.mitdb)
+    model_path = Path(args.model) if args.model else demo.find_or_train_model(all_beats).path
+    beats = demo.replay_selection(all_beats, args.beats)
+    header = "  ".join(f"{name:{spec}}" for name, spec in TABLE_COLUMNS)
+    print(header)
+    print("-" * len(header))
+    rows = run_faults(model_path, beats, args.rate, args.scenario or None,
+                      log=lambda line: print(line, flush=True))
+    print(json.dumps({"bench": "faults", "beats_per_scenario": len(beats), "rate_bps": args.rate,
+                      "all_exactly_once": all(row["exactly_once"] for row in rows),
+                      "lost": int(np.sum([row["lost"] for row in rows])), "scenarios": rows}))
+    print(f"{sum(not row['exactly_once'] for row in rows)} scenario(s) lost or duplicated beats", file=sys.stderr)
+    return 0 if all(row["exactly_once"] for row in rows) else 1
