@@ -22,7 +22,7 @@ from hbcore import dataset, modelstore, results
 from hbcore import model as models
 from hbcore.dataset import BeatSet
 from hbcore.pipeline import Pipeline
-from hbcore.replay import Replay, beat_id, select_beats
+from hbcore.replay import Replay, beat_id, select_beats, sent_inputs
 from hbcore.training import beats_key
 
 STEPS: tuple[str, ...] = ("data", "model", "stack", "endpoint", "replay")
@@ -188,7 +188,7 @@ def account(replay: Replay, snapshot: results.ResultsSnapshot, model: models.Bea
     sent_beats = replay.beats
     ids = [beat_id(replay.run, record, sample)
            for record, sample in zip(sent_beats.meta["record"], sent_beats.meta["sample"])]
-    direct = pd.Series(models.predict(model, sent_beats.X, models.rr_of(sent_beats)), index=ids)
+    direct = pd.Series(models.predict(model, *sent_inputs(sent_beats)), index=ids)
     logged = predictions.set_index("id")["pred"]
     agreement = float((direct.loc[logged.index].to_numpy() == logged.to_numpy()).mean()) if len(logged) else 0.0
     labelled = predictions[predictions["label"].notna()]

@@ -231,7 +231,8 @@ class FaultRig:
         """Point the function at ``handler`` with more variables; returns the previous (handler, variables)."""
         lambda_client = self.backend.client("lambda")
         current = lambda_client.get_function_configuration(FunctionName=self.pipeline.names.function)
-        variables = current.get("Environment", {}).get("Variables", {})
+        # str(): moto's CloudFormation stores Number parameters given to variables as numbers.
+        variables = {name: str(value) for name, value in current.get("Environment", {}).get("Variables", {}).items()}
         lambda_client.update_function_configuration(
             FunctionName=self.pipeline.names.function, Handler=handler,
             Environment={"Variables": {**variables, **(extra_environment or {})}})

@@ -40,6 +40,8 @@ from hbcore.dataset import BeatSet
 MAX_RECORDS_PER_CALL = 500
 MAX_BYTES_PER_CALL = 5 * 1024 * 1024
 BEAT_DECIMALS = 4
+SECONDS_DECIMALS = 4  # times and RR intervals in stream records
+RR_FIELDS = ("rr_prev_s", "rr_next_s", "rr_local_s")
 RETRYABLE_RECORD_ERRORS = frozenset({"ProvisionedThroughputExceededException", "InternalFailure",
                                      "KMSThrottlingException"})
 RETRYABLE_CALL_ERRORS = frozenset({"ProvisionedThroughputExceededException", "LimitExceededException",
@@ -171,6 +173,18 @@ def beat_texts(X: np.ndarray) -> list[str]:
     return texts
 
 
+def sent_inputs(beats: BeatSet) -> tuple[np.ndarray, np.ndarray]:
+    """The windows and RR intervals of ``beats`` as their stream records carry them, parsed as the endpoint does.
+
+    Records hold 4 decimals, so a beat near a decision boundary may be classified differently from
+    its full-precision window: the model called directly on these inputs must agree with every
+    prediction logged for the beats (the demo's ``agreement``).
+    """
+    X = np.round(np.asarray(beats.X, dtype=np.float64), BEAT_DECIMALS).astype(np.float32)
+    rr = np.round(beats.meta[list(RR_FIELDS)].to_numpy(dtype=float), SECONDS_DECIMALS).astype(np.float32)
+    return X, rr
+
+
 class StreamSource:
     """A BeatSet's columns as plain arrays, read once, so that each call formats only its rows."""
 
@@ -180,14 +194,14 @@ class StreamSource:
         self.labels = beats.y.astype(np.int64)
         self.records = meta["record"].astype(str).to_numpy(dtype=object)
         self.samples = meta["sample"].to_numpy(dtype=np.int64)
-        self.times = {name: meta[name].to_numpy(dtype=float) for name in ("t_s", "rr_prev_s", "rr_next_s", "rr_local_s")}
+        self.times = {name: meta[name].to_numpy(dtype=float) for name in ("t_s", *RR_FIELDS)}
 
     def records_for(self, rows: np.ndarray, run: str, sent_at: float) -> list[tuple[str, str, bytes]]:
         """``(beat id, partition key, data)`` of the stream records of ``rows`` (docs/ARCHITECTURE.md)."""
         run_text = _json_text(run)
         sent = repr(round(sent_at, 3))
         t_s, rr_prev, rr_next, rr_local = (
-            _json_numbers(self.times[name][rows]) for name in ("t_s", "rr_prev_s", "rr_next_s", "rr_local_s"))
+            _json_numbers(self.times[name][rows]) for name in ("t_s", *RR_FIELDS))
         out = []
         for i, (text, record, sample, label) in enumerate(zip(
                 beat_texts(self.X[rows]), self.records[rows].tolist(), self.samples[rows].tolist(),
@@ -210,7 +224,7 @@ def _json_text(text: str) -> str:
 
 def _json_numbers(values: np.ndarray) -> list[str]:
     """Seconds as JSON numbers with 4 decimals, ``null`` where NaN (the contract's "unknown")."""
-    texts = list(map(repr, np.round(values, 4).tolist()))
+    texts = list(map(repr, np.round(values, SECONDS_DECIMALS).tolist()))
     for index in np.flatnonzero(np.isnan(values)):
         texts[index] = "null"
     return texts

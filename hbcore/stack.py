@@ -38,8 +38,14 @@ MAPPING_SETTINGS: dict[str, object] = {
     # TRIM_HORIZON: records put while a new mapping is still being enabled (up to a minute on AWS)
     # are not skipped; the reader de-duplicates by beat id if a re-created mapping re-reads.
     "StartingPosition": "TRIM_HORIZON",
-    "BatchSize": 100,
-    "MaximumBatchingWindowInSeconds": 1,
+    # No batching window: a batch is what the shard holds when it is read, up to 500 records. Under
+    # load the batches grow to 500 (one invocation and one endpoint call per replay PutRecords of
+    # 500: ~650 KB, under the serverless endpoint's 4 MB request and Lambda's 6 MB event), and at a
+    # low rate a beat is not held back to fill one. Measured on the local cloud (bench pipeline,
+    # README): at 500 beats/s put → logged p95 fell from 250 ms (100 records, 1 s window) to 80 ms;
+    # at full speed throughput was the same and the poller kept up (p95 0.7 s against 9 s).
+    "BatchSize": 500,
+    "MaximumBatchingWindowInSeconds": 0,
     # Retry a failing batch until it succeeds (-1 = no limit, AWS's default) or its records are older
     # than MaximumRecordAgeInSeconds, then its range goes to the dead-letter queue. A batch fails only
     # while the endpoint does (the handler rejects bad records alone, never failing their batch), so

@@ -59,7 +59,8 @@ def test_dry_run_prints_the_plan(capsys, fake_model_tar):
     assert cli.main(["up", "--dry-run", *FAST, "--model", str(fake_model_tar())]) == 0
     out = capsys.readouterr().out
     for expected in ("hbt-beats", "hbt-classifier", "hbt-pipeline", "hbt-endpoint", "/aws/lambda/hbt-classifier",
-                     "hbt-artifacts-<account>-us-east-1", "BatchSize=100", "ReportBatchItemFailures",
+                     "hbt-artifacts-<account>-us-east-1", f"BatchSize={stack.MAPPING_SETTINGS['BatchSize']}",
+                     "ReportBatchItemFailures",
                      "serverless, 2048 MB", "sagemaker-scikit-learn:1.4-2-cpu-py3", "total", "$0.0150/h"):
         assert expected in out
 

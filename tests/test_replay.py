@@ -24,8 +24,10 @@ from hbcore.replay import (
     beat_id,
     beat_texts,
     in_time_order,
+    StreamSource,
     kinesis_client,
     select_beats,
+    sent_inputs,
 )
 
 WAIT_S = 30.0
@@ -355,6 +357,19 @@ def test_beat_texts_keep_four_decimals_and_pass_nan_on():
 
     assert first.split(",")[:4] == ["0.1234", "1.0", "0.0", "0.5"]
     assert second.split(",")[:2] == ["NaN", "0.25"]
+
+
+def test_sent_inputs_are_the_values_the_records_carry():
+    beats = make_beats({"100": 4}, rr_s=0.812345)
+    beats.meta.loc[0, "rr_prev_s"] = np.nan
+    records = [json.loads(data) for _, _, data in StreamSource(beats).records_for(np.arange(4), "run", 0.0)]
+
+    X, rr = sent_inputs(beats)
+
+    np.testing.assert_array_equal(X, np.array([record["beat"] for record in records], dtype=np.float32))
+    carried = [[np.nan if record[key] is None else record[key] for key in ("rr_prev_s", "rr_next_s", "rr_local_s")]
+               for record in records]
+    np.testing.assert_array_equal(rr, np.array(carried, dtype=np.float32))
 
 
 def test_beat_id_joins_run_record_and_sample():
