@@ -15,7 +15,11 @@ Per invocation (one shard's batch):
   CloudWatch Logs; the keys are flat so Logs Insights discovers them);
 - when the endpoint fails, the response lists every record not yet predicted in
   ``batchItemFailures``: Lambda retries from the lowest of them, so nothing already logged is logged
-  again for that batch (records are sent in sequence order and calls stop at the first failure).
+  again for that batch (records are sent in sequence order and calls stop at the first failure);
+- when the model container refuses a request's input (a 4xx ``ModelError``: a beat this handler
+  accepts but the deployed model does not, e.g. a model packaged with stricter checks), retrying
+  cannot help and would hold the shard: the request is halved until the refused beats are found,
+  each is logged as ``rejected`` with the endpoint's reason, and the others are predicted.
 
 Environment: ``ENDPOINT_NAME`` (required), ``ENDPOINT_TIMEOUT_S`` (read timeout of one call, default
 20), ``ENDPOINT_MAX_ATTEMPTS`` (botocore attempts per call, default 2: the real retry is Kinesis'),
@@ -32,6 +36,7 @@ import math
 import os
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
@@ -44,6 +49,7 @@ N_CLASSES = 5
 # A beat record is ~1.2 KB as JSON and ~4.7 KB as a Kaggle CSV line; anything far larger is not a
 # beat, and refusing it early keeps a 1 MiB record from costing a full parse.
 MAX_RECORD_BYTES = 64 * 1024
+MAX_REASON_CHARS = 500  # of an endpoint's message quoted in a rejected line
 # The endpoint refuses a whole request when one RR interval is outside (0, RR_MAX_S] seconds (the
 # inference contract, hbcore/inference.py): such a record is rejected here, alone, so that it can
 # never fail its batch over and over until the batch is given up.
@@ -94,6 +100,10 @@ class BadRecord(ValueError):
 
 class EndpointError(RuntimeError):
     """The endpoint call failed in a way a retry may fix (throttling, 5xx, timeout, bad response)."""
+
+
+class InputRefused(RuntimeError):
+    """The model container answered 4xx: something in the request's input; a retry cannot fix it."""
 
 
 class KinesisRecord:
@@ -436,6 +446,26 @@ def _predictions(payload: bytes, expected: int) -> tuple[list[dict[str, Any]], s
     return predictions, version
 
 
+def _status(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def refused_line(beat: Beat, refusal: InputRefused) -> str:
+    """The log line of a beat the model container refused (never retried, like a malformed record)."""
+    return _to_json({
+        "type": "rejected",
+        "id": beat.id,
+        "run": beat.run,
+        "record": beat.record,
+        "seq": beat.seq,
+        "shard": beat.shard,
+        "reason": f"the endpoint refused this beat: {refusal}",
+    })
+
+
 def invoke(beats: list[Beat]) -> tuple[list[dict[str, Any]], str, float]:
     """Classify ``beats`` in one endpoint call: (predictions, model version, call time in ms)."""
     body = _REQUEST_HEAD + b",".join(beat.instance for beat in beats) + _REQUEST_TAIL
@@ -447,6 +477,8 @@ def invoke(beats: list[Beat]) -> tuple[list[dict[str, Any]], str, float]:
         payload = response["Body"].read()
     except ClientError as error:
         details = error.response.get("Error", {})
+        if details.get("Code") == "ModelError" and 400 <= _status(error.response.get("OriginalStatusCode")) < 500:
+            raise InputRefused(str(error.response.get("OriginalMessage") or details.get("Message"))[:MAX_REASON_CHARS]) from None
         raise EndpointError(f"{details.get('Code', 'ClientError')}: {details.get('Message', error)}") from None
     except BotoCoreError as error:
         raise EndpointError(f"{type(error).__name__}: {error}") from None
@@ -484,11 +516,20 @@ def lambda_handler(event: dict[str, Any], context: Any) -> PartialBatchResponse:
         beats.append(beat)
     _emit(rejected)
 
-    predicted, calls, endpoint_ms, error = 0, 0, 0.0, None
-    for chunk in request_chunks(beats):
+    predicted, refused, calls, endpoint_ms, error = 0, 0, 0, 0.0, None
+    pending = deque(request_chunks(beats))  # in sequence order: beats[:predicted + refused] are done
+    while pending:
+        chunk = pending.popleft()
         calls += 1
         try:
             predictions, version, chunk_ms = invoke(chunk)
+        except InputRefused as refusal:
+            if len(chunk) > 1:  # halves, in order, until the refused beats stand alone
+                pending.extendleft((chunk[len(chunk) // 2:], chunk[:len(chunk) // 2]))
+            else:
+                _emit([refused_line(chunk[0], refusal)])
+                refused += 1
+            continue
         except EndpointError as failure:
             error = str(failure)
             break
@@ -498,12 +539,12 @@ def lambda_handler(event: dict[str, Any], context: Any) -> PartialBatchResponse:
                for beat, prediction in zip(chunk, predictions)])
         predicted += len(chunk)
 
-    failed = beats[predicted:]
+    failed = beats[predicted + refused:]
     _emit([_to_json({
         "type": "summary",
         "records": len(records),
         "predicted": predicted,
-        "rejected": len(rejected),
+        "rejected": len(rejected) + refused,
         "failed": len(failed),
         "endpoint_calls": calls,
         "endpoint_ms": round(endpoint_ms, 1),

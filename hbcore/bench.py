@@ -20,8 +20,8 @@ import numpy as np
 
 from hbcore import config, inference
 from hbcore.classes import CLASS_NAMES
-from hbcore.dataset import BeatSet, load_beats
-from hbcore.model import BeatModel, evaluate_model, predict_proba, rr_of, train_and_evaluate
+from hbcore.dataset import BeatSet
+from hbcore.model import BeatModel, evaluate_model, load_training_beats, predict_proba, rr_of, split_index, train_and_evaluate
 
 INFERENCE_RUNS = 7
 REQUEST_BEATS = 500
@@ -43,12 +43,10 @@ def recalls(figures: dict) -> dict[str, float]:
     return {name: round(values["recall"], 4) for name, values in figures["per_class"].items()}
 
 
-def bench_intra(beats: BeatSet) -> tuple[BeatModel, BeatSet, dict]:
+def bench_intra(beats: BeatSet, views: list[BeatSet]) -> tuple[BeatModel, BeatSet, dict]:
     """Train on the intra-patient split; figures with and without the RR intervals."""
-    from hbcore.splits import intra_patient
-
-    model = train_and_evaluate(beats, "intra")
-    _, test = intra_patient(beats)
+    model = train_and_evaluate(beats, "intra", views=views)
+    test = beats.subset(split_index(beats, "intra")[1])
     figures = model.metadata["metrics"]
     wave_only = evaluate_model(model, test, use_rr=False)
     return model, test, {
@@ -59,13 +57,14 @@ def bench_intra(beats: BeatSet) -> tuple[BeatModel, BeatSet, dict]:
         "intra_wave_only_macro_f1": wave_only["macro_f1"],
         "train_seconds": model.metadata["train_seconds"],
         "n_train": model.metadata["n_train"],
+        "n_train_windows": model.metadata["n_train_windows"],
         "n_test": model.metadata["n_test"],
     }
 
 
-def bench_inter(beats: BeatSet) -> dict:
+def bench_inter(beats: BeatSet, views: list[BeatSet]) -> dict:
     """Train on DS1, score DS2 over N, S, V, F."""
-    model = train_and_evaluate(beats, "inter")
+    model = train_and_evaluate(beats, "inter", views=views)
     figures = model.metadata["metrics"]["aami4"]
     return {
         "inter_accuracy": figures["accuracy"],
@@ -123,9 +122,9 @@ def _cell(value: object) -> str:
 
 def cli_bench_model(args: argparse.Namespace) -> int:
     """Print the model's figures as a table, then one JSON line."""
-    beats = load_beats(args.mitdb)
-    model, test, figures = bench_intra(beats)
-    figures |= bench_inter(beats)
+    beats, views = load_training_beats(mitdb=args.mitdb)
+    model, test, figures = bench_intra(beats, views)
+    figures |= bench_inter(beats, views)
     figures |= bench_inference(model, test)
     figures |= bench_kaggle(model)
     figures["model_version"] = model.version

@@ -12,6 +12,8 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
+from hbcore.redaction import redact
+
 # command path -> "module:function"; the function takes the parsed args and returns an exit code.
 COMMANDS: dict[tuple[str, ...], str] = {
     ("data", "build"): "hbcore.dataset:cli_build",
@@ -19,7 +21,7 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("train",): "hbcore.model:cli_train",
     ("evaluate",): "hbcore.model:cli_evaluate",
     ("bench", "model"): "hbcore.bench:cli_bench_model",
-    ("bench", "pipeline"): "hbcore.bench:cli_bench_pipeline",
+    ("bench", "pipeline"): "hbcore.pipelinebench:cli_bench_pipeline",
     ("bench", "faults"): "hbcore.faultbench:cli_bench_faults",
     ("bench", "soak"): "hbcore.soakbench:cli_bench_soak",
     ("bench", "app"): "hbcore.appbench:cli_bench_app",
@@ -85,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench_pipeline.add_argument("--beats", type=int, default=100_000, help="beats to stream")
     bench_pipeline.add_argument("--latency-rate", type=float, default=500.0,
                                 help="beats/s for the latency measurement")
+    bench_pipeline.add_argument("--repeats", type=int, default=3,
+                                help="runs of each phase, each in a fresh local cloud (medians reported)")
+    bench_pipeline.add_argument("--model", help="model.tar.gz to serve (default: the demo's model, trained if absent)")
     _add_mitdb(bench_pipeline)
     bench_faults = bench_commands.add_parser("faults", help="inject faults during replays; count lost/duplicated")
     bench_faults.add_argument("--beats", type=int, default=3000, help="beats per fault scenario")
@@ -134,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--runtime-port", type=int, default=0, help="SageMaker runtime port (default: a free one)")
     serve.add_argument("--retention-s", type=float, default=None,
                        help="drop Kinesis records every mapping has consumed once older than this (default 30 s)")
+    serve.add_argument("--log-retention-s", type=float, default=None,
+                       help="drop log events once older than this (default 900 s)")
     serve.add_argument("--state-file", help="write the endpoint URLs here once healthy")
     serve.add_argument("--parent-pid", type=int, default=0, help="exit when this process is gone (0: never)")
 
@@ -160,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return resolve(path)(args) or 0
     except (CliError, FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {redact(str(error))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -3,8 +3,8 @@
 ``python -m hbcore cloud serve`` runs a ``CloudServer`` in the foreground: moto's server app behind
 a WSGI middleware that serves Lambda's event-source-mapping API from ``hbcore.poller`` (moto would
 try to run the function in Docker on every put), the endpoint server, and a retention trimmer that
-drops Kinesis records every mapping has consumed once they are older than the retention window
-(moto keeps every record forever). Everything binds 127.0.0.1. Once healthy it writes a state file
+drops Kinesis records every mapping has consumed once they are older than the retention window,
+and log events older than the log retention (moto keeps both forever). Everything binds 127.0.0.1. Once healthy it writes a state file
 (pid, URLs, started_at); it exits on SIGTERM or when its ``--parent-pid`` is gone.
 
 Tests run a ``CloudServer`` in their own process (threads only); the app and the CLI run it as a
@@ -39,11 +39,14 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import make_server  # noqa: E402
 
 from hbcore.endpoint_server import EndpointServer, region_of  # noqa: E402
-from hbcore.motostate import MotoKinesis, MotoModelStore  # noqa: E402
+from hbcore.motostate import MotoKinesis, MotoLogs, MotoModelStore  # noqa: E402
 from hbcore.poller import REPOSITORY_ROOT, MappingError, Poller  # noqa: E402
 
 HOST = "127.0.0.1"
 RETENTION_S = 30.0
+# Log events are kept this long: as far back as a new results reader starts reading
+# (hbcore.results.LOOKBACK_S), far beyond the seconds its polls lag behind.
+LOG_RETENTION_S = 15 * 60.0
 TRIM_INTERVAL_S = 2.0
 PARENT_CHECK_S = 0.5
 MAPPINGS_PATH = "/2015-03-31/event-source-mappings"
@@ -153,13 +156,16 @@ class CloudServer:
     """moto (with the mapping API), the endpoint server, the poller and the trimmer, in threads."""
 
     def __init__(self, port: int = 0, runtime_port: int = 0, code_root: Path = REPOSITORY_ROOT,
-                 retention_s: float | None = None) -> None:
+                 retention_s: float | None = None, log_retention_s: float | None = None) -> None:
         self.retention_s = RETENTION_S if retention_s is None else retention_s
+        self.log_retention_s = LOG_RETENTION_S if log_retention_s is None else log_retention_s
         self.started_at = time.time()
         self.trimmed_records = 0
+        self.trimmed_events = 0
         self.kinesis = MotoKinesis()
+        self.logs = MotoLogs()
         self.endpoints = EndpointServer(MotoModelStore(), HOST, runtime_port)
-        self.poller = Poller(code_root=code_root, kinesis=self.kinesis)
+        self.poller = Poller(code_root=code_root, kinesis=self.kinesis, logs=self.logs)
         app = MappingApi(DomainDispatcherApplication(create_backend_app), self.poller, self.status)
         self._httpd = make_server(HOST, port, app, threaded=True, request_handler=_QuietHandler)
         self.poller.runtime_environment.update(self.client_environment())
@@ -186,7 +192,7 @@ class CloudServer:
     def start(self) -> CloudServer:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self.endpoints.start()
-        for target, name in ((self._httpd.serve_forever, "moto-server"), (self._trim_forever, "kinesis-trimmer")):
+        for target, name in ((self._httpd.serve_forever, "moto-server"), (self._trim_forever, "trimmer")):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -219,9 +225,16 @@ class CloudServer:
         self.trimmed_records += dropped
         return dropped
 
+    def trim_logs(self) -> int:
+        """One log retention pass over every log stream; returns the events dropped."""
+        dropped = self.logs.trim(self.log_retention_s)
+        self.trimmed_events += dropped
+        return dropped
+
     def _trim_forever(self) -> None:
         while not self._stopped.wait(TRIM_INTERVAL_S):
             self.trim()
+            self.trim_logs()
 
     def status(self) -> dict[str, Any]:
         """Process, Kinesis, poller and endpoint state, served at ``/_hb/status``."""
@@ -234,6 +247,8 @@ class CloudServer:
             **memory_mb(),
             "kinesis": {"retained_records": self.kinesis.retained_records(), "trimmed_records": self.trimmed_records,
                         "retention_s": self.retention_s},
+            "logs": {"retained_events": self.logs.retained_events(), "trimmed_events": self.trimmed_events,
+                     "retention_s": self.log_retention_s},
             "mappings": self.poller.describe(),
             "endpoints": self.endpoints.status(),
         }
@@ -285,7 +300,8 @@ def cli_serve(args) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    server = CloudServer(port=args.port, runtime_port=args.runtime_port, retention_s=args.retention_s).start()
+    server = CloudServer(port=args.port, runtime_port=args.runtime_port, retention_s=args.retention_s,
+                         log_retention_s=args.log_retention_s).start()
     state_file = Path(args.state_file) if args.state_file else None
     try:
         if not server.healthy():

@@ -58,7 +58,7 @@ SCENARIO_BEATS = 3000
 FAULT_AT = 0.25  # share of the beats sent before the fault is injected
 DOWN_S = 10.0
 SLOW_S = 6.0
-FAILING_CALLS = 8
+FAILING_CALLS = 4  # each handler invocation tries twice; Lambda's backoff doubles per failure
 PUT_FAULT_CALLS = 6
 PUT_FAULT_EVERY = 5  # partial failure: every 5th entry of a call fails
 LOST_RESPONSES = 3
@@ -66,6 +66,8 @@ CRASHES = 5
 RESUME_AFTER_S = 2.0
 WAIT_POLL_S = 0.05
 HTTP_TIMEOUT_S = 10.0
+# Beats not in the results by then count as lost (backoffs reach 8 s, drains take a while).
+SETTLE_TIMEOUT_S = 180.0
 DUPLICATE_REASON = "duplicate id in this batch"  # lambda_function's reason for a second copy in one batch
 
 
@@ -394,7 +396,7 @@ def run_scenario(rig: FaultRig, scenario: Scenario, beats: BeatSet, rate_bps: fl
         replay = trial.replays[-1]
         for earlier in trial.replays[:-1]:
             earlier.wait()
-        snapshot = demo.settle(rig.pipeline, replay)
+        snapshot = demo.settle(rig.pipeline, replay, SETTLE_TIMEOUT_S)
         injected = trial.injected()
     finally:
         trial.cleanup()

@@ -6,13 +6,15 @@ is not the pinned version, because every patch reaches into moto internals; test
 holds one test per patch.
 
 ``KINESIS_LOCK`` is also taken by ``hbcore.motostate``, the poller's direct access to the shards, so
-puts arriving over HTTP, the poller's reads and retention trimming never interleave.
+puts arriving over HTTP, the poller's reads and retention trimming never interleave. ``LOGS_LOCK``
+does the same for log events: appends and the retention trim (``MotoLogs.trim``).
 """
 
 from __future__ import annotations
 
 import binascii
 import functools
+from bisect import bisect_left, bisect_right
 import threading
 import warnings
 from collections.abc import Callable
@@ -22,7 +24,9 @@ import moto
 from moto.core.responses import ActionResult
 from moto.kinesis import models as kinesis_models
 from moto.kinesis.exceptions import InvalidArgumentError
+from moto.logs import logs_query
 from moto.logs import models as logs_models
+from moto.logs.exceptions import ResourceNotFoundException
 from moto.sagemaker import models as sagemaker_models
 from moto.sagemaker import responses as sagemaker_responses
 from moto.sagemaker.exceptions import ValidationError
@@ -30,6 +34,9 @@ from moto.sagemaker.exceptions import ValidationError
 PINNED_MOTO_VERSION = "5.2.5"
 
 KINESIS_LOCK = threading.RLock()
+LOGS_LOCK = threading.RLock()
+# Logs Insights queries whose results are kept (AWS keeps them 7 days; the reader reads each once).
+QUERIES_KEPT = 20
 
 # KinesisBackend methods that read or write shards; wrapped so that only one runs at a time.
 LOCKED_KINESIS_METHODS = (
@@ -167,6 +174,82 @@ def _with_snapshot_attribute(init: Callable[..., None], attribute: str) -> Calla
     return snapshot_init
 
 
+def _event_time(event: logs_models.LogEvent) -> int:
+    return event.timestamp
+
+
+def _put_log_events_ordered(self: logs_models.LogStream, log_events: list[dict[str, Any]]) -> str:
+    """Patch ``LogStream.put_log_events`` (moto 5.2.5): under ``LOGS_LOCK``, noting whether the stream stays in time order.
+
+    moto appends with no lock ("TODO: to be thread safe this would need a lock"), and the
+    retention trim replaces a stream's event list: an append racing it would be lost. A stream
+    whose events are in time order (every stream the poller writes: one execution environment
+    writes its events in order) is searched by bisection in queries and trimmed from the front.
+    """
+    with LOGS_LOCK:
+        in_order = getattr(self, "hb_in_order", True) and (
+            not self.events or not log_events or log_events[0]["timestamp"] >= self.events[-1].timestamp)
+        token = _ORIGINAL_PUT_LOG_EVENTS(self, log_events)
+        self.hb_in_order = in_order
+        return token
+
+
+_ORIGINAL_PUT_LOG_EVENTS = logs_models.LogStream.put_log_events
+
+
+def events_between(stream: logs_models.LogStream, start_ms: int | None, end_ms: int | None) -> list[logs_models.LogEvent]:
+    """The events of ``stream`` with ``start_ms <= timestamp <= end_ms`` (None: unbounded), oldest first.
+
+    Reads ``stream.events`` once: the retention trim swaps the list, it never edits it in place.
+    """
+    events = stream.events
+    if getattr(stream, "hb_in_order", False):
+        low = bisect_left(events, start_ms, key=_event_time) if start_ms else 0
+        high = bisect_right(events, end_ms, key=_event_time) if end_ms else len(events)
+        return events[low:high]
+    return [event for event in events
+            if (not start_ms or event.timestamp >= start_ms) and (not end_ms or event.timestamp <= end_ms)]
+
+
+def _create_parsed_events_windowed(log_groups: list[logs_models.LogGroup], query: Any, start_time: int,
+                                   end_time: int) -> list[Any]:
+    """Patch ``moto.logs.logs_query._create_parsed_events`` (moto 5.2.5): bisect the time window.
+
+    moto tested every event of every stream against the window, so each Logs Insights query cost
+    the whole log group: ~0.27 s at 100k events, and the results reader queries every 2 s.
+    """
+    return [
+        logs_query.ParsedEvent(event=event, query=query, log_stream=stream, log_group=group)
+        for group in log_groups
+        for stream in group.streams.values()
+        for event in events_between(stream, start_time * 1000 if start_time else None,
+                                    end_time * 1000 if end_time else None)
+    ]
+
+
+def _start_query_keeping_recent(self: logs_models.LogsBackend, *args: Any, **kwargs: Any) -> str:
+    """Patch ``LogsBackend.start_query`` (moto 5.2.5): keep the results of the last QUERIES_KEPT queries only.
+
+    moto kept every query's results for ever: ~2 MB per 10,000-row query, so a reader polling
+    every 2 s grew the local cloud by gigabytes an hour.
+    """
+    query_id = _ORIGINAL_START_QUERY(self, *args, **kwargs)
+    while len(self.queries) > QUERIES_KEPT:
+        del self.queries[next(iter(self.queries))]
+    return query_id
+
+
+_ORIGINAL_START_QUERY = logs_models.LogsBackend.start_query
+
+
+def _get_query_results_or_expired(self: logs_models.LogsBackend, query_id: str) -> Any:
+    """Patch ``LogsBackend.get_query_results`` (moto 5.2.5): an unknown or expired query is a 400, not a 500."""
+    query = self.queries.get(query_id)
+    if query is None:
+        raise ResourceNotFoundException(f"Query {query_id} does not exist or its results have expired")
+    return query
+
+
 def _update_endpoint_backend(
     self: sagemaker_models.SageMakerModelBackend, endpoint_name: str, endpoint_config_name: str
 ) -> sagemaker_models.FakeEndpoint:
@@ -219,6 +302,10 @@ def apply() -> None:
         setattr(kinesis_models.KinesisBackend, name, _locked(getattr(kinesis_models.KinesisBackend, name)))
     logs_models.LogsBackend.__init__ = _with_snapshot_attribute(logs_models.LogsBackend.__init__, "groups")
     logs_models.LogGroup.__init__ = _with_snapshot_attribute(logs_models.LogGroup.__init__, "streams")
+    logs_models.LogStream.put_log_events = _put_log_events_ordered
+    logs_query._create_parsed_events = _create_parsed_events_windowed
+    logs_models.LogsBackend.start_query = _start_query_keeping_recent
+    logs_models.LogsBackend.get_query_results = _get_query_results_or_expired
     sagemaker_models.SageMakerModelBackend.update_endpoint = _update_endpoint_backend
     sagemaker_responses.SageMakerResponse.update_endpoint = _update_endpoint_response
     _applied = True

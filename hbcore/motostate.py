@@ -22,7 +22,7 @@ from moto.sagemaker.models import sagemaker_backends
 from moto.sns.models import sns_backends
 from moto.sqs.models import sqs_backends
 
-from hbcore.motopatches import KINESIS_LOCK, last_sequence_number
+from hbcore.motopatches import KINESIS_LOCK, LOGS_LOCK, events_between, last_sequence_number
 
 MAX_EVENTS_PER_PUT = 10_000  # CloudWatch Logs PutLogEvents limit
 
@@ -216,6 +216,37 @@ class MotoLogs:
             for start in range(0, len(events), MAX_EVENTS_PER_PUT):
                 chunk = events[start:start + MAX_EVENTS_PER_PUT]
                 backend.put_log_events(group, stream, [{"timestamp": ts, "message": msg} for ts, msg in chunk])
+
+    def trim(self, older_than_s: float) -> int:
+        """Drop log events older than ``older_than_s`` seconds from every stream; returns the count dropped.
+
+        CloudWatch Logs expires events after the group's retention (days); moto never does, so a
+        long run at 500 beats/s grew by ~1 GB an hour. A stream's list is replaced, not edited, so a
+        query reading it keeps a consistent view; ``LOGS_LOCK`` keeps appends out meanwhile.
+        """
+        cutoff_ms = int((time.time() - older_than_s) * 1000)
+        dropped = 0
+        with LOGS_LOCK:
+            for stream in self._streams():
+                kept = events_between(stream, cutoff_ms, None)
+                if len(kept) < len(stream.events):
+                    dropped += len(stream.events) - len(kept)
+                    stream.events = kept  # storedBytes stays what was ingested: moto never lowered it
+        return dropped
+
+    def retained_events(self) -> int:
+        """Log events held in all streams (for status and memory checks)."""
+        return sum(len(stream.events) for stream in self._streams())
+
+    @staticmethod
+    def _streams() -> list:
+        return [
+            stream
+            for account_backends in list(logs_backends.values())
+            for backend in list(account_backends.values())
+            for group in backend.groups.values()
+            for stream in group.streams.values()
+        ]
 
 
 

@@ -45,7 +45,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output-data-dir", "--output_data_dir", dest="output_data_dir",
                         default=os.environ.get("SM_OUTPUT_DATA_DIR"), help="where to write metrics.json")
     parser.add_argument("--max-iter", "--max_iter", dest="max_iter", type=int, default=defaults.max_iter,
-                        help="training epochs")
+                        help="training epochs at the initial learning rate")
+    parser.add_argument("--final-iter", "--final_iter", dest="final_iter", type=int, default=defaults.final_iter,
+                        help="then epochs at the lower final learning rate")
     parser.add_argument("--hidden-layers", "--hidden_layers", dest="hidden_layers", default=None,
                         help="hidden layer sizes, comma-separated (default: %s)" % ",".join(map(str, defaults.hidden_layers)))
     parser.add_argument("--alpha", type=float, default=defaults.alpha, help="L2 penalty")
@@ -68,8 +70,8 @@ def params_of(args: argparse.Namespace) -> hbmodel.ModelParams:
             hidden = tuple(int(size) for size in str(args.hidden_layers).split(","))
         except ValueError:
             raise ValueError(f"--hidden-layers {args.hidden_layers!r}: expected sizes like 256,128") from None
-    return hbmodel.ModelParams(hidden_layers=hidden, max_iter=args.max_iter, alpha=args.alpha,
-                               rr_dropout=args.rr_dropout, seed=args.seed)
+    return hbmodel.ModelParams(hidden_layers=hidden, max_iter=args.max_iter, final_iter=args.final_iter,
+                               alpha=args.alpha, rr_dropout=args.rr_dropout, seed=args.seed)
 
 
 def read_channel(folder: Path | str) -> BeatSet:

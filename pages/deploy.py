@@ -7,7 +7,7 @@ import app_resources as res
 from hbcore import charts, modelstore
 from hbcore.classes import CLASS_NAMES
 from hbcore.model import rr_of
-from hbcore.redaction import user_message
+from hbcore.redaction import redact, user_message
 
 st.session_state.setdefault("deploy_sample_class", "V")
 st.session_state.setdefault("deploy_sample_seed", 0)
@@ -61,7 +61,7 @@ columns[0].metric("Status", status["status"])
 columns[1].markdown(f"**Model**  \n`{status.get('model', '?')}`")
 columns[2].metric("Serving", "serverless" if status.get("serverless") else status.get("instance_type") or "?")
 if status.get("failure_reason"):
-    st.error(status["failure_reason"])
+    st.error(redact(status["failure_reason"]))
 
 st.subheader("Test invocation")
 beats = res.current_beats()

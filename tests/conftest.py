@@ -71,6 +71,16 @@ def small_model_tar(mitdb_beats, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def fault_rig(small_model_tar):
+    """The whole pipeline deployed on a local cloud (a child process) serving the small model, with
+    the fault controls of ``hbcore.faultbench.FaultRig`` (tests/test_faults.py, tests/test_bad_input.py)."""
+    from hbcore.faultbench import FaultRig
+
+    with FaultRig(small_model_tar) as rig:
+        yield rig
+
+
+@pytest.fixture(scope="session")
 def kaggle_dir(data_dir: Path) -> Path:
     """The real Kaggle CSV rows, or skip."""
     path = data_dir / "kaggle_mitbih"

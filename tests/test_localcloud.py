@@ -11,7 +11,7 @@ import time
 import urllib.request
 
 import pytest
-from cloudkit import wait_for
+from cloudkit import unique, wait_for
 
 from hbcore.localcloud import REPOSITORY_ROOT, LocalCloud
 
@@ -123,12 +123,27 @@ def test_trim_keeps_records_younger_than_the_retention(clients, cloud):
     assert len(cloud.kinesis.read(stream, "shardId-000000000000", 0, 10)[0]) == 4
 
 
+def test_trim_logs_drops_events_older_than_the_log_retention(clients, cloud):
+    logs, group = clients("logs"), unique("/aws/lambda/trim")
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName="s")
+    now_ms = int(time.time() * 1000)
+    old_ms = now_ms - int(cloud.log_retention_s * 1000) - 60_000
+    logs.put_log_events(logGroupName=group, logStreamName="s", logEvents=[
+        {"timestamp": old_ms, "message": "old"}, {"timestamp": now_ms, "message": "new"}])
+
+    assert cloud.trim_logs() >= 1
+    events = logs.get_log_events(logGroupName=group, logStreamName="s", startFromHead=True)["events"]
+    assert [event["message"] for event in events] == ["new"]
+
+
 def test_status_reports_memory_kinesis_and_mappings(clients, cloud):
     with urllib.request.urlopen(cloud.url + "/_hb/status", timeout=5) as response:
         status = json.loads(response.read())
     assert status["pid"] == os.getpid()
     assert status["peak_rss_mb"] >= status["rss_mb"] > 0
     assert {"retained_records", "trimmed_records", "retention_s"} <= set(status["kinesis"])
+    assert {"retained_events", "trimmed_events", "retention_s"} <= set(status["logs"])
     assert isinstance(status["mappings"], list)
 
 

@@ -17,6 +17,7 @@ motopatches.apply()
 
 from moto.core import DEFAULT_ACCOUNT_ID  # noqa: E402
 from moto.kinesis.models import kinesis_backends  # noqa: E402
+from moto.logs.exceptions import ResourceNotFoundException  # noqa: E402
 from moto.logs.models import logs_backends  # noqa: E402
 
 DATA = base64.b64encode(b'{"beat": [0.5]}').decode()
@@ -148,6 +149,66 @@ def test_log_streams_can_be_created_while_a_query_runs():
         stop.set()
         thread.join()
     assert errors == []
+
+
+QUERY = "fields @timestamp, @message | sort @timestamp asc | limit 10000"
+BASE_S = int(time.time()) - 3600
+
+
+@pytest.fixture
+def log_stream():
+    """A log group and stream in moto's backend; a factory of events at given epoch seconds."""
+    backend = logs_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+    group = unique("/test/window")
+    backend.create_log_group(group, {})
+    backend.create_log_stream(group, "s")
+
+    def put(*seconds: int) -> None:
+        """Events at BASE_S + each of ``seconds`` (moto refuses events older than 14 days)."""
+        backend.put_log_events(group, "s", [{"timestamp": (BASE_S + t) * 1000, "message": f"at {t}"} for t in seconds])
+
+    yield backend, group, put
+    backend.delete_log_group(group)
+
+
+def query_messages(backend, group: str, start_s: int, end_s: int) -> list[str]:
+    query_id = backend.start_query([group], BASE_S + start_s, BASE_S + end_s, QUERY)
+    return [row["@message"] for row in backend.get_query_results(query_id).results]
+
+
+def test_a_query_reads_only_its_window_of_an_ordered_stream(log_stream, monkeypatch):
+    backend, group, put = log_stream
+    put(*range(1000, 1100))
+    stream = backend.groups[group].streams["s"]
+    tested = []
+    monkeypatch.setattr(type(stream.events[0]), "timestamp", property(
+        lambda event: tested.append(1) or event.__dict__["timestamp"]), raising=False)
+
+    messages = query_messages(backend, group, 1040, 1042)
+
+    assert messages == ["at 1040", "at 1041", "at 1042"]
+    assert len(tested) < 40  # bisection, then the three events: not a test per event
+
+
+def test_a_query_over_an_unordered_stream_still_finds_its_window(log_stream):
+    backend, group, put = log_stream
+    put(1050, 1060)
+    put(1010, 1055)  # an older batch after a newer one: no bisection for this stream
+
+    assert sorted(query_messages(backend, group, 1040, 1056)) == ["at 1050", "at 1055"]
+
+
+def test_only_the_most_recent_query_results_are_kept(log_stream):
+    backend, group, put = log_stream
+    put(1000)
+    first = backend.start_query([group], BASE_S + 990, BASE_S + 1010, QUERY)
+    for _ in range(motopatches.QUERIES_KEPT):
+        last = backend.start_query([group], BASE_S + 990, BASE_S + 1010, QUERY)
+
+    assert len(backend.queries) <= motopatches.QUERIES_KEPT
+    assert [row["@message"] for row in backend.get_query_results(last).results] == ["at 1000"]
+    with pytest.raises(ResourceNotFoundException, match="expired"):
+        backend.get_query_results(first)
 
 
 def test_update_endpoint_moves_the_endpoint_to_the_new_config(clients):
