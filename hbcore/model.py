@@ -10,6 +10,12 @@ Kaggle rows and CSV requests carry no RR intervals. Rather than a second estimat
 the RR intervals of a random ``rr_dropout`` share of the beats (their missing flags set), so one
 network learns both cases; at inference a beat uses its RR intervals when it has them.
 
+On MIT-BIH the model trains on two views of every training beat: the window of the ``paper``
+recipe (the benchmark's, 125 Hz) and the ``kaggle`` recipe's (what the published Kaggle rows hold);
+the second view lifts accuracy on real Kaggle rows from about 77 % to about 87 % at no cost on the
+benchmark. The inter-patient recipe (:data:`SPLIT_PARAMS`) adds a strong L2 penalty and shifted
+copies of the windows, because there the risk is learning each training patient by heart.
+
 ``model.tar.gz`` is SageMaker's layout: ``model.joblib`` (a dict of plain scikit-learn objects,
 see :meth:`BeatModel.payload`), ``metadata.json``, ``code/inference.py`` (a copy of
 :mod:`hbcore.inference`) and ``code/requirements.txt`` pinning the training scikit-learn release.
@@ -28,9 +34,9 @@ import tarfile
 import tempfile
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from collections.abc import Sequence
 from pathlib import Path
 
 import joblib

@@ -15,13 +15,14 @@ from __future__ import annotations
 import binascii
 import functools
 from bisect import bisect_left, bisect_right
+from operator import itemgetter
 import threading
 import warnings
 from collections.abc import Callable
 from typing import Any
 
 import moto
-from moto.core.responses import ActionResult
+from moto.core.responses import ActionResult, BaseResponse
 from moto.kinesis import models as kinesis_models
 from moto.kinesis.exceptions import InvalidArgumentError
 from moto.logs import logs_query
@@ -211,20 +212,36 @@ def events_between(stream: logs_models.LogStream, start_ms: int | None, end_ms: 
             if (not start_ms or event.timestamp >= start_ms) and (not end_ms or event.timestamp <= end_ms)]
 
 
-def _create_parsed_events_windowed(log_groups: list[logs_models.LogGroup], query: Any, start_time: int,
-                                   end_time: int) -> list[Any]:
-    """Patch ``moto.logs.logs_query._create_parsed_events`` (moto 5.2.5): bisect the time window.
+def _execute_query_windowed(log_groups: list[logs_models.LogGroup], query: str, start_time: int,
+                            end_time: int) -> list[dict[str, Any]]:
+    """Patch ``moto.logs.models.execute_query`` (moto 5.2.5): the same rows, found by bisection, sorted by key.
 
-    moto tested every event of every stream against the window, so each Logs Insights query cost
-    the whole log group: ~0.27 s at 100k events, and the results reader queries every 2 s.
+    moto tested every event of every stream against the window, built a ``ParsedEvent`` per event
+    and sorted them with Python-level comparisons: a query cost the whole log group (~0.27 s at
+    100k events), and the results reader's queries took ~19 % of the local cloud's CPU at 2,500
+    beats/s. Rows, their order (a stable sort on the timestamp) and the limit are moto's.
     """
-    return [
-        logs_query.ParsedEvent(event=event, query=query, log_stream=stream, log_group=group)
-        for group in log_groups
-        for stream in group.streams.values()
-        for event in events_between(stream, start_time * 1000 if start_time else None,
-                                    end_time * 1000 if end_time else None)
-    ]
+    parsed = logs_query.parse_query(query)
+    wanted = set(parsed.fields)
+    start_ms = start_time * 1000 if start_time else None
+    end_ms = end_time * 1000 if end_time else None
+    rows = []
+    for group in log_groups:
+        for stream in group.streams.values():
+            for event in events_between(stream, start_ms, end_ms):
+                fields: dict[str, Any] = {"@ptr": event.event_id}
+                if "@timestamp" in wanted:
+                    fields["@timestamp"] = event.timestamp
+                if "@message" in wanted:
+                    fields["@message"] = event.message
+                if "@logStream" in wanted:
+                    fields["@logStream"] = stream.log_stream_name
+                if "@log" in wanted:
+                    fields["@log"] = group.name
+                rows.append((event.timestamp, fields))
+    rows.sort(key=itemgetter(0), reverse=parsed.sort_reversed())
+    results = [fields for _, fields in rows]
+    return results[: parsed.limit] if parsed.limit else results
 
 
 def _start_query_keeping_recent(self: logs_models.LogsBackend, *args: Any, **kwargs: Any) -> str:
@@ -248,6 +265,22 @@ def _get_query_results_or_expired(self: logs_models.LogsBackend, query_id: str) 
     if query is None:
         raise ResourceNotFoundException(f"Query {query_id} does not exist or its results have expired")
     return query
+
+
+def _enrich_response_without_scan(headers: dict[str, str], body: Any) -> tuple[dict[str, str], Any]:
+    """Patch ``BaseResponse._enrich_response`` (moto 5.2.5): skip the XML request-id regex when there is no ``<RequestId>``.
+
+    moto ran ``re.sub(r"(?<=<RequestId>).*(?=</RequestId>)", ...)`` over every response body: 70 ms
+    for a 10,000-row Logs Insights result (4 MB of JSON, with no ``<RequestId>`` to replace), ~5 % of
+    the local cloud's CPU while the results reader polls at 2,500 beats/s.
+    """
+    if isinstance(body, str) and "<RequestId>" not in body:
+        headers, _ = _ORIGINAL_ENRICH_RESPONSE(headers, "")
+        return headers, body
+    return _ORIGINAL_ENRICH_RESPONSE(headers, body)
+
+
+_ORIGINAL_ENRICH_RESPONSE = BaseResponse._enrich_response
 
 
 def _update_endpoint_backend(
@@ -302,8 +335,9 @@ def apply() -> None:
         setattr(kinesis_models.KinesisBackend, name, _locked(getattr(kinesis_models.KinesisBackend, name)))
     logs_models.LogsBackend.__init__ = _with_snapshot_attribute(logs_models.LogsBackend.__init__, "groups")
     logs_models.LogGroup.__init__ = _with_snapshot_attribute(logs_models.LogGroup.__init__, "streams")
+    BaseResponse._enrich_response = staticmethod(_enrich_response_without_scan)
     logs_models.LogStream.put_log_events = _put_log_events_ordered
-    logs_query._create_parsed_events = _create_parsed_events_windowed
+    logs_models.execute_query = _execute_query_windowed
     logs_models.LogsBackend.start_query = _start_query_keeping_recent
     logs_models.LogsBackend.get_query_results = _get_query_results_or_expired
     sagemaker_models.SageMakerModelBackend.update_endpoint = _update_endpoint_backend

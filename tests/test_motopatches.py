@@ -18,6 +18,8 @@ motopatches.apply()
 from moto.core import DEFAULT_ACCOUNT_ID  # noqa: E402
 from moto.kinesis.models import kinesis_backends  # noqa: E402
 from moto.logs.exceptions import ResourceNotFoundException  # noqa: E402
+from moto.logs import logs_query  # noqa: E402
+from moto.logs import models as logs_models  # noqa: E402
 from moto.logs.models import logs_backends  # noqa: E402
 
 DATA = base64.b64encode(b'{"beat": [0.5]}').decode()
@@ -198,6 +200,22 @@ def test_a_query_over_an_unordered_stream_still_finds_its_window(log_stream):
     assert sorted(query_messages(backend, group, 1040, 1056)) == ["at 1050", "at 1055"]
 
 
+@pytest.mark.parametrize("query", [QUERY, "fields @timestamp, @message, @logStream | sort @timestamp desc | limit 3",
+                                   "fields @message, @log"])
+def test_query_rows_are_the_same_as_moto_returns(log_stream, query):
+    backend, group, put = log_stream
+    put(1010, 1020, 1020, 1030)
+    backend.create_log_stream(group, "unordered")
+    for seconds in ((1050,), (1015, 1025)):
+        backend.put_log_events(group, "unordered", [{"timestamp": (BASE_S + t) * 1000, "message": f"u {t}"} for t in seconds])
+    groups = [backend.groups[group]]
+
+    patched = logs_models.execute_query(groups, query, BASE_S + 1012, BASE_S + 1050)
+
+    assert patched == logs_query.execute_query(groups, query, BASE_S + 1012, BASE_S + 1050)  # moto's own
+    assert len(patched) >= 3
+
+
 def test_only_the_most_recent_query_results_are_kept(log_stream):
     backend, group, put = log_stream
     put(1000)
@@ -209,6 +227,24 @@ def test_only_the_most_recent_query_results_are_kept(log_stream):
     assert [row["@message"] for row in backend.get_query_results(last).results] == ["at 1000"]
     with pytest.raises(ResourceNotFoundException, match="expired"):
         backend.get_query_results(first)
+
+
+def test_a_json_response_is_returned_as_it_is_with_a_request_id_header():
+    from moto.core.responses import BaseResponse
+
+    body = '{"results": [[{"field": "@message", "value": "x"}]]}'
+    headers, enriched = BaseResponse._enrich_response({"status": 200}, body)
+
+    assert enriched is body
+    assert headers["status"] == "200" and len(headers["x-amzn-requestid"]) == 52
+
+
+def test_an_xml_response_still_gets_its_request_id():
+    from moto.core.responses import BaseResponse
+
+    headers, enriched = BaseResponse._enrich_response({}, "<R><RequestId>old</RequestId></R>")
+
+    assert enriched == f"<R><RequestId>{headers['x-amzn-requestid']}</RequestId></R>"
 
 
 def test_update_endpoint_moves_the_endpoint_to_the_new_config(clients):

@@ -1,0 +1,146 @@
+"""``python -m hbcore bench soak``: the whole local pipeline at a steady rate for minutes.
+
+The issue's load target is 500 beats/s for the equivalent of an hour of data (1.8 M beats): memory
+steady, latency steady, nothing lost. The soak replays the MIT-BIH beats in time order at ``--rate``
+for ``--minutes`` (consecutive runs of the whole set, so beat ids never repeat), and every
+``--sample-s`` seconds records what a long run would show drifting: the local cloud's resident
+memory, this process's (the results reader holds every result), the end-to-end latency (put → logged)
+and throughput of the beats logged in the last interval, how far the reader is behind the logs,
+and how many log events and Kinesis records the cloud holds. At the end every run is settled and
+accounted (``demo.settle`` / ``demo.account``): lost and duplicated beats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hbcore import demo, results, stack
+from hbcore.cloudserver import memory_mb
+from hbcore.dataset import BeatSet
+from hbcore.faultbench import FaultRig, beat_results
+from hbcore.replay import Replay, select_beats
+
+SAMPLE_S = 30.0
+RATE_BPS = 500.0
+SETTLE_TIMEOUT_S = 300.0
+
+
+@dataclass(frozen=True)
+class SoakSample:
+    """The pipeline at one moment of the soak (rates and latencies over the interval just ended)."""
+
+    t_s: float
+    sent: int
+    predicted: int
+    logged_per_s: float
+    latency_p50_ms: float
+    latency_p95_ms: float
+    reader_lag_s: float
+    cloud_rss_mb: float
+    app_rss_mb: float
+    log_events_read: int
+    kinesis_records: int
+
+
+def _round(value: float, digits: int = 1) -> float:
+    return round(float(value), digits) if np.isfinite(value) else float("nan")
+
+
+def sample(rig: FaultRig, started: float, runs: list[Replay], interval_s: float) -> SoakSample:
+    """Measure the pipeline now (polls the reader once first)."""
+    reader = rig.pipeline.reader
+    reader.poll_once()
+    snapshot = reader.snapshot()
+    now_s = time.time()
+    predictions = snapshot.predictions[snapshot.predictions["run"].isin([run.run for run in runs])]
+    recent = predictions[predictions["ts"] > now_s - interval_s]
+    latency = recent["latency_ms"].dropna().to_numpy()
+    status = rig.cloud.status()
+    return SoakSample(
+        t_s=round(time.monotonic() - started, 1),
+        sent=sum(run.progress().sent for run in runs),
+        predicted=len(predictions),
+        logged_per_s=_round(len(recent) / interval_s),
+        latency_p50_ms=_round(np.percentile(latency, 50)) if len(latency) else float("nan"),
+        latency_p95_ms=_round(np.percentile(latency, 95)) if len(latency) else float("nan"),
+        reader_lag_s=_round(now_s - predictions["ts"].max()) if len(predictions) else float("nan"),
+        cloud_rss_mb=status.get("rss_mb", float("nan")),
+        app_rss_mb=memory_mb()["rss_mb"],
+        log_events_read=snapshot.stats.events,
+        kinesis_records=status.get("kinesis", {}).get("retained_records", 0),
+    )
+
+
+def soak(rig: FaultRig, beats: BeatSet, minutes: float, rate_bps: float = RATE_BPS,
+         interval_s: float = SAMPLE_S, log=print) -> tuple[list[SoakSample], list[dict]]:
+    """Replay for ``minutes`` at ``rate_bps``; samples every ``interval_s``, then one account per run."""
+    total = int(minutes * 60 * rate_bps)
+    started = time.monotonic()
+    runs: list[Replay] = []
+    samples: list[SoakSample] = []
+    next_sample = started + interval_s
+    while sum(run.progress().sent for run in runs) < total or not runs[-1].progress().done:
+        if not runs or runs[-1].progress().done:
+            remaining = total - sum(run.progress().sent for run in runs)
+            runs.append(rig.replay(beats.subset(np.arange(min(remaining, len(beats)))), rate_bps))
+        if time.monotonic() >= next_sample:
+            samples.append(sample(rig, started, runs, interval_s))
+            log(samples[-1])
+            next_sample += interval_s
+        time.sleep(0.2)
+    accounts = []
+    for run in runs:
+        snapshot = demo.settle(rig.pipeline, run, SETTLE_TIMEOUT_S)
+        accounts.append({**demo.account(run, snapshot, rig.model, time.time()), **beat_results(run, snapshot)})
+    samples.append(sample(rig, started, runs, interval_s))
+    log(samples[-1])
+    return samples, accounts
+
+
+def drift(samples: list[SoakSample], field: str) -> float:
+    """Change per minute of ``field`` over the second half of the soak (the first half warms up)."""
+    half = [s for s in samples[len(samples) // 2:] if np.isfinite(getattr(s, field))]
+    if len(half) < 2:
+        return float("nan")
+    t_min = np.array([s.t_s for s in half]) / 60.0
+    return float(np.polyfit(t_min, [getattr(s, field) for s in half], 1)[0])
+
+
+def cli_bench_soak(args: argparse.Namespace) -> int:
+    """Print a line per sample, a summary table and one JSON line."""
+    from hbcore import dataset
+
+    all_beats = dataset.load_beats(args.mitdb)
+    model_path = Path(args.model) if args.model else demo.find_or_train_model(all_beats).path
+    beats = select_beats(all_beats, order="time")
+    columns = list(SoakSample.__dataclass_fields__)
+    print("  ".join(f"{name:>15}" for name in columns))
+    options = stack.StackOptions()
+    with FaultRig(model_path, endpoint_timeout_s=options.endpoint_timeout_s) as rig:
+        samples, accounts = soak(rig, beats, args.minutes, args.rate, args.sample_s,
+                                 log=lambda s: print("  ".join(f"{v:>15}" for v in asdict(s).values()), flush=True))
+    summary = {
+        "minutes": args.minutes, "rate_bps": args.rate,
+        "sent": sum(a["sent"] for a in accounts), "predicted": sum(a["predicted"] for a in accounts),
+        "rejected": sum(a["rejected"] for a in accounts), "lost": sum(a["lost"] for a in accounts),
+        "duplicates": accounts[-1]["duplicates"] if accounts else 0,
+        "exactly_once": all(a["exactly_once"] for a in accounts),
+        "cloud_rss_mb_per_min": _round(drift(samples, "cloud_rss_mb"), 2),
+        "app_rss_mb_per_min": _round(drift(samples, "app_rss_mb"), 2),
+        "latency_p95_ms_per_min": _round(drift(samples, "latency_p95_ms"), 1),
+        "peak_cloud_rss_mb": max(s.cloud_rss_mb for s in samples),
+        "median_logged_per_s": _round(np.median([s.logged_per_s for s in samples[1:-1]] or [0.0])),
+        "median_latency_p50_ms": _round(np.nanmedian([s.latency_p50_ms for s in samples[1:-1]] or [np.nan])),
+        "median_latency_p95_ms": _round(np.nanmedian([s.latency_p95_ms for s in samples[1:-1]] or [np.nan])),
+    }
+    width = max(map(len, summary))
+    for name, value in summary.items():
+        print(f"{name:<{width}}  {value}")
+    print(json.dumps({"bench": "soak", **summary, "samples": [asdict(s) for s in samples]}))
+    return 0 if summary["exactly_once"] else 1
