@@ -276,6 +276,8 @@ class Trial:
 
 @dataclass(frozen=True)
 class Scenario:
+    """One row of the table: its name and what it does to a rig while replaying beats."""
+
     name: str
     run: Callable[[FaultRig, BeatSet, float | None], Trial]
 
@@ -389,7 +391,7 @@ def run_scenario(rig: FaultRig, scenario: Scenario, beats: BeatSet, rate_bps: fl
     started = time.monotonic()
     started_s = time.time()
     restarts = rig.restarts
-    retries_before = rig.mapping_counters()["retries"]
+    counters_before = rig.mapping_counters()
     copies_before = rig.pipeline.reader.snapshot().stats.duplicate_predictions
     trial = scenario.run(rig, beats, rate_bps)
     try:
@@ -402,7 +404,9 @@ def run_scenario(rig: FaultRig, scenario: Scenario, beats: BeatSet, rate_bps: fl
         trial.cleanup()
     summary = demo.account(replay, snapshot, rig.model, started_s)
     counts = beat_results(replay, snapshot)
-    retries = rig.mapping_counters()["retries"] - (retries_before if rig.restarts == restarts else 0)
+    counters = rig.mapping_counters()
+    if rig.restarts == restarts:  # a restarted cloud counts from zero
+        counters = {name: value - counters_before[name] for name, value in counters.items()}
     return {
         "fault": scenario.name,
         "injected": injected,
@@ -412,7 +416,8 @@ def run_scenario(rig: FaultRig, scenario: Scenario, beats: BeatSet, rate_bps: fl
         "lost": counts["lost"],
         "duplicated": snapshot.stats.duplicate_predictions - copies_before + counts["rejected_copies"],
         "retried_puts": sum(r.progress().retried for r in trial.replays),
-        "retried_batches": retries,
+        "retried_batches": counters["retries"],
+        "dead_lettered": counters["skipped_records"],  # records the mapping gave up on
         "agreement": summary["agreement"],
         "exactly_once": counts["exactly_once"],
         "latency_p95_ms": summary["latency_p95_ms"],

@@ -6,7 +6,7 @@ for ``--minutes`` (consecutive runs of the whole set, so beat ids never repeat),
 ``--sample-s`` seconds records what a long run would show drifting: the local cloud's resident
 memory, this process's (the results reader holds every result), the end-to-end latency (put → logged)
 and throughput of the beats logged in the last interval, how far the reader is behind the logs,
-and how many log events and Kinesis records the cloud holds. At the end every run is settled and
+and how many log events and Kinesis records the cloud holds (it trims both after a retention window). At the end every run is settled and
 accounted (``demo.settle`` / ``demo.account``): lost and duplicated beats.
 """
 
@@ -44,7 +44,8 @@ class SoakSample:
     reader_lag_s: float
     cloud_rss_mb: float
     app_rss_mb: float
-    log_events_read: int
+    reader_frames_mb: float  # the results the reader holds (part of app_rss_mb)
+    log_events: int  # held by the local cloud (its log retention trims them)
     kinesis_records: int
 
 
@@ -72,7 +73,9 @@ def sample(rig: FaultRig, started: float, runs: list[Replay], interval_s: float)
         reader_lag_s=_round(now_s - predictions["ts"].max()) if len(predictions) else float("nan"),
         cloud_rss_mb=status.get("rss_mb", float("nan")),
         app_rss_mb=memory_mb()["rss_mb"],
-        log_events_read=snapshot.stats.events,
+        reader_frames_mb=_round(sum(frame.memory_usage(deep=True).sum() for frame in
+                                    (snapshot.predictions, snapshot.rejected, snapshot.summaries)) / 2**20),
+        log_events=status.get("logs", {}).get("retained_events", -1),
         kinesis_records=status.get("kinesis", {}).get("retained_records", 0),
     )
 

@@ -41,6 +41,9 @@ class LambdaContext:
 class FakeRuntime(ThreadingHTTPServer):
     """``POST /endpoints/{name}/invocations`` on 127.0.0.1: predicts class ``int(beat[0] * 5)``.
 
+    A beat whose first value is above 1 makes the "container" refuse the request (a 4xx ModelError),
+    as the real inference module refuses values outside [0, 1].
+
     ``failures`` holds what the next calls do (``"ok"``, ``"internal"``, ``"throttle"``,
     ``"model_error"``, ``"slow"``, ``"garbage"``), one entry per call; once empty, calls succeed.
     """
@@ -97,6 +100,12 @@ class _FakeRuntimeHandler(BaseHTTPRequestHandler):
             self._reply(200, b'{"predictions": "not a list"}')
             return
         instances = json.loads(body)["instances"]
+        refused = [index for index, instance in enumerate(instances) if instance["beat"][0] > 1]
+        if refused:
+            message = f"instance {refused[0]}: value 1 is outside [0, 1]"
+            self._reply(424, json.dumps({"message": f"Received client error (400) from primary with message {message}",
+                                         "OriginalStatusCode": 400, "OriginalMessage": message}).encode(), "ModelError")
+            return
         predictions = []
         for instance in instances:
             index = min(4, int(instance["beat"][0] * 5))
@@ -333,6 +342,28 @@ def test_the_handler_and_the_endpoint_share_the_rr_limit(handler):
     from hbcore import inference
 
     assert handler.RR_MAX_S == inference.RR_MAX_S
+
+
+def test_beats_the_model_refuses_are_found_by_halving_and_rejected_alone(handler, runtime, capsys):
+    first_values = [0.05, 0.25, 3.0, 0.45, 0.65, 0.05, 7.0, 0.25]
+    response, lines = invoke(handler, with_payloads([beat_payload(i, v) for i, v in enumerate(first_values)]), capsys)
+
+    assert response == {"batchItemFailures": []}
+    assert [line["sample"] for line in of_type(lines, "prediction")] == [0, 1, 3, 4, 5, 7]
+    rejected = of_type(lines, "rejected")
+    assert [(line["id"], line["seq"]) for line in rejected] == [("run9:100:2", "1002"), ("run9:100:6", "1006")]
+    assert rejected[0]["reason"] == "the endpoint refused this beat: instance 0: value 1 is outside [0, 1]"
+    (summary,) = of_type(lines, "summary")
+    assert (summary["predicted"], summary["rejected"], summary["failed"]) == (6, 2, 0)
+    assert len(runtime.bodies) == 11  # 8 beats, 2 refused: halves (in order) down to each refused one
+
+
+def test_a_model_error_of_the_server_kind_is_retried_not_isolated(handler, runtime, capsys):
+    runtime.failures = ["model_error"]  # no OriginalStatusCode: not the container refusing its input
+    response, lines = invoke(handler, with_payloads([beat_payload(i) for i in range(4)]), capsys)
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": str(seq)} for seq in range(1000, 1004)]}
+    assert of_type(lines, "rejected") == [] and len(runtime.bodies) == 1
 
 
 def test_a_duplicate_id_in_a_batch_is_rejected_after_its_first_prediction(handler, capsys):
