@@ -94,7 +94,7 @@ class ModelParams:
 
 # Unseen patients (inter-patient) need a far stronger L2 penalty than unseen beats of known patients,
 # shifted windows and no low-learning-rate epochs: without them the network learns the training
-# patients' beat shapes (DS2 accuracy 84-89 % instead of 90.6-91.4 % over two seeds). The second
+# patients' beat shapes (DS2 accuracy 84-89 % instead of 90.3-91.4 % over three seeds). The second
 # recipe view gave the same accuracy there with a third of the S recall, so it is left out.
 SPLIT_PARAMS: dict[str, ModelParams] = {
     "intra": ModelParams(),

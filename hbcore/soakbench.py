@@ -91,7 +91,8 @@ def soak(rig: FaultRig, beats: BeatSet, minutes: float, rate_bps: float = RATE_B
     while sum(run.progress().sent for run in runs) < total or not runs[-1].progress().done:
         if not runs or runs[-1].progress().done:
             remaining = total - sum(run.progress().sent for run in runs)
-            runs.append(rig.replay(beats.subset(np.arange(min(remaining, len(beats)))), rate_bps))
+            run_beats = beats if remaining >= len(beats) else beats.subset(np.arange(remaining))  # no copy of X
+            runs.append(rig.replay(run_beats, rate_bps))
         if time.monotonic() >= next_sample:
             samples.append(sample(rig, started, runs, interval_s))
             log(samples[-1])

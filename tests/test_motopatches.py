@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import gc
 import threading
 import time
+import weakref
 from collections import OrderedDict
 
 import pytest
@@ -21,6 +23,8 @@ from moto.logs.exceptions import ResourceNotFoundException  # noqa: E402
 from moto.logs import logs_query  # noqa: E402
 from moto.logs import models as logs_models  # noqa: E402
 from moto.logs.models import logs_backends  # noqa: E402
+
+from hbcore.motostate import MotoLogs  # noqa: E402
 
 DATA = base64.b64encode(b'{"beat": [0.5]}').decode()
 
@@ -245,6 +249,26 @@ def test_an_xml_response_still_gets_its_request_id():
     headers, enriched = BaseResponse._enrich_response({}, "<R><RequestId>old</RequestId></R>")
 
     assert enriched == f"<R><RequestId>{headers['x-amzn-requestid']}</RequestId></R>"
+
+
+def test_a_trimmed_log_event_is_freed(log_stream):
+    backend, group, put = log_stream
+    put(0)
+    event = weakref.ref(backend.groups[group].streams["s"].events[0])
+
+    assert MotoLogs().trim(older_than_s=60.0) >= 1  # the event is an hour old
+    gc.collect()
+    assert event() is None
+
+
+def test_kinesis_records_are_not_kept_by_moto_after_they_leave_the_shard(shard):
+    _, _, only = shard
+    oldest = weakref.ref(only.records[1])
+
+    del only.records[1]
+    gc.collect()
+
+    assert oldest() is None
 
 
 def test_update_endpoint_moves_the_endpoint_to_the_new_config(clients):
