@@ -16,7 +16,7 @@ import pytest
 from hbcore import inference
 from hbcore.classes import CLASS_NAMES
 
-ALLOWED_IMPORTS = {"__future__", "json", "os", "typing", "numpy", "joblib", "sklearn"}
+ALLOWED_IMPORTS = {"__future__", "json", "os", "typing", "numpy", "joblib", "sklearn", "threadpoolctl"}
 
 
 def beats_array(n: int = 3, seed: int = 0) -> np.ndarray:
