@@ -11,17 +11,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
 from hbcore import config, inference
-from hbcore.classes import CLASS_NAMES
 from hbcore.dataset import BeatSet
-from hbcore.model import BeatModel, evaluate_model, load_training_beats, predict_proba, rr_of, split_index, train_and_evaluate
+from hbcore.model import (
+    BeatModel,
+    evaluate_model,
+    load_training_beats,
+    predict_proba,
+    rr_of,
+    split_index,
+    train_and_evaluate,
+)
 
 INFERENCE_RUNS = 7
 REQUEST_BEATS = 500
@@ -79,15 +86,18 @@ def bench_inference(model: BeatModel, test: BeatSet) -> dict:
     rr = rr_of(test)
     batch_s = median_seconds(lambda: predict_proba(model, test.X, rr), INFERENCE_RUNS)
     rows = test.X[:REQUEST_BEATS]
+    instances = [{"beat": [round(float(v), 4) for v in row],
+                  **{key: None if np.isnan(v) else float(v) for key, v in zip(inference.RR_KEYS, intervals)}}
+                 for row, intervals in zip(rows, rr[:REQUEST_BEATS])]
     bodies = {
         "csv": ("\n".join(",".join(f"{v:.4f}" for v in row) for row in rows), inference.CSV),
-        "json": (json.dumps({"instances": [
-            {"beat": [round(float(v), 4) for v in row], **dict(zip(inference.RR_KEYS, map(float, r)))}
-            for row, r in zip(rows, np.nan_to_num(rr[:REQUEST_BEATS], nan=0.8))]}), inference.JSON),
+        "json": (json.dumps({"instances": instances}), inference.JSON),
     }
     payload = model.payload()
-    figures = {"inference_beats_per_s": len(test) / batch_s, "inference_batch_beats": len(test)}
+    figures = {"inference_beats_per_s": len(test) / batch_s, "inference_batch_beats": len(test),
+               "request_beats": len(rows)}
     for name, (body, content_type) in bodies.items():
+        figures[f"request_{name}_kb"] = len(body) / 1024
         data = inference.input_fn(body.encode(), content_type)
         prediction = inference.predict_fn(data, payload)
         figures[f"request_{name}_parse_ms"] = 1e3 * median_seconds(
@@ -114,7 +124,7 @@ def bench_kaggle(model: BeatModel) -> dict:
 
 def _cell(value: object) -> str:
     if isinstance(value, dict):
-        return " ".join(f"{name} {value[name]:.3f}" for name in CLASS_NAMES if name in value)
+        return " ".join(f"{name} {number:.3f}" for name, number in value.items())
     if isinstance(value, float):
         return f"{value:,.4f}" if value < 10 else f"{value:,.1f}"
     return str(value)
@@ -122,12 +132,15 @@ def _cell(value: object) -> str:
 
 def cli_bench_model(args: argparse.Namespace) -> int:
     """Print the model's figures as a table, then one JSON line."""
+    load_before = os.getloadavg()[0]
     beats, views = load_training_beats(mitdb=args.mitdb)
     model, test, figures = bench_intra(beats, views)
     figures |= bench_inter(beats, views)
     figures |= bench_inference(model, test)
     figures |= bench_kaggle(model)
     figures["model_version"] = model.version
+    # Other work on the machine slows every timing above: say how busy it was.
+    figures["load_avg_1m"] = {"before": load_before, "after": os.getloadavg()[0]}
     width = max(map(len, figures))
     for name, value in figures.items():
         print(f"{name:<{width}}  {_cell(value)}")

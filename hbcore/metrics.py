@@ -77,7 +77,8 @@ def evaluate_aami4(y_true: np.ndarray, probabilities: np.ndarray) -> dict:
     y_true = np.asarray(y_true)
     probabilities = np.asarray(probabilities)
     if probabilities.ndim != 2 or probabilities.shape != (len(y_true), len(CLASS_NAMES)):
-        raise ValueError(f"probabilities must have shape ({len(y_true)}, {len(CLASS_NAMES)}), got {probabilities.shape}")
+        expected = (len(y_true), len(CLASS_NAMES))
+        raise ValueError(f"probabilities must have shape {expected}, got {probabilities.shape}")
     keep = np.isin(y_true, AAMI4_LABELS)
     y_pred = probabilities[keep][:, list(AAMI4_LABELS)].argmax(axis=1)
     return scores(confusion(y_true[keep], y_pred, AAMI4_LABELS), AAMI4_LABELS)

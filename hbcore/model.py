@@ -83,7 +83,8 @@ class ModelParams:
 
     def __post_init__(self) -> None:
         if self.max_iter < 1 or self.final_iter < 0:
-            raise ValueError(f"max_iter {self.max_iter}, final_iter {self.final_iter}: expected at least 1 and 0 epochs")
+            raise ValueError(f"max_iter {self.max_iter}, final_iter {self.final_iter}: "
+                             "expected at least 1 and 0 epochs")
         if not 0.0 <= self.rr_dropout < 1.0:
             raise ValueError(f"rr_dropout {self.rr_dropout}: expected a share in [0, 1)")
         if not self.hidden_layers or min(self.hidden_layers) < 1:
@@ -195,7 +196,8 @@ def fit_estimator(features: np.ndarray, labels: np.ndarray, params: ModelParams)
         estimator.fit(features, labels)
         if params.final_iter:
             scaler, network = estimator[0], estimator[-1]
-            network.set_params(warm_start=True, max_iter=params.final_iter, learning_rate_init=params.final_learning_rate)
+            network.set_params(warm_start=True, max_iter=params.final_iter,
+                               learning_rate_init=params.final_learning_rate)
             network.fit(scaler.transform(features), labels)
             network.set_params(warm_start=False, max_iter=params.max_iter, learning_rate_init=params.learning_rate_init)
     return estimator
@@ -385,7 +387,7 @@ def cli_train(args: argparse.Namespace) -> int:
     if args.csv:
         source = {"source": "kaggle-csv", "csv": [Path(path).name for path in args.csv]}
     else:
-        source = {"source": "mitdb", "recipes": list(TRAINING_RECIPES)}
+        source = {"source": "mitdb", "recipes": list(TRAINING_RECIPES if params.use_views else TRAINING_RECIPES[:1])}
     model = train_and_evaluate(beats, args.split, params, views, **source)
     path = write_model_tar(model, args.out)
     print(json.dumps(summary(model) | {"model": str(path)}))

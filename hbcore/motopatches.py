@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 import moto
+from moto import backends as moto_backends
 from moto.core.responses import ActionResult, BaseResponse
 from moto.kinesis import models as kinesis_models
 from moto.kinesis.exceptions import InvalidArgumentError
@@ -204,7 +205,7 @@ def events_between(stream: logs_models.LogStream, start_ms: int | None, end_ms: 
     Reads ``stream.events`` once: the retention trim swaps the list, it never edits it in place.
     """
     events = stream.events
-    if getattr(stream, "hb_in_order", False):
+    if in_time_order(stream):
         low = bisect_left(events, start_ms, key=_event_time) if start_ms else 0
         high = bisect_right(events, end_ms, key=_event_time) if end_ms else len(events)
         return events[low:high]
@@ -298,6 +299,24 @@ def _new_untracked(cls: type, *args: Any, **kwargs: Any) -> Any:
     return object.__new__(cls)
 
 
+@functools.cache
+def _moto_modules_once() -> tuple[str, ...]:
+    """Patch ``moto.backends.list_of_moto_modules`` (moto 5.2.5): list moto's package folder once.
+
+    moto's server listed its package directory (``listdir`` + ~150 ``isdir`` calls) on every
+    request to find the service of the Host header; the folder never changes while it runs.
+    """
+    return tuple(_ORIGINAL_LIST_OF_MOTO_MODULES())
+
+
+_ORIGINAL_LIST_OF_MOTO_MODULES = moto_backends.list_of_moto_modules
+
+
+def in_time_order(stream: logs_models.LogStream) -> bool:
+    """Whether every append to ``stream`` so far came after its latest event (see ``_put_log_events_ordered``)."""
+    return getattr(stream, "hb_in_order", False)
+
+
 def _update_endpoint_backend(
     self: sagemaker_models.SageMakerModelBackend, endpoint_name: str, endpoint_config_name: str
 ) -> sagemaker_models.FakeEndpoint:
@@ -351,6 +370,7 @@ def apply() -> None:
     logs_models.LogsBackend.__init__ = _with_snapshot_attribute(logs_models.LogsBackend.__init__, "groups")
     logs_models.LogGroup.__init__ = _with_snapshot_attribute(logs_models.LogGroup.__init__, "streams")
     BaseResponse._enrich_response = staticmethod(_enrich_response_without_scan)
+    moto_backends.list_of_moto_modules = _moto_modules_once
     for model in UNTRACKED_MODELS:
         model.__new__ = staticmethod(_new_untracked)
         model.instances_tracked.clear()

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import threading
 import time
+from bisect import bisect_left
+from operator import attrgetter
 from dataclasses import dataclass
 
 from moto.awslambda.models import lambda_backends
@@ -22,7 +24,7 @@ from moto.sagemaker.models import sagemaker_backends
 from moto.sns.models import sns_backends
 from moto.sqs.models import sqs_backends
 
-from hbcore.motopatches import KINESIS_LOCK, LOGS_LOCK, events_between, last_sequence_number
+from hbcore.motopatches import KINESIS_LOCK, LOGS_LOCK, in_time_order, last_sequence_number
 
 MAX_EVENTS_PER_PUT = 10_000  # CloudWatch Logs PutLogEvents limit
 
@@ -228,10 +230,16 @@ class MotoLogs:
         dropped = 0
         with LOGS_LOCK:
             for stream in self._streams():
-                kept = events_between(stream, cutoff_ms, None)
-                if len(kept) < len(stream.events):
-                    dropped += len(stream.events) - len(kept)
+                events = stream.events
+                if in_time_order(stream):
+                    old = bisect_left(events, cutoff_ms, key=attrgetter("timestamp"))
+                    kept = events[old:] if old else events
+                else:
+                    kept = [event for event in events if event.timestamp >= cutoff_ms]
+                    old = len(events) - len(kept)
+                if old:
                     stream.events = kept  # storedBytes stays what was ingested: moto never lowered it
+                    dropped += old
         return dropped
 
     def retained_events(self) -> int:

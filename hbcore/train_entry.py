@@ -49,7 +49,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--final-iter", "--final_iter", dest="final_iter", type=int, default=defaults.final_iter,
                         help="then epochs at the lower final learning rate")
     parser.add_argument("--hidden-layers", "--hidden_layers", dest="hidden_layers", default=None,
-                        help="hidden layer sizes, comma-separated (default: %s)" % ",".join(map(str, defaults.hidden_layers)))
+                        help="hidden layer sizes, comma-separated (default: "
+                             f"{','.join(map(str, defaults.hidden_layers))})")
     parser.add_argument("--alpha", type=float, default=defaults.alpha, help="L2 penalty")
     parser.add_argument("--rr-dropout", "--rr_dropout", dest="rr_dropout", type=float, default=defaults.rr_dropout,
                         help="share of training beats whose RR intervals are hidden")

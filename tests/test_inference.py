@@ -87,7 +87,8 @@ def with_field(lines: list[str], line: int, field: int, text: str) -> list[str]:
 @pytest.mark.parametrize(
     "mutate, message",
     [
-        (lambda lines: lines[:1] + [",".join(lines[1].split(",")[:186])] + lines[2:], r"line 2: 186 values, expected 187 or 188"),
+        (lambda lines: lines[:1] + [",".join(lines[1].split(",")[:186])] + lines[2:],
+         r"line 2: 186 values, expected 187 or 188"),
         (lambda lines: with_field(lines, 2, 10, "abc"), r"line 3: 'abc' is not a number"),
         (lambda lines: with_field(lines, 0, 4, "nan"), r"line 1: value 5 \(nan\) is not finite"),
         (lambda lines: with_field(lines, 1, 0, "7.5"), r"line 2: value 1 \(7.5\) is outside \[0, 1\]"),
@@ -164,7 +165,8 @@ def test_json_errors_name_the_instance(instances, message):
         inference.input_fn(json.dumps({"instances": instances}), "application/json")
 
 
-@pytest.mark.parametrize("body, message", [("{not json", "not JSON"), ('{"beats": []}', "expected"), ("[]", "no beats")])
+@pytest.mark.parametrize("body, message",
+                         [("{not json", "not JSON"), ('{"beats": []}', "expected"), ("[]", "no beats")])
 def test_json_document_errors(body, message):
     with pytest.raises(ValueError, match=message):
         inference.input_fn(body, "application/json")
@@ -223,7 +225,8 @@ def sample_beats(mitdb_beats):
 
 def invoke(container, body, content_type):
     module, model = container
-    response, response_type = module.output_fn(module.predict_fn(module.input_fn(body, content_type), model), "application/json")
+    prediction = module.predict_fn(module.input_fn(body, content_type), model)
+    response, response_type = module.output_fn(prediction, "application/json")
     assert response_type == "application/json"
     return json.loads(response)
 
@@ -245,7 +248,8 @@ def test_round_trip_json_uses_rr(container, sample_beats, small_model_tar):
     from hbcore.model import load_model, predict_proba, rr_of
 
     rr = rr_of(sample_beats)
-    instances = [{"beat": beat.tolist(), **{key: (None if np.isnan(v) else float(v)) for key, v in zip(inference.RR_KEYS, r)}}
+    instances = [{"beat": beat.tolist(), **{key: None if np.isnan(v) else float(v)
+                                            for key, v in zip(inference.RR_KEYS, r)}}
                  for beat, r in zip(sample_beats.X, rr)]
     result = invoke(container, json.dumps({"instances": instances}), "application/json")
     expected = predict_proba(load_model(small_model_tar), sample_beats.X, rr)

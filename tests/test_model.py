@@ -12,12 +12,14 @@ import sklearn
 
 from hbcore import cli, train_entry
 from hbcore.dataset import BeatSet
+from hbcore.dataset import save_beats
 from hbcore.model import (
     ModelParams,
     load_model,
     predict,
     predict_proba,
     rr_of,
+    shifted_windows,
     train_model,
     write_model_tar,
 )
@@ -64,6 +66,23 @@ def test_small_model_meets_subset_thresholds(small_model_tar):
     assert figures["accuracy"] >= 0.96
     assert figures["macro_f1"] >= 0.80
     assert figures["per_class"]["V"]["recall"] >= 0.85
+
+
+def test_shifted_windows_keep_the_padding():
+    window = np.zeros((1, 187), dtype=np.float32)
+    window[0, :5] = [1.0, 0.8, 0.6, 0.4, 0.2]
+    assert shifted_windows(window, 2)[0, :6].tolist() == pytest.approx([0.6, 0.4, 0.2, 0.2, 0.2, 0.0])
+    assert shifted_windows(window, -2)[0, :6].tolist() == pytest.approx([1.0, 1.0, 1.0, 0.8, 0.6, 0.0])
+
+
+def test_params_reject_a_zero_shift():
+    with pytest.raises(ValueError, match="non-zero shifts"):
+        ModelParams(shifts=(0, 1))
+
+
+def test_views_must_hold_the_same_beats(tiny_beats):
+    with pytest.raises(ValueError, match="same"):
+        train_model(tiny_beats, TINY, views=[tiny_beats.subset(np.arange(10))])
 
 
 def test_training_is_deterministic(tiny_beats):
@@ -140,6 +159,29 @@ def test_train_entry_writes_the_model_folder(sample500, tmp_path, capsys):
     assert json.loads((output_dir / "metrics.json").read_text())["accuracy"] == printed["accuracy"]
 
 
+def test_train_entry_reads_a_built_beat_set_with_rr(tiny_beats, tmp_path, capsys):
+    channel = save_beats(tiny_beats, tmp_path / "train")
+    model_dir = tmp_path / "model"
+    assert train_entry.main(["--train", str(channel), "--model-dir", str(model_dir), "--max-iter", "3"]) == 0
+    metadata = json.loads((model_dir / "metadata.json").read_text())
+    assert metadata["uses_rr"] is True and metadata["source"] == "beatset"
+    assert metadata["n_train"] + metadata["n_test"] == len(tiny_beats)
+
+
 def test_train_entry_reports_an_empty_channel(tmp_path):
     with pytest.raises(FileNotFoundError, match="holds no"):
         train_entry.main(["--train", str(tmp_path), "--model-dir", str(tmp_path / "model")])
+
+
+def test_bench_inference_and_kaggle_figures(small_model_tar, tiny_beats, kaggle_dir, monkeypatch):
+    from hbcore import bench
+
+    monkeypatch.setenv("HB_DATA_DIR", str(kaggle_dir.parent))
+    model = load_model(small_model_tar)
+    figures = bench.bench_inference(model, tiny_beats) | bench.bench_kaggle(model)
+    assert figures["inference_batch_beats"] == len(tiny_beats)
+    assert figures["request_beats"] == min(len(tiny_beats), bench.REQUEST_BEATS)
+    steps = [f"request_{kind}_{step}_ms" for kind in ("csv", "json") for step in ("parse", "predict", "output")]
+    assert all(figures[step] > 0 for step in steps)
+    assert figures["kaggle_rows"] == 500
+    assert set(figures["kaggle_recall"]) == {"N", "S", "V", "F", "Q"}

@@ -271,6 +271,19 @@ def test_kinesis_records_are_not_kept_by_moto_after_they_leave_the_shard(shard):
     assert oldest() is None
 
 
+def test_the_server_finds_a_service_without_listing_moto_again(monkeypatch):
+    from moto import backends
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    app = DomainDispatcherApplication(create_backend_app)
+    app.get_backend_for_host("kinesis")  # the first call may list the folder once
+    listed = []
+    monkeypatch.setattr(backends.os, "listdir", lambda path: listed.append(path) or [])
+
+    assert [app.get_backend_for_host(host) for host in ("kinesis", "logs")] == ["kinesis", "logs"]
+    assert listed == []
+
+
 def test_update_endpoint_moves_the_endpoint_to_the_new_config(clients):
     endpoint = unique("ep")
     clients.deploy(endpoint, b"archive v1")  # the control plane never opens the archive
