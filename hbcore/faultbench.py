@@ -31,13 +31,13 @@ import argparse
 import json
 import os
 import signal
+import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ConnectionClosedError
 
@@ -439,13 +439,21 @@ def table_row(row: dict) -> str:
     return "  ".join(f"{cells[name]:{spec}}" for name, spec in TABLE_COLUMNS)
 
 
+def scenarios_named(names: list[str] | None) -> list[Scenario]:
+    """The scenarios with these table names (all when None); ValueError naming any unknown one."""
+    unknown = sorted(set(names or ()) - {scenario.name for scenario in SCENARIOS})
+    if unknown:
+        raise ValueError(f"unknown fault scenario(s) {', '.join(map(repr, unknown))}: expected one of "
+                         + ", ".join(repr(scenario.name) for scenario in SCENARIOS))
+    return [scenario for scenario in SCENARIOS if names is None or scenario.name in names]
+
+
 def run_faults(model_path: Path, beats: BeatSet, rate_bps: float | None = FAULT_RATE_BPS,
-               names: list[str] | None = None, log=print) -> list[dict]:
-    """Every scenario (or those named) on one rig; one row each."""
-    chosen = [s for s in SCENARIOS if names is None or s.name in names]
+               scenarios: Sequence[Scenario] = SCENARIOS, log=print) -> list[dict]:
+    """Each scenario in turn on one rig; one row each."""
     rows = []
     with FaultRig(model_path) as rig:
-        for scenario in chosen:
+        for scenario in scenarios:
             rows.append(run_scenario(rig, scenario, beats, rate_bps))
             log(table_row(rows[-1]))
     return rows
@@ -453,20 +461,19 @@ def run_faults(model_path: Path, beats: BeatSet, rate_bps: float | None = FAULT_
 
 def cli_bench_faults(args: argparse.Namespace) -> int:
     """Print the fault table (``retried`` = PutRecords entries resent / batches retried) and a JSON line."""
-    import sys
-
     from hbcore import dataset
 
+    scenarios = scenarios_named(args.scenario or None)
     all_beats = dataset.load_beats(args.mitdb)
     model_path = Path(args.model) if args.model else demo.find_or_train_model(all_beats).path
     beats = demo.replay_selection(all_beats, args.beats)
     header = "  ".join(f"{name:{spec}}" for name, spec in TABLE_COLUMNS)
     print(header)
     print("-" * len(header))
-    rows = run_faults(model_path, beats, args.rate, args.scenario or None,
+    rows = run_faults(model_path, beats, args.rate, scenarios,
                       log=lambda line: print(line, flush=True))
     print(json.dumps({"bench": "faults", "beats_per_scenario": len(beats), "rate_bps": args.rate,
                       "all_exactly_once": all(row["exactly_once"] for row in rows),
-                      "lost": int(np.sum([row["lost"] for row in rows])), "scenarios": rows}))
+                      "lost": sum(row["lost"] for row in rows), "scenarios": rows}))
     print(f"{sum(not row['exactly_once'] for row in rows)} scenario(s) lost or duplicated beats", file=sys.stderr)
     return 0 if all(row["exactly_once"] for row in rows) else 1

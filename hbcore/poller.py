@@ -107,31 +107,32 @@ class ThreadOutput:
 
 
 class LineCapture:
-    """Lines written by one invocation, each stamped with the time its newline arrived."""
+    """Lines written by one invocation, each stamped with the time its newline arrived, handed to ``sink``.
 
-    def __init__(self) -> None:
-        self.lines: list[tuple[int, str]] = []
+    Lines go to the sink as they complete: Lambda ships a function's output while it runs, so a
+    line printed early in a long invocation is readable at once, not when the invocation ends.
+    """
+
+    def __init__(self, sink: Callable[[list[tuple[int, str]]], None]) -> None:
+        self._sink = sink
         self._partial = ""
 
     def write(self, text: str) -> None:
         *complete, self._partial = (self._partial + text).split("\n")
         if complete:
             now_ms = int(time.time() * 1000)
-            self.lines.extend((now_ms, line) for line in complete)
+            self._sink([(now_ms, line) for line in complete])
 
     def add(self, message: str) -> None:
         """One log event, newlines and all (Lambda's runtime logs an error report as one event)."""
-        self._flush_partial()
-        self.lines.append((int(time.time() * 1000), message))
+        self.finish()
+        self._sink([(int(time.time() * 1000), message)])
 
-    def _flush_partial(self) -> None:
+    def finish(self) -> None:
+        """Hand over a last line that has no newline."""
         if self._partial:
-            self.lines.append((int(time.time() * 1000), self._partial))
+            self._sink([(int(time.time() * 1000), self._partial)])
             self._partial = ""
-
-    def finish(self) -> list[tuple[int, str]]:
-        self._flush_partial()
-        return self.lines
 
 
 _install_lock = threading.Lock()
@@ -148,10 +149,10 @@ def thread_outputs() -> tuple[ThreadOutput, ThreadOutput]:
 
 
 @contextmanager
-def captured_output() -> Iterator[LineCapture]:
-    """Capture this thread's stdout and stderr into one ``LineCapture``."""
+def captured_output(sink: Callable[[list[tuple[int, str]]], None]) -> Iterator[LineCapture]:
+    """Send this thread's stdout and stderr, line by line, to ``sink`` (through one ``LineCapture``)."""
     stdout, stderr = thread_outputs()
-    lines = LineCapture()
+    lines = LineCapture(sink)
     with stdout.capture(lines), stderr.capture(lines):
         yield lines
 
@@ -270,26 +271,22 @@ class ExecutionEnvironment:
             self._init_ms = (time.perf_counter() - started) * 1000
 
     def invoke(self, event: dict) -> Invocation:
-        """Run the handler once and write the invocation's log events."""
+        """Run the handler once, writing the invocation's log events as they are printed."""
         request_id = str(uuid.uuid4())
-        start_ms = _now_ms()
+        log = LogStreamWriter(self._logs, self.region, self.log_group, self.log_stream)
+        log.write([(_now_ms(), f"START RequestId: {request_id} Version: $LATEST")])
         outcome = Invocation()
         init_ms = None
-        with captured_output() as lines:
+        with captured_output(log.write) as lines:
             if self._handler is None:
                 outcome.error = self._initialise(lines)
                 init_ms = self._init_ms
             if outcome.error is None:
                 outcome = self._call(event, request_id, lines)
-        events = [(start_ms, f"START RequestId: {request_id} Version: $LATEST")]
-        floor = start_ms
-        for ts, message in lines.finish():
-            floor = max(floor, ts)  # PutLogEvents wants chronological events
-            events.append((floor, message))
-        end_ms = _now_ms(floor)
-        events.append((end_ms, f"END RequestId: {request_id}"))
-        events.append((end_ms, self._report(request_id, outcome.duration_ms, init_ms)))
-        self._logs.put(self.region, self.log_group, self.log_stream, events)
+            lines.finish()
+        end_ms = _now_ms(log.floor_ms)
+        log.write([(end_ms, f"END RequestId: {request_id}"),
+                   (end_ms, self._report(request_id, outcome.duration_ms, init_ms))])
         return outcome
 
     def _call(self, event: dict, request_id: str, lines: LineCapture) -> Invocation:
@@ -326,6 +323,22 @@ class ExecutionEnvironment:
         if init_ms is not None:
             report += f"Init Duration: {init_ms:.2f} ms\t"
         return report
+
+
+class LogStreamWriter:
+    """Puts one invocation's log events into its log stream as they come, never out of time order."""
+
+    def __init__(self, logs: MotoLogs, region: str, group: str, stream: str) -> None:
+        self._logs = logs
+        self._where = (region, group, stream)
+        self.floor_ms = 0
+
+    def write(self, events: list[tuple[int, str]]) -> None:
+        ordered = []
+        for ts, message in events:
+            self.floor_ms = max(self.floor_ms, ts)  # PutLogEvents wants chronological events
+            ordered.append((self.floor_ms, message))
+        self._logs.put(*self._where, ordered)
 
 
 def kinesis_event(records: list[KinesisRecord], stream_arn: str, shard_id: str, region: str, role_arn: str) -> dict:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hbcore import demo, results, stack
+from hbcore import demo, stack
 from hbcore.cloudserver import memory_mb
 from hbcore.dataset import BeatSet
 from hbcore.faultbench import FaultRig, beat_results

@@ -65,3 +65,9 @@ def interleaved(event, context):
     for _ in range(5):
         print(context.aws_request_id)
         time.sleep(0.01)
+
+
+def print_then_sleep(event, context):
+    """Print a line, then sleep SLEEP_S before returning."""
+    print(json.dumps({"seqs": _seqs(event)}), flush=True)
+    time.sleep(float(os.environ["SLEEP_S"]))

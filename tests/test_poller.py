@@ -90,6 +90,19 @@ def test_handler_output_is_logged_between_start_end_and_report(clients):
                     r"Memory Size: 128 MB\tMax Memory Used: \d+ MB\tInit Duration: [\d.]+ ms", messages[4])
 
 
+def test_a_line_is_logged_when_printed_not_when_the_invocation_ends(clients):
+    stream = clients.stream()
+    function = clients.function(f"{HANDLERS}.print_then_sleep", environment={"SLEEP_S": "2"})
+    put(clients, stream, ["x"])
+    mapping(clients, stream, function)
+
+    messages = wait_for(lambda: [m for m in clients.log_messages(function) if m.startswith("{")] and
+                        clients.log_messages(function))
+
+    assert messages[0].startswith("START RequestId:") and messages[1] == '{"seqs": ["1"]}'
+    assert not any(m.startswith("END") for m in messages)  # the handler is still sleeping
+
+
 def test_batch_size_bounds_each_invocation(clients):
     stream = clients.stream()
     function = clients.function(f"{HANDLERS}.batches")
