@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from hbcore import charts, dashboard
+from hbcore.benchtable import print_figures
 from hbcore.classes import CLASS_NAMES
 from hbcore.results import ResultsReader, ResultsSnapshot
 
@@ -240,8 +241,5 @@ def cli_bench_app(args: argparse.Namespace) -> int:
                 figures |= run_demo_in_browser(page, server, args.timeout)
     elif args.browser:
         figures["browser"] = f"skipped: {CHROMIUM} absent"
-    width = max(map(len, figures))
-    for name, value in figures.items():
-        print(f"{name:<{width}}  {value}")
-    print(json.dumps({"bench": "app", **figures}))
+    print_figures("app", figures)
     return 0

@@ -19,6 +19,7 @@ from collections.abc import Callable
 import numpy as np
 
 from hbcore import config, inference
+from hbcore.benchtable import print_figures
 from hbcore.dataset import BeatSet
 from hbcore.model import (
     BeatModel,
@@ -122,14 +123,6 @@ def bench_kaggle(model: BeatModel) -> dict:
             "kaggle_recall": recalls(figures), "kaggle_rows": len(rows)}
 
 
-def _cell(value: object) -> str:
-    if isinstance(value, dict):
-        return " ".join(f"{name} {number:.3f}" for name, number in value.items())
-    if isinstance(value, float):
-        return f"{value:,.4f}" if value < 10 else f"{value:,.1f}"
-    return str(value)
-
-
 def cli_bench_model(args: argparse.Namespace) -> int:
     """Print the model's figures as a table, then one JSON line."""
     load_before = os.getloadavg()[0]
@@ -141,8 +134,5 @@ def cli_bench_model(args: argparse.Namespace) -> int:
     figures["model_version"] = model.version
     # Other work on the machine slows every timing above: say how busy it was.
     figures["load_avg_1m"] = {"before": load_before, "after": os.getloadavg()[0]}
-    width = max(map(len, figures))
-    for name, value in figures.items():
-        print(f"{name:<{width}}  {_cell(value)}")
-    print(json.dumps({"bench": "model", **figures}))
+    print_figures("model", figures)
     return 0

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from hbcore.backend import Backend
+from hbcore.benchtable import print_figures
 from hbcore.localcloud import LocalCloud, fetch_status
 
 PUT_BATCH = 500
@@ -271,8 +272,5 @@ def cli_bench_cloud(args: argparse.Namespace) -> int:
             figures |= bench_poller(cloud.backend, args.poller_records)
     if args.beats:
         figures |= bench_soak(args.beats, args.retention_s)
-    width = max(map(len, figures))
-    for name, value in figures.items():
-        print(f"{name:<{width}}  {value:>12,.1f}")
-    print(json.dumps({"bench": "cloud", **{name: round(value, 3) for name, value in figures.items()}}))
+    print_figures("cloud", figures, {name: round(value, 3) for name, value in figures.items()})
     return 0

@@ -61,6 +61,7 @@ SLOW_S = 6.0
 FAILING_CALLS = 4  # each handler invocation tries twice; Lambda's backoff doubles per failure
 PUT_FAULT_CALLS = 6
 PUT_FAULT_EVERY = 5  # partial failure: every 5th entry of a call fails
+THROTTLED = "Rate exceeded for shard shardId-000000000000"
 LOST_RESPONSES = 3
 CRASHES = 5
 RESUME_AFTER_S = 2.0
@@ -89,17 +90,21 @@ class PutRecordsFaults:
     skip_calls : int, default=0
         Calls that go through before the first failure.
     every : int, default=PUT_FAULT_EVERY
+    code : str, default="ProvisionedThroughputExceededException"
+        The ``ErrorCode`` of a partially failed entry (a retryable one, or one the stream refuses for good).
     """
 
     MODES = ("partial", "throttle", "lost_response")
 
-    def __init__(self, mode: str, calls: int, skip_calls: int = 0, every: int = PUT_FAULT_EVERY):
+    def __init__(self, mode: str, calls: int, skip_calls: int = 0, every: int = PUT_FAULT_EVERY,
+                 code: str = "ProvisionedThroughputExceededException"):
         if mode not in self.MODES:
             raise ValueError(f"PutRecords fault {mode!r} is not one of {', '.join(self.MODES)}")
         self.mode = mode
         self.calls = calls
         self.skip_calls = skip_calls
         self.every = every
+        self.code = code
         self.seen_calls = 0
         self.injected = 0  # entries (partial) or calls (throttle, lost_response) made to fail
 
@@ -119,16 +124,23 @@ class PutRecordsFaults:
         context["hb_fault"] = self._hit()
         if self.mode == "partial" and context["hb_fault"]:
             records = params["Records"]
-            held = set(range(0, len(records), self.every)) if len(records) > 1 else set()  # never all of them
+            held = set(range(0, len(records), self.every))
             context["hb_held"] = held
-            params["Records"] = [record for index, record in enumerate(records) if index not in held]
+            kept = [record for index, record in enumerate(records) if index not in held]
+            context["hb_unsent"] = not kept  # a call of one record fails whole, answered without reaching the stream
+            if kept:
+                params["Records"] = kept
 
     def _before_call(self, context: dict, **_):
-        if self.mode == "throttle" and context.get("hb_fault"):
+        if not context.get("hb_fault"):
+            return None
+        if self.mode == "throttle":
             self.injected += 1
-            error = {"Code": "ProvisionedThroughputExceededException",
-                     "Message": "Rate exceeded for shard shardId-000000000000 (injected fault)"}
+            error = {"Code": "ProvisionedThroughputExceededException", "Message": f"{THROTTLED} (injected fault)"}
             return AWSResponse("", 400, {}, None), {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 400}}
+        if self.mode == "partial" and context["hb_unsent"]:
+            return AWSResponse("", 200, {}, None), {"FailedRecordCount": 0, "Records": [],
+                                                    "ResponseMetadata": {"HTTPStatusCode": 200}}
         return None
 
     def _after_call(self, http_response, parsed: dict, context: dict, **_) -> None:
@@ -138,8 +150,7 @@ class PutRecordsFaults:
             self.injected += 1
             raise ConnectionClosedError(endpoint_url="kinesis PutRecords (injected fault: answer lost)")
         if self.mode == "partial":
-            failed = {"ErrorCode": "ProvisionedThroughputExceededException",
-                      "ErrorMessage": "Rate exceeded for shard shardId-000000000000 (injected fault)"}
+            failed = {"ErrorCode": self.code, "ErrorMessage": f"{THROTTLED} (injected fault)"}
             answered = iter(parsed["Records"])
             held = context["hb_held"]
             total = len(parsed["Records"]) + len(held)

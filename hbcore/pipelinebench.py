@@ -25,6 +25,7 @@ from pathlib import Path
 
 from hbcore import dataset, demo, stack
 from hbcore import model as models
+from hbcore.benchtable import cell, print_figures
 from hbcore.dataset import BeatSet
 from hbcore.localcloud import fetch_status
 from hbcore.pipeline import Pipeline
@@ -105,13 +106,7 @@ def print_table(phases: dict[str, dict]) -> None:
     """One row per figure, one column per phase, and the target (see ``medians`` for what each cell is)."""
     print(f"{'figure':<24}" + "".join(f"{phase:>14}" for phase in phases) + "  target")
     for key, target in TABLE_ROWS:
-        print(f"{key:<24}" + "".join(f"{_cell(figures.get(key)):>14}" for figures in phases.values()) + f"  {target}")
-
-
-def _cell(value: object) -> str:
-    if isinstance(value, float):
-        return f"{value:,.4f}" if value < 10 else f"{value:,.1f}"
-    return "-" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
+        print(f"{key:<24}" + "".join(f"{cell(figures.get(key)):>14}" for figures in phases.values()) + f"  {target}")
 
 
 def cli_bench_pipeline(args: argparse.Namespace) -> int:

@@ -5,7 +5,9 @@ beats/s, as fast as the stream takes them, or in real time from the PhysioNet ti
 times a speed (several records replay at once, as several patients). Each beat is one stream
 record (docs/ARCHITECTURE.md, "Stream record"), partition key = its record.
 
-Delivery: calls carry ≤ 500 records and ≤ 5 MiB. Entries that fail (``ProvisionedThroughputExceeded``
+Delivery: calls carry ≤ 500 records and ≤ 5 MiB. Beats that fall due are buffered for up to
+PUT_BUFFER_S (as the Kinesis Producer Library's RecordMaxBufferedTime does), so a paced replay makes
+a few calls per second of many records, not one call per beat. Entries that fail (``ProvisionedThroughputExceeded``
 or ``InternalFailure`` in a partial failure, or the whole call throttled, failing with a 5xx or
 losing its connection) are resent with exponential backoff and jitter until they are accepted or
 the replay is stopped; accepted entries are never resent. Entries the stream refuses for good (any
@@ -52,6 +54,7 @@ RETRYABLE_BOTOCORE_ERRORS = (HTTPClientError, BotocoreConnectionError)
 BACKOFF_BASE_S = 0.05
 BACKOFF_MAX_S = 5.0
 IDLE_WAIT_MAX_S = 0.05  # longest sleep between checks for due beats, pause and stop
+PUT_BUFFER_S = 0.1  # longest a due beat waits for others to share its PutRecords call
 RATE_WINDOW_S = 2.0
 KEPT_ERRORS = 20
 STOP_JOIN_TIMEOUT_S = 10.0
@@ -472,15 +475,21 @@ class Replay:
         return now - self._started_at - paused
 
     def _wait_until_due(self, next_index: int) -> int | None:
-        """Sleep until beats are due; the index after the last one due now, or None when stopping."""
+        """Sleep until a call's worth of beats is due; the index after the last one due, or None when stopping.
+
+        A call's worth: MAX_RECORDS_PER_CALL beats, or whatever is due once the first of them has
+        waited PUT_BUFFER_S.
+        """
         with self._lock:
             while not self._stop_requested:
                 if not self._paused:
                     now_s = self._elapsed_s(time.monotonic())
                     due_end = int(np.searchsorted(self._due_s, now_s, side="right"))
-                    if due_end > next_index:
+                    first_due_s = self._due_s[next_index]
+                    if due_end - next_index >= MAX_RECORDS_PER_CALL or (
+                            due_end > next_index and now_s - first_due_s >= PUT_BUFFER_S):
                         return due_end
-                    wait_s = min(IDLE_WAIT_MAX_S, self._due_s[next_index] - now_s)
+                    wait_s = min(IDLE_WAIT_MAX_S, first_due_s + PUT_BUFFER_S - now_s)
                 else:
                     wait_s = IDLE_WAIT_MAX_S
                 self._wake.wait(max(wait_s, 0.001))

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from hbcore import config, replay, results
+from hbcore.benchtable import print_figures
 from hbcore.dataset import BeatSet, meta_frame
 
 REPO = Path(__file__).resolve().parent.parent
@@ -222,9 +223,6 @@ def cli_bench_stages(args: argparse.Namespace) -> int:
     figures |= bench_handler(beats, args.repeats)
     figures |= bench_replay(beats, args.put_beats, args.patched_moto, args.repeats)
     figures |= bench_reader(args.reader_lines, max(3, args.repeats // 5))
-    width = max(map(len, figures))
-    for name, value in figures.items():
-        print(f"{name:<{width}}  {value:>12,.1f}")
-    print(json.dumps({"bench": "stages", "patched_moto": args.patched_moto,
-                      **{name: round(value, 3) for name, value in figures.items()}}))
+    print_figures("stages", figures, {"patched_moto": args.patched_moto,
+                                      **{name: round(value, 3) for name, value in figures.items()}})
     return 0

@@ -22,10 +22,11 @@ from hbcore.modelstore import SavedModel, save_model
 if TYPE_CHECKING:
     from hbcore.model import ModelParams
 
-# Fit cost per training beat per epoch with hbcore.model's defaults on a 2-core machine: 87,556
-# beats × 40 epochs took 3 to 9 minutes depending on the load (5e-5 to 1.6e-4 s). Only the progress
-# bar uses it, and the bar never claims more than ESTIMATE_CAP before the fit has ended.
-SECONDS_PER_BEAT_EPOCH = 1e-4
+# Fit cost per training beat per epoch with hbcore.model's intra-patient defaults on a 2-core
+# machine: 87,556 beats × 20 epochs took 44 to 57 s (`python -m hbcore bench model`), slower under
+# load. Only the progress bar uses it, and the bar never claims more than ESTIMATE_CAP before the fit
+# has ended.
+SECONDS_PER_BEAT_EPOCH = 3e-5
 ESTIMATE_CAP = 0.95
 TRAIN_SHARE = 0.8  # both splits train on about 80 % of the beats
 
@@ -40,7 +41,7 @@ def beats_key(beats: BeatSet) -> str:
 
 def expected_seconds(n_beats: int, params: ModelParams) -> float:
     """A rough duration of training on ``n_beats`` (before the split) with ``params``."""
-    return max(1.0, n_beats * TRAIN_SHARE * params.max_iter * SECONDS_PER_BEAT_EPOCH)
+    return max(1.0, n_beats * TRAIN_SHARE * (params.max_iter + params.final_iter) * SECONDS_PER_BEAT_EPOCH)
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class TrainingRun:
         All labelled beats; ``split`` decides which part trains and which part is the test.
     split : {"intra", "inter"}
     params : ModelParams, default=None
+        Default: the split's benchmarked ones (``hbcore.model.default_params``).
     store : Path, default=None
         The model store (default ``config.models_dir()``).
     info : dict
@@ -81,11 +83,11 @@ class TrainingRun:
 
     def __init__(self, beats: BeatSet, split: str, params: ModelParams | None = None,
                  store: Path | None = None, **info: object):
-        from hbcore.model import ModelParams  # scikit-learn: imported when training, not on page load
+        from hbcore.model import default_params  # scikit-learn: imported when training, not on page load
 
         self.beats = beats
         self.split = split
-        self.params = params or ModelParams()
+        self.params = params or default_params(split)
         self.store = store
         self.info = info
         self._lock = threading.Lock()

@@ -44,6 +44,19 @@ def test_partial_failure_hook_fails_every_fifth_entry_without_storing_it(fault_r
     assert len(set(stored)) == 8  # the held-back entries never reached the stream
 
 
+def test_partial_failure_hook_fails_a_one_record_call_without_storing_it(fault_rig):
+    from hbcore.replay import kinesis_client
+
+    client = kinesis_client(fault_rig.backend)
+    faults = faultbench.PutRecordsFaults("partial", calls=1)
+    faults.attach(client)
+    answer = _put(client, 1)
+    assert answer["FailedRecordCount"] == 1 and faults.injected == 1
+    assert answer["Records"][0]["ErrorCode"] == "ProvisionedThroughputExceededException"
+    before = int(_put(client, 1)["Records"][0]["SequenceNumber"])
+    assert int(_put(client, 1)["Records"][0]["SequenceNumber"]) == before + 1  # nothing stored in between
+
+
 def test_throttle_hook_refuses_the_whole_call_then_lets_calls_through(fault_rig):
     from botocore.exceptions import ClientError
 

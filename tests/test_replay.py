@@ -18,6 +18,7 @@ from botocore.exceptions import EndpointConnectionError
 
 from hbcore.backend import Backend
 from hbcore.dataset import BeatSet, meta_frame
+from hbcore.faultbench import PutRecordsFaults
 from hbcore.replay import (
     MAX_RECORDS_PER_CALL,
     Replay,
@@ -89,37 +90,6 @@ def replay_of(backend: Backend, stream: str, beats: BeatSet, **options) -> Repla
     return Replay(kinesis_client(backend), stream, beats, **options)
 
 
-class PartialFailures:
-    """Fails chosen entries of the first PutRecords calls, as Kinesis reports a partial failure.
-
-    The failed entries are taken out of the request (so moto never stores them) and put back into
-    the parsed response as ``ErrorCode`` entries at their positions.
-    """
-
-    def __init__(self, client, calls: int, every: int = 3, code: str = "ProvisionedThroughputExceededException"):
-        self.calls, self.every, self.code = calls, every, code
-        self.seen = 0
-        self.failed = 0
-        self._dropped: list[int] = []
-        client.meta.events.register("before-parameter-build.kinesis.PutRecords", self.drop)
-        client.meta.events.register("after-call.kinesis.PutRecords", self.restore)
-
-    def drop(self, params, **kwargs):
-        self.seen += 1
-        self._dropped = []
-        if self.seen <= self.calls:
-            self._dropped = list(range(0, len(params["Records"]), self.every))
-            params["Records"] = [entry for index, entry in enumerate(params["Records"]) if index not in self._dropped]
-
-    def restore(self, parsed, **kwargs):
-        results = list(parsed.get("Records", []))
-        for index in self._dropped:
-            results.insert(index, {"ErrorCode": self.code, "ErrorMessage": "injected"})
-        parsed["Records"] = results
-        parsed["FailedRecordCount"] = len(self._dropped)
-        self.failed += len(self._dropped)
-
-
 class _Raw:
     def __init__(self, body: bytes):
         self.body = body
@@ -185,13 +155,14 @@ def test_calls_carry_at_most_500_records(backend, stream):
 
 def test_partially_failed_entries_are_resent_until_accepted_and_never_twice(backend, stream):
     client = kinesis_client(backend)
-    failures = PartialFailures(client, calls=3)
+    failures = PutRecordsFaults("partial", calls=3, every=3)
+    failures.attach(client)
 
     progress = Replay(client, stream, make_beats({"100": 600, "201": 400})).start().wait(WAIT_S)
 
     ids = [record["id"] for record in records_in(backend, stream)]
-    assert failures.failed > 0
-    assert progress.retried == failures.failed
+    assert failures.injected > 0
+    assert progress.retried == failures.injected
     assert len(ids) == len(set(ids)) == 1000 == progress.sent
 
 
@@ -219,7 +190,7 @@ def test_a_connection_error_is_resent(backend, stream):
 
 def test_entries_the_stream_refuses_for_good_are_counted_and_not_resent(backend, stream):
     client = kinesis_client(backend)
-    PartialFailures(client, calls=1, every=25, code="KMSAccessDeniedException")
+    PutRecordsFaults("partial", calls=1, every=25, code="KMSAccessDeniedException").attach(client)
 
     replay = Replay(client, stream, make_beats({"100": 50}), run="run3")
     progress = replay.start().wait(WAIT_S)

@@ -18,8 +18,9 @@ def test_beats_key_depends_on_the_beats_only(few_beats):
 
 
 def test_expected_seconds_grows_with_beats_and_epochs():
-    small, large = training.expected_seconds(10_000, ModelParams(max_iter=10)), training.expected_seconds(10_000, ModelParams(max_iter=40))
-    assert large == pytest.approx(4 * small)
+    small = training.expected_seconds(10_000, ModelParams(max_iter=10, final_iter=0))
+    large = training.expected_seconds(40_000, ModelParams(max_iter=30, final_iter=10))
+    assert large == pytest.approx(16 * small)
 
 
 def test_training_run_saves_an_evaluated_model(few_beats, tmp_path):

@@ -1,0 +1,24 @@
+"""How every ``python -m hbcore bench …`` reports: a table for people, then one JSON line for tools."""
+
+from __future__ import annotations
+
+import json
+
+
+def cell(value: object) -> str:
+    """One figure as a table cell: thousands separators, 4 decimals below 10 and 1 above, ``-`` for none."""
+    if isinstance(value, dict):
+        return " ".join(f"{name} {number:.3f}" for name, number in value.items())
+    if isinstance(value, float):
+        return f"{value:,.4f}" if value < 10 else f"{value:,.1f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return "-" if value is None else str(value)
+
+
+def print_figures(bench: str, figures: dict[str, object], json_figures: dict[str, object] | None = None) -> None:
+    """Print ``figures`` one per line, then ``{"bench": bench, …}`` (``json_figures`` if given, else ``figures``)."""
+    width = max(map(len, figures), default=0)
+    for name, value in figures.items():
+        print(f"{name:<{width}}  {cell(value)}")
+    print(json.dumps({"bench": bench, **(figures if json_figures is None else json_figures)}))
