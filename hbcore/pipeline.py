@@ -73,14 +73,26 @@ class Pipeline:
 
     @property
     def backend(self) -> Backend:
-        """The boto3 target; on the local backend the first access starts the embedded cloud."""
+        """The boto3 target; on the local backend the first access starts the embedded cloud.
+
+        An access after the cloud's process died (killed, out of memory) starts it again on the same
+        URLs, empty: the stack and the endpoint are made again by the next deploy or demo.
+        """
         with self._lock:
             if self._backend is None:
                 from hbcore.localcloud import LocalCloud
 
                 self._cloud = LocalCloud().start()
                 self._backend = self._cloud.backend
+            elif self._cloud_died:
+                self._cloud.restart()
+                self._stack_outputs = None
+                self._deployment = None
             return self._backend
+
+    @property
+    def _cloud_died(self) -> bool:
+        return self._cloud is not None and not self._cloud.running
 
     @property
     def backend_started(self) -> bool:
@@ -177,6 +189,9 @@ class Pipeline:
         if not self.backend_started:
             idle = PartStatus("idle", "starts with the first action")
             return {**parts, "stack": idle, "endpoint": idle, "replay": idle, "reader": idle}
+        if self._cloud_died:
+            lost = PartStatus("missing", "lost with the local cloud")
+            return {**parts, "stack": lost, "endpoint": lost, "replay": self._replay_part(), "reader": lost}
         outputs = self.stack_outputs()
         parts["stack"] = (PartStatus("ok", f"stream {self.names.stream} → function {self.names.function}")
                           if outputs else PartStatus("missing", "not deployed yet"))
@@ -191,6 +206,9 @@ class Pipeline:
                                                                      if self.settings.profile else ""))
         if self._cloud is None:
             return PartStatus("idle" if self._backend is None else "ok", "local cloud on 127.0.0.1")
+        if self._cloud_died:
+            return PartStatus("error", "the local cloud stopped and lost its state: Run the full demo (or deploy) "
+                                       "starts it again")
         return PartStatus("ok", f"local cloud at {self._backend.endpoint_url}")
 
     def _endpoint_part(self) -> PartStatus:
