@@ -47,12 +47,13 @@ MAPPING_SETTINGS: dict[str, object] = {
     # speed the same throughput, and the poller kept up (p95 0.9 s against 9 s).
     "BatchSize": 500,
     "MaximumBatchingWindowInSeconds": 0,
-    # Retry a failing batch until it succeeds (-1 = no limit, AWS's default) or its records are older
-    # than MaximumRecordAgeInSeconds, then its range goes to the dead-letter queue. A batch fails only
+    # Retry a failing batch until it succeeds or its records are older than
+    # MaximumRecordAgeInSeconds, then its range goes to the dead-letter queue. A batch fails only
     # while the endpoint does (the handler rejects bad records alone, never failing their batch), so
     # waiting is right: with 3 retries (0.5 + 1 + 2 s of backoff locally) an endpoint down for 10 s
-    # lost its batch (bench faults). Meanwhile the shard's later records wait in Kinesis.
-    "MaximumRetryAttempts": -1,
+    # lost its batch (bench faults). The attempts are bounded (10,000, AWS's largest) but, with
+    # retries seconds apart, the record age ends them first. Meanwhile the shard's later records wait.
+    "MaximumRetryAttempts": 10_000,
     "MaximumRecordAgeInSeconds": 3600,
     "BisectBatchOnFunctionError": True,
     "FunctionResponseTypes": ["ReportBatchItemFailures"],

@@ -6,7 +6,7 @@ import pytest
 from cfnlint.api import lint
 from cfnlint.decode import decode_str
 
-from hbcore import stack
+from hbcore import poller, stack
 from hbcore.config import Names
 
 # The only statements allowed a "*" resource: the actions have no resource-level permissions.
@@ -43,7 +43,9 @@ def test_mapping_settings_retry_until_the_record_age_bound_and_report_partial_fa
     settings = stack.MAPPING_SETTINGS
     assert settings["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert settings["BisectBatchOnFunctionError"] is True
-    assert settings["MaximumRetryAttempts"] == -1  # an endpoint outage must not drop batches (tests/test_faults.py)
+    # bounded, but an endpoint outage must not drop batches (tests/test_faults.py): the record age ends the retries
+    assert settings["MaximumRetryAttempts"] == 10_000
+    assert settings["MaximumRetryAttempts"] * poller.RETRY_BACKOFF_S > settings["MaximumRecordAgeInSeconds"]
     assert 60 <= settings["MaximumRecordAgeInSeconds"] <= 24 * 3600  # within the stream's retention
 
 
