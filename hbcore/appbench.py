@@ -53,7 +53,7 @@ BENCH_RUN = "bench"
 
 # --- the monitor refresh ----------------------------------------------------------------------------
 
-class _InMemoryLogsInsights:
+class InMemoryLogsInsights:
     """Enough of the CloudWatch Logs client for a ResultsReader: queries over a fixed list of events."""
 
     def __init__(self, events: list[tuple[int, str]]):
@@ -91,7 +91,7 @@ def synthetic_snapshot(n_beats: int, *, seed: int = 0, now_s: float | None = Non
                 "pred_name": CLASS_NAMES[preds[i]], "prob": 0.9, "model_version": "bench", "latency_ms": 200.0 + i % 300,
                 "endpoint_ms": 10.0, "rr_local_s": 0.8, "seq": str(i), "shard": "shardId-000000000000"}
         events.append((start_ms + int(i * 1000 / SYNTHETIC_RATE_BPS), json.dumps(line)))
-    reader = ResultsReader(_InMemoryLogsInsights(events), "/aws/lambda/bench", start_s=start_ms / 1000 - 1)
+    reader = ResultsReader(InMemoryLogsInsights(events), "/aws/lambda/bench", start_s=start_ms / 1000 - 1)
     reader.poll_once(now_s=now_s)
     return reader.snapshot()
 
@@ -106,7 +106,7 @@ def refresh(reader_snapshot: ResultsSnapshot, run: str | None) -> None:
 def monitor_refresh_seconds(n_beats: int, runs: int = REFRESH_RUNS) -> float:
     """Median seconds of one monitor refresh over ``n_beats`` predictions."""
     snapshot = synthetic_snapshot(n_beats)
-    assert len(snapshot.predictions) == n_beats, "the synthetic lines were not all read"
+    assert snapshot.stats.predictions == n_beats, "the synthetic lines were not all read"
     times = []
     for _ in range(runs):
         started = time.perf_counter()

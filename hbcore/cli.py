@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench_soak.add_argument("--minutes", type=float, default=10.0, help="how long to replay")
     bench_soak.add_argument("--rate", type=float, default=500.0, help="replay rate in beats/s")
     bench_soak.add_argument("--sample-s", type=float, default=30.0, help="seconds between samples")
+    bench_soak.add_argument("--log-retention-s", type=float, default=None,
+                            help="how long the local cloud keeps log events (default: its 15 min; "
+                                 "shorter reaches the steady state sooner)")
     bench_soak.add_argument("--model", help="model.tar.gz to serve (default: the demo's model, trained if absent)")
     _add_mitdb(bench_soak)
     bench_app = bench_commands.add_parser("app", help="the app: monitor refresh, first paint, demo to predictions")

@@ -4,8 +4,8 @@
 a WSGI middleware that serves Lambda's event-source-mapping API from ``hbcore.poller`` (moto would
 try to run the function in Docker on every put), the endpoint server, and a retention trimmer that
 drops Kinesis records every mapping has consumed once they are older than the retention window,
-and log events older than the log retention (moto keeps both forever). Everything binds 127.0.0.1. Once healthy it writes a state file
-(pid, URLs, started_at); it exits on SIGTERM or when its ``--parent-pid`` is gone.
+and log events and metric data points older than the log retention (moto keeps all three
+forever). Everything binds 127.0.0.1. Once healthy it writes a state file (pid, URLs, started_at); it exits on SIGTERM or when its ``--parent-pid`` is gone.
 
 Tests run a ``CloudServer`` in their own process (threads only); the app and the CLI run it as a
 child process through ``hbcore.localcloud``.
@@ -39,13 +39,13 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import make_server  # noqa: E402
 
 from hbcore.endpoint_server import EndpointServer, region_of  # noqa: E402
-from hbcore.motostate import MotoKinesis, MotoLogs, MotoModelStore  # noqa: E402
+from hbcore.motostate import MotoKinesis, MotoLogs, MotoMetrics, MotoModelStore  # noqa: E402
 from hbcore.poller import REPOSITORY_ROOT, MappingError, Poller  # noqa: E402
 
 HOST = "127.0.0.1"
 RETENTION_S = 30.0
-# Log events are kept this long: as far back as a new results reader starts reading
-# (hbcore.results.LOOKBACK_S), far beyond the seconds its polls lag behind.
+# Log events (and metric data points) are kept this long: as far back as a new results reader starts
+# reading (hbcore.results.LOOKBACK_S), far beyond the seconds its polls lag behind.
 LOG_RETENTION_S = 15 * 60.0
 TRIM_INTERVAL_S = 2.0
 PARENT_CHECK_S = 0.5
@@ -162,8 +162,10 @@ class CloudServer:
         self.started_at = time.time()
         self.trimmed_records = 0
         self.trimmed_events = 0
+        self.trimmed_points = 0
         self.kinesis = MotoKinesis()
         self.logs = MotoLogs()
+        self.metrics = MotoMetrics()
         self.endpoints = EndpointServer(MotoModelStore(), HOST, runtime_port)
         self.poller = Poller(code_root=code_root, kinesis=self.kinesis, logs=self.logs)
         app = MappingApi(DomainDispatcherApplication(create_backend_app), self.poller, self.status)
@@ -231,10 +233,17 @@ class CloudServer:
         self.trimmed_events += dropped
         return dropped
 
+    def trim_metrics(self) -> int:
+        """One retention pass over the metric data points (kept as long as log events); returns those dropped."""
+        dropped = self.metrics.trim(self.log_retention_s)
+        self.trimmed_points += dropped
+        return dropped
+
     def _trim_forever(self) -> None:
         while not self._stopped.wait(TRIM_INTERVAL_S):
             self.trim()
             self.trim_logs()
+            self.trim_metrics()
 
     def status(self) -> dict[str, Any]:
         """Process, Kinesis, poller and endpoint state, served at ``/_hb/status``."""
@@ -249,6 +258,8 @@ class CloudServer:
                         "retention_s": self.retention_s},
             "logs": {"retained_events": self.logs.retained_events(), "trimmed_events": self.trimmed_events,
                      "retention_s": self.log_retention_s},
+            "metrics": {"retained_points": self.metrics.retained_points(), "trimmed_points": self.trimmed_points,
+                        "retention_s": self.log_retention_s},
             "mappings": self.poller.describe(),
             "endpoints": self.endpoints.status(),
         }

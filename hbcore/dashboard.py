@@ -1,8 +1,11 @@
 """The live monitor's figures, computed from one results snapshot in one pass.
 
 The monitor refreshes every second or two over up to hundreds of thousands of predictions, so every
-figure is a columnar aggregation of ``hbcore.results`` over the snapshot's frames (no per-row
-Python), and the page only draws. The CLI and the benchmarks compute the same figures.
+figure is a columnar aggregation of ``hbcore.results`` (no per-row Python), and the page only draws.
+Counts (beats, classes, confusion, per record, the timeline, rejected records) cover every beat of
+the run, from the snapshot's totals; the figures of the moment (rate, latency, heart rates, latest
+abnormal beats) come from the latest rows the reader keeps. The CLI and the benchmarks compute the
+same figures.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ class DashboardFigures:
     beats: int
     beats_per_s: float
     abnormal_rate: float  # share of predictions that are not N (NaN with no predictions)
-    latency_p95_ms: float  # NaN when no beat carried sent_at
+    latency_p95_ms: float  # over the latest rows the reader keeps; NaN when no beat carried sent_at
     rejected: int
     labelled: int  # beats with a known label, the ones in the confusion matrix
     accuracy: float  # over the labelled beats (NaN with none)
@@ -40,14 +43,13 @@ class DashboardFigures:
     rejection_reasons: pd.DataFrame  # reason, records
 
 
-def timeline_bin_s(predictions: pd.DataFrame) -> float:
-    """A bin width (2, 5, 10, 30, 60, … s) that keeps the timeline under TIMELINE_BINS_MAX bars.
+def timeline_bin_s(span_s: float) -> float:
+    """A bin width (2, 5, 10, 30, 60, … s) that keeps a timeline of ``span_s`` seconds under TIMELINE_BINS_MAX bars.
 
     Never under 2 s: the handler logs a batch at a time, so finer bins show the batching, not the flow.
     """
-    if predictions.empty:
+    if not span_s > 0:
         return 2.0
-    span_s = float(predictions["ts"].max() - predictions["ts"].min())
     for width in (2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600):
         if span_s / width <= TIMELINE_BINS_MAX:
             return float(width)
@@ -74,23 +76,24 @@ def latest_abnormal(predictions: pd.DataFrame, rows: int = LATEST_ABNORMAL_ROWS)
 def dashboard_figures(snapshot: results.ResultsSnapshot, run: str | None = None,
                       now_s: float | None = None) -> DashboardFigures:
     """Every figure of the monitor for ``run`` (None: all runs in the snapshot)."""
+    totals = snapshot.totals(run)
     predictions = results.for_run(snapshot.predictions, run)
     rejected = results.for_run(snapshot.rejected, run)
-    confusion = results.confusion_matrix(predictions)
+    confusion = results.confusion_matrix(totals)
     labelled = int(confusion.to_numpy().sum())
-    n = len(predictions)
+    n = totals.predicted
     end_s = now_s if now_s is not None else (snapshot.stats.last_poll_s or time.time())
     return DashboardFigures(
         beats=n,
         beats_per_s=results.throughput(predictions, THROUGHPUT_WINDOW_S, now_s=end_s),
-        abnormal_rate=float((predictions["pred"] != 0).mean()) if n else math.nan,
+        abnormal_rate=float(1.0 - totals.confusion[:, 0].sum() / n) if n else math.nan,
         latency_p95_ms=results.latency_percentiles(predictions)["p95_ms"],
-        rejected=len(rejected),
+        rejected=totals.rejected,
         labelled=labelled,
         accuracy=float(np.trace(confusion.to_numpy()) / labelled) if labelled else math.nan,
-        distribution=results.class_distribution(predictions, timeline_bin_s(predictions)),
+        distribution=results.class_distribution(totals, timeline_bin_s(totals.last_ts - totals.first_ts)),
         confusion=confusion,
-        per_record=results.per_record(predictions),
+        per_record=results.per_record(totals, predictions),
         latest_abnormal=latest_abnormal(predictions),
         rejection_reasons=results.rejection_reasons(rejected),
     )

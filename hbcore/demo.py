@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from hbcore import dataset, modelstore, results
 from hbcore import model as models
+from hbcore.beatids import ABSENT
 from hbcore.dataset import BeatSet
 from hbcore.pipeline import Pipeline
-from hbcore.replay import Replay, beat_id, select_beats, sent_inputs
+from hbcore.replay import Replay, select_beats, sent_inputs
+from hbcore.results import UNLABELLED
 from hbcore.training import beats_key
 
 STEPS: tuple[str, ...] = ("data", "model", "stack", "endpoint", "replay")
@@ -167,20 +168,24 @@ def settle(pipeline: Pipeline, replay: Replay, timeout_s: float | None = None) -
     re-read every event ~20 times and cost a tenth of the end-to-end rate).
     """
     replay.wait()
-    expected = set(replay.ledger.accepted())
-    timeout_s = timeout_s or max(SETTLE_TIMEOUT_MIN_S, len(expected) / SETTLE_BEATS_PER_S)
+    expected = len(replay.ledger)
+    timeout_s = timeout_s or max(SETTLE_TIMEOUT_MIN_S, expected / SETTLE_BEATS_PER_S)
     deadline = time.monotonic() + timeout_s
     while True:
         snapshot = pipeline.reader.snapshot()
-        predictions = results.for_run(snapshot.predictions, replay.run)
-        rejected = results.for_run(snapshot.rejected, replay.run)
-        if len(predictions) + len(rejected) >= len(expected):
-            seen = set(predictions["id"]) | set(rejected["id"].dropna())
-            if expected <= seen:
-                return snapshot
+        totals = snapshot.totals(replay.run)
+        if totals.predicted + totals.rejected >= expected and not unaccounted(replay, snapshot):
+            return snapshot
         if time.monotonic() > deadline:
             return snapshot
         time.sleep(SETTLE_POLL_S)
+
+
+def unaccounted(replay: Replay, snapshot: results.ResultsSnapshot) -> list[str]:
+    """Ids Kinesis accepted for the replay's run that have neither a prediction nor a rejected record."""
+    rejected = set(results.for_run(snapshot.rejected, replay.run)["id"].dropna())
+    return [identity for identity in replay.ledger.accepted().difference(snapshot.totals(replay.run).ids)
+            if identity not in rejected]
 
 
 def account(replay: Replay, snapshot: results.ResultsSnapshot, model: models.BeatModel, started_s: float) -> dict:
@@ -188,31 +193,29 @@ def account(replay: Replay, snapshot: results.ResultsSnapshot, model: models.Bea
 
     ``started_s`` (epoch seconds) is when the replay started: throughput is predictions over the
     time from then to the last prediction logged, so it is end to end (put → logged → read).
+    Counts cover the whole run (the reader's totals); latency covers the run's beats among the
+    latest rows the reader keeps (``results.KEEP_ROWS``: all of a run shorter than that).
     """
-    predictions = results.for_run(snapshot.predictions, replay.run)
-    rejected = results.for_run(snapshot.rejected, replay.run)
-    accepted = replay.ledger.accepted()
-    seen = set(predictions["id"]) | set(rejected["id"].dropna())
+    totals = snapshot.totals(replay.run)
     sent_beats = replay.beats
-    ids = [beat_id(replay.run, record, sample)
-           for record, sample in zip(sent_beats.meta["record"], sent_beats.meta["sample"])]
-    direct = pd.Series(models.predict(model, *sent_inputs(sent_beats)), index=ids)
-    logged = predictions.set_index("id")["pred"]
-    agreement = float((direct.loc[logged.index].to_numpy() == logged.to_numpy()).mean()) if len(logged) else 0.0
-    labelled = predictions[predictions["label"].notna()]
-    accuracy = float((labelled["label"].to_numpy() == labelled["pred"].to_numpy()).mean()) if len(labelled) else None
+    logged = totals.ids.lookup(sent_beats.meta["record"], sent_beats.meta["sample"])
+    found = logged != ABSENT
+    direct = models.predict(model, *sent_inputs(sent_beats))[found]
+    agreement = float((direct == logged[found]).mean()) if found.any() else 0.0
+    labelled = totals.confusion[:UNLABELLED]
+    accuracy = float(np.trace(labelled) / labelled.sum()) if labelled.sum() else None
     progress = replay.progress()
-    span_s = (predictions["ts"].max() - started_s) if len(predictions) else float("nan")
-    latency = predictions["latency_ms"].dropna()
+    span_s = (totals.last_ts - started_s) if totals.predicted else float("nan")
+    latency = results.for_run(snapshot.predictions, replay.run)["latency_ms"].dropna()
     return {
         "run": replay.run,
-        "sent": len(accepted),
-        "predicted": len(predictions),
-        "rejected": len(rejected),
-        "lost": len(set(accepted) - seen),
+        "sent": len(replay.ledger),
+        "predicted": totals.predicted,
+        "rejected": totals.rejected,
+        "lost": len(unaccounted(replay, snapshot)),
         "duplicates": snapshot.stats.duplicate_predictions,
         "retried_puts": progress.retried,
-        "beats_per_s": round(len(predictions) / span_s, 1) if span_s and span_s > 0 else None,
+        "beats_per_s": round(totals.predicted / span_s, 1) if span_s and span_s > 0 else None,
         "latency_p50_ms": round(float(np.percentile(latency, 50)), 1) if len(latency) else None,
         "latency_p95_ms": round(float(np.percentile(latency, 95)), 1) if len(latency) else None,
         "agreement": round(agreement, 6),

@@ -44,12 +44,13 @@ from botocore.exceptions import ConnectionClosedError
 from hbcore import demo, results, stack
 from hbcore import model as models
 from hbcore.backend import Backend
+from hbcore.beatids import BeatIds
 from hbcore.crashing_handler import CRASHES_VARIABLE
 from hbcore.crashing_handler import HANDLER as CRASHING_HANDLER
 from hbcore.dataset import BeatSet
 from hbcore.localcloud import LocalCloud
 from hbcore.pipeline import Pipeline
-from hbcore.replay import Replay, beat_id, kinesis_client
+from hbcore.replay import Replay, kinesis_client
 
 ENDPOINT_TIMEOUT_S = 2  # the handler's read timeout in the fault rig (the stack's default is 60 s)
 SLOW_CALL_S = 3.0  # a slow endpoint answers after this: past ENDPOINT_TIMEOUT_S
@@ -170,13 +171,16 @@ class FaultRig:
         The ``model.tar.gz`` the endpoint serves (also called directly for the agreement).
     endpoint_timeout_s : int, default=ENDPOINT_TIMEOUT_S
         The handler's read timeout (a "slow endpoint" is slower than this).
+    log_retention_s : float, default=None
+        How long the local cloud keeps log events and metric data points (None: its default).
     """
 
-    def __init__(self, model_path: str | Path, endpoint_timeout_s: int = ENDPOINT_TIMEOUT_S):
+    def __init__(self, model_path: str | Path, endpoint_timeout_s: int = ENDPOINT_TIMEOUT_S,
+                 log_retention_s: float | None = None):
         self.model_path = Path(model_path)
         self.model = models.load_model(self.model_path)
         self.options = stack.StackOptions(endpoint_timeout_s=endpoint_timeout_s)
-        self.cloud = LocalCloud()
+        self.cloud = LocalCloud(log_retention_s=log_retention_s)
         self.pipeline: Pipeline | None = None
         self.restarts = 0
 
@@ -266,12 +270,6 @@ class FaultRig:
         self.restarts += 1
         self.deploy()
 
-    def seen_ids(self, run: str) -> set[str]:
-        """Beat ids of ``run`` the reader holds a result for (prediction or rejected record)."""
-        snapshot = self.pipeline.reader.snapshot()
-        return (set(results.for_run(snapshot.predictions, run)["id"])
-                | set(results.for_run(snapshot.rejected, run)["id"].dropna()))
-
 
 # --- scenarios ------------------------------------------------------------------------------------
 
@@ -341,7 +339,7 @@ def cloud_restart(rig: FaultRig, beats: BeatSet, rate_bps: float | None) -> Tria
     replay.stop()
     rig.restart_cloud()
     ledger = replay.ledger
-    ledger.forget(set(ledger.accepted()) - rig.seen_ids(replay.run))
+    ledger.forget(demo.unaccounted(replay, rig.pipeline.reader.snapshot()))
     return Trial([replay, rig.replay(beats, rate_bps, ledger=ledger)], lambda: 1)
 
 
@@ -378,22 +376,25 @@ def beat_results(replay: Replay, snapshot: results.ResultsSnapshot) -> dict:
     """Per beat of the run: one result each? ``lost`` counts every beat of the replay without a result,
     sent or not (a replay that failed lost the beats it did not send). Copies of a predicted beat (a
     second record rejected as a duplicate id in its batch) are copies, not results."""
-    predictions = results.for_run(snapshot.predictions, replay.run)
+    predicted = snapshot.totals(replay.run).ids
     rejected = results.for_run(snapshot.rejected, replay.run)
-    predicted = set(predictions["id"])
     rejected_ids = rejected["id"].dropna()
-    copies = rejected_ids.isin(predicted) & rejected.loc[rejected_ids.index, "reason"].str.startswith(DUPLICATE_REASON)
+    copies = (rejected_ids.map(predicted.__contains__).astype(bool)
+              & rejected.loc[rejected_ids.index, "reason"].str.startswith(DUPLICATE_REASON))
     results_ids = rejected_ids[~copies]
+    outcome_rejected = set(results_ids)
     meta = replay.beats.meta
-    every = {beat_id(replay.run, record, sample) for record, sample in zip(meta["record"], meta["sample"])}
-    outcome = predicted | set(results_ids)
+    every = BeatIds.of(replay.run, meta["record"], meta["sample"])
+    lost = [identity for identity in every.difference(predicted) if identity not in outcome_rejected]
+    unknown = set(predicted.difference(every)) | {identity for identity in outcome_rejected if identity not in every}
     return {
         "predicted": len(predicted),
-        "rejected": len(set(results_ids)),
-        "lost": len(every - outcome),
-        "unknown": len(outcome - every),
+        "rejected": len(outcome_rejected),
+        "lost": len(lost),
+        "unknown": len(unknown),
         "rejected_copies": int(copies.sum()),
-        "exactly_once": every == outcome and results_ids.is_unique and not (set(results_ids) & predicted),
+        "exactly_once": not lost and not unknown and results_ids.is_unique
+        and not any(identity in predicted for identity in outcome_rejected),
     }
 
 

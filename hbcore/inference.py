@@ -1,10 +1,13 @@
 """The SageMaker inference module: beat features, and the four hooks of the scikit-learn container.
 
-This file is self-contained (standard library, numpy, and scikit-learn with its dependencies joblib
-and threadpoolctl) because it travels as ``code/inference.py`` inside ``model.tar.gz``: the
-SageMaker SKLearn container imports it by file, and so does the local endpoint server. Training
-imports :func:`features` from here, so the features a model was trained on are, by construction,
-the ones its endpoint computes.
+This file is self-contained (standard library and numpy; threadpoolctl when present) because it
+travels as ``code/inference.py`` inside ``model.tar.gz``: the SageMaker SKLearn container imports
+it by file, and so does the local endpoint server. It must run there as it is: Python 3.10 and
+numpy 1.26 or 2.x (the 1.4-2 container's), whatever scikit-learn the container ships. So the model
+is not a scikit-learn pickle but its arrays (``model.npz``, see :func:`read_model`), and
+:func:`predict_fn` runs the perceptron's forward pass in numpy, operation for operation as
+scikit-learn's ``predict_proba`` does. Training imports :func:`features` from here, so the features
+a model was trained on are, by construction, the ones its endpoint computes.
 
 Request bodies (docs/ARCHITECTURE.md, "Inference contract"):
 
@@ -20,18 +23,23 @@ HTTP 400.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import zipfile
 from typing import Any
 
-import joblib
 import numpy as np
-from threadpoolctl import ThreadpoolController  # a scikit-learn dependency, present wherever it is
+
+try:  # a scikit-learn dependency: in every SageMaker scikit-learn container, and wherever hbcore trains
+    from threadpoolctl import ThreadpoolController
+except ImportError:  # serving then runs with numpy's default BLAS threads
+    ThreadpoolController = None
 
 # One BLAS thread per prediction: a request's matrices are small, and handing them to a second
-# thread costs more than it saves whenever the machine has other work (measured on 2 cores next to
-# the local cloud: 3 ms instead of 15 ms per 500 beats). Made once: it scans the loaded libraries.
-BLAS = ThreadpoolController()
+# thread costs more than it saves whenever the machine has other work (measured on 2 cores with
+# both busy: 1.4 ms instead of 5 ms per 500 beats). Made once: it scans the loaded libraries.
+BLAS = ThreadpoolController() if ThreadpoolController else None
 
 CLASS_NAMES: tuple[str, ...] = ("N", "S", "V", "F", "Q")
 WINDOW_SAMPLES = 187
@@ -47,9 +55,13 @@ VALUE_TOLERANCE = 1e-3
 RR_MAX_S = 200.0
 # Refractory time after the R peak before a following R peak can appear in the window.
 NEXT_PEAK_MIN_S = 0.3
-MODEL_FILE = "model.joblib"
-# Bump when features() changes: a model pickled for other features must not load.
+MODEL_FILE = "model.npz"
+# What earlier releases wrote instead: a scikit-learn pickle, named here only to say so clearly.
+PICKLE_MODEL_FILE = "model.joblib"
+# Bump when features() changes: a model trained on other features must not load.
 FEATURE_VERSION = 1
+# Bump when the arrays of model.npz change meaning.
+MODEL_FORMAT = 1
 JSON = "application/json"
 CSV = "text/csv"
 
@@ -117,16 +129,125 @@ def features(beats: np.ndarray, rr: np.ndarray | None = None) -> np.ndarray:
     return np.hstack([beats, window_features(beats, lengths), rr_features(rr, lengths)])
 
 
-def model_fn(model_dir: str) -> dict:
-    """Load the model dict that training pickled into ``model_dir/model.joblib``."""
-    path = os.path.join(model_dir, MODEL_FILE)
-    model = joblib.load(path)
-    if not isinstance(model, dict) or "estimator" not in model:
-        raise ValueError(f"{path}: not a heartbeat model (expected a dict with an 'estimator')")
-    if model.get("feature_version") != FEATURE_VERSION:
-        raise ValueError(f"{path}: trained for feature version {model.get('feature_version')}, "
+def _logistic(x: np.ndarray) -> None:
+    np.negative(x, out=x)
+    np.exp(x, out=x)
+    x += 1
+    np.reciprocal(x, out=x)
+
+
+def _relu(x: np.ndarray) -> None:
+    np.maximum(x, 0, out=x)
+
+
+def _tanh(x: np.ndarray) -> None:
+    np.tanh(x, out=x)
+
+
+def _identity(x: np.ndarray) -> None:
+    """A linear hidden layer: nothing to do."""
+
+
+def _softmax(x: np.ndarray) -> None:
+    shifted = x - x.max(axis=1)[:, np.newaxis]
+    np.exp(shifted, out=x)
+    x /= x.sum(axis=1)[:, np.newaxis]
+
+
+# In-place activations, as scikit-learn's neural_network._base.ACTIVATIONS.
+HIDDEN_ACTIVATIONS = {"identity": _identity, "relu": _relu, "tanh": _tanh, "logistic": _logistic}
+
+
+def _scalar(arrays: Any, key: str, source: str) -> Any:
+    if key not in arrays:
+        raise ValueError(f"{source}: no {key!r} array")
+    value = arrays[key]
+    if value.ndim != 0:
+        raise ValueError(f"{source}: {key!r} has shape {value.shape}, expected a single value")
+    return value.item()
+
+
+def _layers(arrays: Any, source: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The (coef, intercept) pairs in order, checked to chain into one another."""
+    layers = []
+    while f"coef_{len(layers)}" in arrays:
+        i = len(layers)
+        if f"intercept_{i}" not in arrays:
+            raise ValueError(f"{source}: coef_{i} has no intercept_{i}")
+        coef, intercept = arrays[f"coef_{i}"], arrays[f"intercept_{i}"]
+        fan_in = layers[-1][0].shape[1] if layers else arrays["scaler_mean"].shape[0]
+        if coef.ndim != 2 or coef.shape[0] != fan_in or intercept.shape != coef.shape[1:]:
+            raise ValueError(f"{source}: layer {i} has shapes {coef.shape} and {intercept.shape}, "
+                             f"expected ({fan_in}, k) and (k,)")
+        layers.append((coef, intercept))
+    if not layers:
+        raise ValueError(f"{source}: no coef_0 array")
+    return layers
+
+
+def read_model(arrays: Any, source: str) -> dict:
+    """The model dict of :func:`predict_fn` from the arrays of ``model.npz``, checked.
+
+    ``model.npz`` (plain arrays, no pickled objects) holds ``format`` (:data:`MODEL_FORMAT`),
+    ``feature_version``, ``version`` (str) and ``uses_rr`` (bool); ``classes``, the index into
+    :data:`CLASS_NAMES` of each output; ``scaler_mean`` and ``scaler_scale`` (one per feature, in
+    the dtype the scaler computed in); ``coef_<i>`` ``(fan_in, fan_out)`` and ``intercept_<i>`` per
+    layer; ``activation`` of the hidden layers and ``out_activation`` (``softmax``, or ``logistic``
+    for a two-class model).
+    """
+    if _scalar(arrays, "format", source) != MODEL_FORMAT:
+        raise ValueError(f"{source}: model format {_scalar(arrays, 'format', source)}, this inference module "
+                         f"reads format {MODEL_FORMAT}")
+    if _scalar(arrays, "feature_version", source) != FEATURE_VERSION:
+        raise ValueError(f"{source}: trained for feature version {_scalar(arrays, 'feature_version', source)}, "
                          f"this inference module computes version {FEATURE_VERSION}")
-    return model
+    for key in ("classes", "scaler_mean", "scaler_scale"):
+        if key not in arrays or arrays[key].ndim != 1:
+            raise ValueError(f"{source}: {key!r} must be a one-dimensional array")
+    if arrays["scaler_scale"].shape != arrays["scaler_mean"].shape:
+        raise ValueError(f"{source}: scaler_mean and scaler_scale differ in shape")
+    classes = arrays["classes"]
+    if classes.dtype.kind not in "iu" or not ((classes >= 0) & (classes < len(CLASS_NAMES))).all():
+        raise ValueError(f"{source}: classes {classes.tolist()} are not indices into {CLASS_NAMES}")
+    activation, out_activation = _scalar(arrays, "activation", source), _scalar(arrays, "out_activation", source)
+    if activation not in HIDDEN_ACTIVATIONS:
+        raise ValueError(f"{source}: hidden activation {activation!r}, expected one of {sorted(HIDDEN_ACTIVATIONS)}")
+    layers = _layers(arrays, source)
+    outputs = 1 if out_activation == "logistic" and len(classes) == 2 else len(classes)
+    if out_activation not in ("softmax", "logistic") or layers[-1][0].shape[1] != outputs:
+        raise ValueError(f"{source}: output {out_activation!r} of width {layers[-1][0].shape[1]} does not fit "
+                         f"{len(classes)} classes")
+    return {
+        "version": str(_scalar(arrays, "version", source)),
+        "uses_rr": bool(_scalar(arrays, "uses_rr", source)),
+        "classes": classes.astype(np.int64),
+        "scaler_mean": arrays["scaler_mean"],
+        "scaler_scale": arrays["scaler_scale"],
+        "layers": layers,
+        "activation": activation,
+        "out_activation": out_activation,
+    }
+
+
+def load_arrays(model_dir: str, name: str | None = None) -> dict:
+    """The arrays of ``model_dir/model.npz``; ``name`` is what error messages call the model."""
+    name = name or model_dir
+    path = os.path.join(model_dir, MODEL_FILE)
+    if not os.path.isfile(path):
+        if os.path.isfile(os.path.join(model_dir, PICKLE_MODEL_FILE)):
+            raise ValueError(f"{name}: a model of an earlier release ({PICKLE_MODEL_FILE}, a scikit-learn pickle "
+                             "that loads only in the scikit-learn which wrote it); retrain it")
+        raise ValueError(f"{name}: no {MODEL_FILE} (model.tar.gz holds it at its top)")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {key: npz[key] for key in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise ValueError(f"{name}: {MODEL_FILE} is not a numpy archive of plain arrays ({error})") from None
+
+
+def model_fn(model_dir: str) -> dict:
+    """Load the model that training exported into ``model_dir/model.npz``."""
+    return read_model(load_arrays(model_dir), os.path.join(model_dir, MODEL_FILE))
 
 
 def _media_type(content_type: str | None) -> str:
@@ -272,17 +393,38 @@ def input_fn(body: bytes | str, content_type: str) -> dict:
     raise ValueError(f"content type {content_type!r} is not supported (use {CSV} or {JSON})")
 
 
+def forward(model: dict, x: np.ndarray) -> np.ndarray:
+    """Probabilities over ``model["classes"]``: scikit-learn's ``StandardScaler.transform`` then
+    ``MLPClassifier.predict_proba``, the same operations in the same order and dtypes, so that the
+    result is the estimator's to the last bit (the logistic function, of two-class models only, is
+    scipy's ``expit`` there, whose float32 ``exp`` may differ from numpy's in the last bit). ``x``
+    (the features) is overwritten."""
+    x -= model["scaler_mean"]
+    x /= model["scaler_scale"]
+    layers = model["layers"]
+    for i, (coef, intercept) in enumerate(layers):
+        x = x @ coef
+        x += intercept
+        if i < len(layers) - 1:
+            HIDDEN_ACTIVATIONS[model["activation"]](x)
+    if model["out_activation"] == "softmax":
+        _softmax(x)
+        return x
+    _logistic(x)
+    positive = x.ravel()
+    return np.vstack([1 - positive, positive]).T
+
+
 def predict_fn(data: dict, model: dict) -> dict:
     """Class probabilities ``(n, 5)`` over ``CLASS_NAMES`` and the model version.
 
     A model trained without RR intervals (on Kaggle rows) ignores any it is given.
     """
-    estimator = model["estimator"]
-    rr = data.get("rr") if model.get("uses_rr", True) else None
+    rr = data.get("rr") if model["uses_rr"] else None
     probabilities = np.zeros((len(data["beats"]), len(CLASS_NAMES)), dtype=np.float64)
-    with BLAS.limit(limits=1, user_api="blas"):
-        probabilities[:, estimator.classes_.astype(np.int64)] = estimator.predict_proba(features(data["beats"], rr))
-    return {"probabilities": probabilities, "model_version": model.get("version", "unknown")}
+    with BLAS.limit(limits=1, user_api="blas") if BLAS else contextlib.nullcontext():
+        probabilities[:, model["classes"]] = forward(model, features(data["beats"], rr))
+    return {"probabilities": probabilities, "model_version": model["version"]}
 
 
 def output_fn(prediction: dict, accept: str | None) -> tuple[str, str]:

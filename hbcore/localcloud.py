@@ -56,11 +56,13 @@ def _tail(path: Path, lines: int = STDERR_TAIL_LINES) -> str:
 
 
 def _serve_command(port: int, runtime_port: int, state_file: Path, parent_pid: int,
-                   retention_s: float | None) -> list[str]:
+                   retention_s: float | None, log_retention_s: float | None = None) -> list[str]:
     command = [sys.executable, "-m", "hbcore", "cloud", "serve", "--port", str(port),
                "--runtime-port", str(runtime_port), "--state-file", str(state_file), "--parent-pid", str(parent_pid)]
     if retention_s is not None:
         command += ["--retention-s", str(retention_s)]
+    if log_retention_s is not None:
+        command += ["--log-retention-s", str(log_retention_s)]
     return command
 
 
@@ -121,14 +123,16 @@ class LocalCloud:
     """
 
     def __init__(self, port: int = 0, runtime_port: int = 0, startup_timeout_s: float = STARTUP_TIMEOUT_S,
-                 retention_s: float | None = None) -> None:
+                 retention_s: float | None = None, log_retention_s: float | None = None) -> None:
         self.port = port
         self.runtime_port = runtime_port
         self.startup_timeout_s = startup_timeout_s
         self.retention_s = retention_s
+        self.log_retention_s = log_retention_s
         self.state: dict[str, Any] | None = None
         self._process: subprocess.Popen | None = None
         self._workdir: Path | None = None
+        self._backend: Backend | None = None
 
     @property
     def running(self) -> bool:
@@ -147,10 +151,12 @@ class LocalCloud:
         state_file, log_file = self._workdir / "state.json", self._workdir / "cloud.log"
         with open(log_file, "wb") as log:
             self._process = subprocess.Popen(
-                _serve_command(self.port, self.runtime_port, state_file, os.getpid(), self.retention_s),
+                _serve_command(self.port, self.runtime_port, state_file, os.getpid(), self.retention_s,
+                               self.log_retention_s),
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 cwd=REPOSITORY_ROOT, env=_child_environment())
         self.state = _wait_for_state(self._process, state_file, log_file, self.startup_timeout_s)
+        self._backend = None
         self.port = int(self.state["moto_url"].rsplit(":", 1)[1])
         self.runtime_port = int(self.state["sagemaker_runtime_url"].rsplit(":", 1)[1])
         return self
@@ -177,11 +183,17 @@ class LocalCloud:
 
     @property
     def backend(self) -> Backend:
-        """A local ``Backend`` on this cloud's URLs."""
+        """A local ``Backend`` on this cloud's URLs, the same one until the next start.
+
+        A ``Backend`` holds one boto3 session, and each new session loads the service models again
+        (~5 MB for Kinesis): a soak making a replay client per run grew by that much a run.
+        """
         if self.state is None:
             raise RuntimeError("the local cloud is not started: call start() first")
-        return Backend(kind="local", endpoint_url=self.state["moto_url"],
-                       sagemaker_runtime_url=self.state["sagemaker_runtime_url"])
+        if self._backend is None:
+            self._backend = Backend(kind="local", endpoint_url=self.state["moto_url"],
+                                    sagemaker_runtime_url=self.state["sagemaker_runtime_url"])
+        return self._backend
 
     def status(self) -> dict[str, Any]:
         """Running or not, the URLs, and the child's own report when it answers."""

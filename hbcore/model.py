@@ -16,9 +16,10 @@ the second view lifts accuracy on real Kaggle rows from about 77 % to about 87 %
 benchmark. The inter-patient recipe (:data:`SPLIT_PARAMS`) adds a strong L2 penalty and shifted
 copies of the windows, because there the risk is learning each training patient by heart.
 
-``model.tar.gz`` is SageMaker's layout: ``model.joblib`` (a dict of plain scikit-learn objects,
-see :meth:`BeatModel.payload`), ``metadata.json``, ``code/inference.py`` (a copy of
-:mod:`hbcore.inference`) and ``code/requirements.txt`` pinning the training scikit-learn release.
+``model.tar.gz`` is SageMaker's layout: ``model.npz`` (the fitted scaler's and perceptron's arrays,
+see :func:`export_arrays` and :func:`hbcore.inference.read_model`), ``metadata.json``,
+``code/inference.py`` (a copy of :mod:`hbcore.inference`, numpy only) and ``code/requirements.txt``
+(nothing to install). No pickle: the endpoint runs whatever scikit-learn its container ships, or none.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
-import io
 import json
 import platform
 import shutil
@@ -39,19 +39,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-import joblib
 import numpy as np
 import sklearn
 from sklearn.exceptions import ConvergenceWarning
 
 from hbcore import inference, metrics
-from hbcore.classes import CLASS_NAMES
 from hbcore.dataset import BeatSet
 
 RR_COLUMNS: tuple[str, ...] = inference.RR_KEYS
 METADATA_FILE = "metadata.json"
 CODE_DIR = "code"
-JOBLIB_COMPRESS = 3
+# code/requirements.txt: the SageMaker container pip-installs it at start-up; inference.py needs only
+# numpy, which every scikit-learn container has.
+REQUIREMENTS_TEXT = "# code/inference.py needs only numpy, which the SageMaker scikit-learn container has\n"
 # Beat-window recipes of hbcore.dataset the MIT-BIH model trains on; the first is the benchmark's.
 TRAINING_RECIPES: tuple[str, ...] = ("paper", "kaggle")
 
@@ -112,23 +112,22 @@ def default_params(split: str) -> ModelParams:
 
 @dataclass(frozen=True)
 class BeatModel:
-    """A trained classifier, its version string and what is known about how it was made."""
+    """A trained classifier (the arrays of ``model.npz``) and what is known about how it was made."""
 
-    estimator: object
-    version: str
-    uses_rr: bool
+    arrays: dict[str, np.ndarray]
     metadata: dict = field(default_factory=dict)
 
+    @property
+    def version(self) -> str:
+        return str(self.arrays["version"])
+
+    @property
+    def uses_rr(self) -> bool:
+        return bool(self.arrays["uses_rr"])
+
     def payload(self) -> dict:
-        """What ``model.joblib`` holds and :func:`hbcore.inference.model_fn` returns."""
-        return {
-            "estimator": self.estimator,
-            "version": self.version,
-            "uses_rr": self.uses_rr,
-            "feature_version": inference.FEATURE_VERSION,
-            "class_names": list(CLASS_NAMES),
-            "metadata": self.metadata,
-        }
+        """What :func:`hbcore.inference.model_fn` returns for this model."""
+        return inference.read_model(self.arrays, f"model {self.version}")
 
 
 def rr_of(beats: BeatSet) -> np.ndarray:
@@ -203,11 +202,58 @@ def fit_estimator(features: np.ndarray, labels: np.ndarray, params: ModelParams)
     return estimator
 
 
-def model_version(estimator: object, created_at: datetime) -> str:
-    """``<UTC time>-<8 hex of the pickled estimator>``: sortable, and distinct for distinct models."""
-    buffer = io.BytesIO()
-    joblib.dump(estimator, buffer)
-    return f"{created_at:%Y%m%dT%H%M%SZ}-{hashlib.sha256(buffer.getvalue()).hexdigest()[:8]}"
+def scaler_arrays(scaler) -> tuple[np.ndarray, np.ndarray]:
+    """The scaler's mean and scale, in the dtype its ``transform`` subtracts and divides float32 in.
+
+    scikit-learn 1.4 subtracts the float64 mean from float32 features, later releases first cast
+    the mean to float32; the last bits of the scaled features differ. Which one the installed
+    release does is read off a probe, so that :func:`hbcore.inference.forward` reproduces it.
+    """
+    mean, scale = np.asarray(scaler.mean_), np.asarray(scaler.scale_)
+    probe = (mean + scale * np.random.default_rng(0).normal(size=(64, mean.size))).astype(np.float32)
+    expected = scaler.transform(probe)
+
+    def error(dtype: type) -> float:
+        scaled = probe.copy()  # float32, scaled in place as inference.forward does
+        scaled -= mean.astype(dtype)
+        scaled /= scale.astype(dtype)
+        return float(np.abs(scaled - expected).max())
+
+    dtype = min((np.float32, np.float64), key=error)
+    return mean.astype(dtype), scale.astype(dtype)
+
+
+def arrays_digest(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 hex of the arrays' names, dtypes, shapes and bytes."""
+    digest = hashlib.sha256()
+    for key in sorted(arrays):
+        value = np.ascontiguousarray(arrays[key])
+        digest.update(f"{key}:{value.dtype.str}:{value.shape}:".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
+def export_arrays(estimator, uses_rr: bool, created_at: datetime) -> dict[str, np.ndarray]:
+    """The fitted pipeline as the plain arrays of ``model.npz`` (:func:`hbcore.inference.read_model`).
+
+    The version is ``<UTC time>-<8 hex of the arrays>``: sortable, and distinct for distinct models.
+    """
+    scaler, network = estimator[0], estimator[-1]
+    mean, scale = scaler_arrays(scaler)
+    arrays = {
+        "format": np.array(inference.MODEL_FORMAT),
+        "feature_version": np.array(inference.FEATURE_VERSION),
+        "uses_rr": np.array(uses_rr),
+        "classes": np.asarray(network.classes_, dtype=np.int64),
+        "scaler_mean": mean,
+        "scaler_scale": scale,
+        "activation": np.array(network.activation),
+        "out_activation": np.array(network.out_activation_),
+    }
+    for i, (coef, intercept) in enumerate(zip(network.coefs_, network.intercepts_)):
+        arrays[f"coef_{i}"], arrays[f"intercept_{i}"] = coef, intercept
+    version = f"{created_at:%Y%m%dT%H%M%SZ}-{arrays_digest(arrays)[:8]}"
+    return arrays | {"version": np.array(version)}
 
 
 def train_model(train: BeatSet, params: ModelParams | None = None, views: Sequence[BeatSet] = (),
@@ -241,13 +287,14 @@ def train_model(train: BeatSet, params: ModelParams | None = None, views: Sequen
         "params": dataclasses.asdict(params),
         "uses_rr": uses_rr,
         "feature_version": inference.FEATURE_VERSION,
+        "model_format": inference.MODEL_FORMAT,
         "sklearn_version": sklearn.__version__,
         "numpy_version": np.__version__,
         "python_version": platform.python_version(),
         **info,
     }
-    version = model_version(estimator, created_at)
-    return BeatModel(estimator, version, uses_rr, metadata | {"version": version})
+    arrays = export_arrays(estimator, uses_rr, created_at)
+    return BeatModel(arrays, metadata | {"version": str(arrays["version"])})
 
 
 def predict_proba(model: BeatModel, beats: np.ndarray, rr: np.ndarray | None = None) -> np.ndarray:
@@ -299,21 +346,14 @@ def train_and_evaluate(beats: BeatSet, split: str = "intra", params: ModelParams
                             [view.subset(train_index) for view in views], split=split, **info)
 
 
-def requirements_text() -> str:
-    """``code/requirements.txt``: the pickle loads only in the scikit-learn release that wrote it,
-    and numpy arrays pickled by numpy 2 need numpy 2."""
-    major = np.__version__.split(".")[0]
-    return f"scikit-learn=={sklearn.__version__}\nnumpy>={major},<{int(major) + 1}\n"
-
-
 def write_model_dir(model: BeatModel, folder: Path | str) -> Path:
     """Write the members of ``model.tar.gz`` as plain files (what ``SM_MODEL_DIR`` must hold)."""
     folder = Path(folder)
     (folder / CODE_DIR).mkdir(parents=True, exist_ok=True)
-    joblib.dump(model.payload(), folder / inference.MODEL_FILE, compress=JOBLIB_COMPRESS)
+    np.savez_compressed(folder / inference.MODEL_FILE, **model.arrays)
     (folder / METADATA_FILE).write_text(json.dumps(model.metadata, indent=2) + "\n")
     shutil.copyfile(inference.__file__, folder / CODE_DIR / "inference.py")
-    (folder / CODE_DIR / "requirements.txt").write_text(requirements_text())
+    (folder / CODE_DIR / "requirements.txt").write_text(REQUIREMENTS_TEXT)
     return folder
 
 
@@ -332,10 +372,13 @@ def write_model_tar(model: BeatModel, path: Path | str) -> Path:
 
 
 def load_model(path: Path | str) -> BeatModel:
-    """Read a ``model.tar.gz`` (or an extracted model folder) through ``inference.model_fn``."""
+    """Read a ``model.tar.gz`` (or an extracted model folder) as the endpoint's ``model_fn`` does.
+
+    A model of an earlier release (a scikit-learn pickle) raises ``ValueError`` saying to retrain it.
+    """
     path = Path(path)
     if path.is_dir():
-        return _from_payload(inference.model_fn(str(path)))
+        return _read_model_dir(path, str(path))
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model file")
     with tempfile.TemporaryDirectory() as folder:
@@ -344,14 +387,20 @@ def load_model(path: Path | str) -> BeatModel:
                 tar.extractall(folder, filter="data")
         except (tarfile.TarError, OSError, EOFError) as error:
             raise ValueError(f"{path}: not a model.tar.gz ({error})") from error
-        if not (Path(folder) / inference.MODEL_FILE).is_file():
-            raise ValueError(f"{path}: no {inference.MODEL_FILE} in the archive")
-        return _from_payload(inference.model_fn(folder))
+        return _read_model_dir(Path(folder), str(path))
 
 
-def _from_payload(payload: dict) -> BeatModel:
-    return BeatModel(payload["estimator"], payload["version"], bool(payload.get("uses_rr", True)),
-                     payload.get("metadata", {}))
+def _read_model_dir(folder: Path, name: str) -> BeatModel:
+    arrays = inference.load_arrays(str(folder), name)
+    inference.read_model(arrays, name)
+    metadata_path = folder / METADATA_FILE
+    try:
+        metadata = json.loads(metadata_path.read_text()) if metadata_path.is_file() else {}
+    except ValueError as error:
+        raise ValueError(f"{name}: {METADATA_FILE} is not JSON ({error})") from None
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{name}: {METADATA_FILE} holds a {type(metadata).__name__}, expected an object")
+    return BeatModel(arrays, metadata)
 
 
 def load_training_beats(csv_paths: Sequence[str] = (), mitdb: str | None = None) -> tuple[BeatSet, list[BeatSet]]:

@@ -4,6 +4,10 @@ Each folder holds ``model.tar.gz`` and a copy of its ``metadata.json`` beside it
 and comparing models never opens an archive (nor imports scikit-learn: the app's first page lists
 models before anything needs the estimator). A model records the data it was trained on
 (``data_key``) and its split, which lets the demo reuse a model instead of training again.
+
+Models saved by earlier releases hold a scikit-learn pickle (``model.joblib``) instead of
+``model.npz``; they stay listed, with their figures, but are not :attr:`SavedModel.servable`:
+the demo trains a new model rather than reuse one, and deploying one fails with a word to retrain.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hbcore import config
+from hbcore.inference import MODEL_FORMAT
 
 if TYPE_CHECKING:
     from hbcore.model import BeatModel
@@ -41,6 +46,11 @@ class SavedModel:
     @property
     def data_key(self) -> str | None:
         return self.metadata.get("data_key")
+
+    @property
+    def servable(self) -> bool:
+        """Whether this release's endpoint and ``load_model`` read it (earlier releases wrote pickles)."""
+        return self.metadata.get("model_format") == MODEL_FORMAT
 
 
 def save_model(model: BeatModel, store: Path | None = None) -> SavedModel:
@@ -70,5 +80,6 @@ def saved_models(store: Path | None = None) -> list[SavedModel]:
 
 
 def find_model(data_key: str, split: str, store: Path | None = None) -> SavedModel | None:
-    """The newest model trained on the data ``data_key`` with ``split``, or None."""
-    return next((saved for saved in saved_models(store) if saved.data_key == data_key and saved.split == split), None)
+    """The newest servable model trained on the data ``data_key`` with ``split``, or None."""
+    return next((saved for saved in saved_models(store)
+                 if saved.servable and saved.data_key == data_key and saved.split == split), None)

@@ -23,6 +23,7 @@ from typing import Any
 
 import moto
 from moto import backends as moto_backends
+from moto.cloudwatch import models as cloudwatch_models
 from moto.core.responses import ActionResult, BaseResponse
 from moto.kinesis import models as kinesis_models
 from moto.kinesis.exceptions import InvalidArgumentError
@@ -284,16 +285,19 @@ def _enrich_response_without_scan(headers: dict[str, str], body: Any) -> tuple[d
 _ORIGINAL_ENRICH_RESPONSE = BaseResponse._enrich_response
 
 
-# moto's classes whose instances come by the thousand a second in the local cloud.
-UNTRACKED_MODELS = (kinesis_models.Record, logs_models.LogEvent, logs_models.LogQuery)
+# moto's classes whose instances come by the thousand a second in the local cloud (metric data
+# points: two per PutRecords call, moto's Kinesis metrics).
+UNTRACKED_MODELS = (kinesis_models.Record, logs_models.LogEvent, logs_models.LogQuery,
+                    cloudwatch_models.MetricDatum, cloudwatch_models.MetricAggregatedDatum)
 
 
 def _new_untracked(cls: type, *args: Any, **kwargs: Any) -> Any:
     """Patch ``BaseModel.__new__`` of UNTRACKED_MODELS (moto 5.2.5): do not keep every instance for ever.
 
     moto appends every model object it creates to ``<class>.instances_tracked`` (for its web
-    dashboard), so each Kinesis record, log event and Logs Insights result stayed in memory after
-    retention trimming or query pruning dropped it: a 20-minute soak at 500 beats/s reached 1.6 GB.
+    dashboard), so each Kinesis record, log event, Logs Insights result and metric data point stayed
+    in memory after retention trimming or query pruning dropped it: a 20-minute soak at 500 beats/s
+    reached 1.6 GB.
     These objects no longer appear on moto's dashboard; nothing else reads that list.
     """
     return object.__new__(cls)

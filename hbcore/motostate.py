@@ -12,10 +12,12 @@ from __future__ import annotations
 import threading
 import time
 from bisect import bisect_left
-from operator import attrgetter
 from dataclasses import dataclass
+from datetime import datetime, timezone
+from operator import attrgetter
 
 from moto.awslambda.models import lambda_backends
+from moto.cloudwatch.models import cloudwatch_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.kinesis.models import kinesis_backends
 from moto.logs.models import logs_backends
@@ -255,6 +257,45 @@ class MotoLogs:
             for group in backend.groups.values()
             for stream in group.streams.values()
         ]
+
+
+class MotoMetrics:
+    """Metric data points in moto's CloudWatch, which moto's Kinesis adds to on every PutRecords call."""
+
+    def trim(self, older_than_s: float) -> int:
+        """Drop data points older than ``older_than_s`` seconds; returns the count dropped.
+
+        moto's Kinesis puts an IncomingBytes and an IncomingRecords point per PutRecords call (AWS
+        publishes them once a minute) and CloudWatch keeps them for ever: ~1 MB a minute at 10 calls
+        a second. Only the points present when the pass starts are replaced (one slice assignment,
+        atomic under the GIL), so a put appending meanwhile is kept.
+        """
+        cutoff_s = time.time() - older_than_s
+        dropped = 0
+        for data in self._lists():
+            count = len(data)
+            kept = [point for point in data[:count] if _epoch_s(point.timestamp) >= cutoff_s]
+            if len(kept) < count:
+                data[:count] = kept
+                dropped += count - len(kept)
+        return dropped
+
+    def retained_points(self) -> int:
+        """Data points held (for status and memory checks)."""
+        return sum(len(data) for data in self._lists())
+
+    @staticmethod
+    def _lists() -> list[list]:
+        return [backend.metric_data
+                for account_backends in list(cloudwatch_backends.values())
+                for backend in list(account_backends.values())]
+
+
+def _epoch_s(timestamp: object) -> float:
+    """Epoch seconds of a data point's time (moto's own are naive UTC); +inf for anything else (kept)."""
+    if not isinstance(timestamp, datetime):
+        return float("inf")
+    return (timestamp if timestamp.tzinfo else timestamp.replace(tzinfo=timezone.utc)).timestamp()
 
 
 

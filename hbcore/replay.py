@@ -11,8 +11,8 @@ a few calls per second of many records, not one call per beat. Entries that fail
 or ``InternalFailure`` in a partial failure, or the whole call throttled, failing with a 5xx or
 losing its connection) are resent with exponential backoff and jitter until they are accepted or
 the replay is stopped; accepted entries are never resent. Entries the stream refuses for good (any
-other per-record error code) are counted and kept in the :class:`Ledger`, which maps every accepted
-beat id to its shard and sequence number so that lost and duplicated beats can be counted
+other per-record error code) are counted and kept in the :class:`Ledger`, which holds every accepted
+beat id (compactly, ``hbcore.beatids``) so that lost and duplicated beats can be counted
 downstream. One ambiguity cannot be removed on the client: a call whose connection breaks after
 Kinesis stored it is resent and stored twice; the results reader deduplicates by beat id.
 
@@ -37,6 +37,7 @@ from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
 from hbcore.backend import Backend
+from hbcore.beatids import ABSENT, BeatIds, beat_id
 from hbcore.dataset import BeatSet
 
 MAX_RECORDS_PER_CALL = 500
@@ -63,11 +64,6 @@ STOP_JOIN_TIMEOUT_S = 10.0
 # table lookup per value. ``repr(i / 10**4)`` is the shortest text that reads back as that value.
 _SCALE = 10**BEAT_DECIMALS
 _VALUE_TEXT = np.array([repr(index / _SCALE) for index in range(_SCALE + 1)], dtype=object)
-
-
-def beat_id(run: str, record: str, sample: int) -> str:
-    """The id of one beat of one replay run, used in the stream, the logs and the ledger."""
-    return f"{run}:{record}:{sample}"
 
 
 def new_run_id() -> str:
@@ -236,24 +232,26 @@ def _json_numbers(values: np.ndarray) -> list[str]:
 # --- bookkeeping ------------------------------------------------------------------------------------
 
 class Ledger:
-    """What one replay run delivered: beat id → (shard, sequence number), and refused ids → reason.
+    """What one replay run delivered: the beat ids Kinesis accepted, and refused ids → reason.
 
     Written by the replay thread, read by the demo and the benchmarks while it runs (thread-safe).
     ``duplicates`` counts ids Kinesis accepted twice (never expected: accepted entries are not resent).
+    Accepted ids are kept compactly (``hbcore.beatids``, 9 bytes a beat), without their shard and
+    sequence number: as strings those cost ~350 bytes a beat, and resending and accounting need only
+    the ids. Refusals are rare (malformed entries) and kept as they are.
     """
 
     def __init__(self, run: str):
         self.run = run
         self._lock = threading.Lock()
-        self._accepted: dict[str, tuple[str, str]] = {}
+        self._accepted = BeatIds(run)
         self._refused: dict[str, str] = {}
         self.duplicates = 0
 
-    def accept(self, identity: str, shard: str, sequence: str) -> None:
+    def accept(self, identity: str) -> None:
         with self._lock:
-            if identity in self._accepted:
+            if not self._accepted.add(identity):
                 self.duplicates += 1
-            self._accepted[identity] = (shard, sequence)
 
     def refuse(self, identity: str, reason: str) -> None:
         with self._lock:
@@ -266,13 +264,12 @@ class Ledger:
         the results reader has not seen must go again; beats it has seen must not.
         """
         with self._lock:
-            for identity in identities:
-                self._accepted.pop(identity, None)
+            self._accepted.discard(identities)
 
-    def accepted(self) -> dict[str, tuple[str, str]]:
-        """A copy: beat id → (shard id, sequence number)."""
+    def accepted(self) -> BeatIds:
+        """A copy of the accepted ids: a set (``in``, ``len``, iteration) with ``lookup`` and ``difference``."""
         with self._lock:
-            return dict(self._accepted)
+            return self._accepted.copy()
 
     def refused(self) -> dict[str, str]:
         """A copy: beat id → why the stream refused it for good."""
@@ -280,7 +277,8 @@ class Ledger:
             return dict(self._refused)
 
     def __len__(self) -> int:
-        return len(self._accepted)
+        with self._lock:
+            return len(self._accepted)
 
 
 @dataclass(frozen=True)
@@ -359,6 +357,8 @@ class Replay:
         self._thread: threading.Thread | None = None
         self._state = "idle"
         self._stop_requested = False
+        self._waiting = False  # the thread is in _wait_until_due (holding due beats in its buffer), not in a call
+        self._flush_requested = False  # a pause or stop while waiting lets the buffered beats go first
         self._paused = False
         self._started_at = 0.0
         self._paused_total_s = 0.0
@@ -384,12 +384,14 @@ class Replay:
     def _unsent_rows(self) -> tuple[np.ndarray, int, int]:
         """Rows the ledger holds neither as accepted nor refused, and how many it holds of each."""
         accepted, refused = self.ledger.accepted(), self.ledger.refused()
-        if not accepted and not refused:
+        if not len(accepted) and not refused:
             return np.arange(len(self.beats)), 0, 0
-        ids = [beat_id(self.run, record, sample)
-               for record, sample in zip(self._source.records.tolist(), self._source.samples.tolist())]
-        sent = np.array([identity in accepted for identity in ids], dtype=bool)
-        gone = np.array([identity in refused for identity in ids], dtype=bool)
+        records, samples = self._source.records, self._source.samples
+        sent = accepted.lookup(records, samples) != ABSENT
+        gone = np.zeros(len(records), dtype=bool)
+        if refused:
+            gone[:] = [beat_id(self.run, record, sample) in refused
+                       for record, sample in zip(records.tolist(), samples.tolist())]
         return np.flatnonzero(~sent & ~gone), int(sent.sum()), int(gone.sum())
 
     def _schedule(self) -> np.ndarray:
@@ -418,6 +420,7 @@ class Replay:
         with self._lock:
             if self._state == "running":
                 self._paused, self._paused_at, self._state = True, time.monotonic(), "paused"
+                self._flush_requested = self._waiting
                 self._wake.notify_all()
 
     def resume(self) -> None:
@@ -430,7 +433,7 @@ class Replay:
     def stop(self, timeout_s: float = STOP_JOIN_TIMEOUT_S) -> ReplayProgress:
         """Stop sending (beats not yet accepted stay pending) and wait for the thread to end."""
         with self._lock:
-            self._stop_requested = True
+            self._stop_requested, self._flush_requested = True, self._waiting
             self._wake.notify_all()
             thread = self._thread
         if thread is not None:
@@ -452,8 +455,7 @@ class Replay:
     def progress(self) -> ReplayProgress:
         with self._lock:
             now = time.monotonic()
-            while self._accepted_at and self._accepted_at[0][0] < now - RATE_WINDOW_S:
-                self._accepted_at.popleft()
+            self._forget_rates_before(now - RATE_WINDOW_S)
             elapsed_s = self._elapsed_s(now) if self._thread else 0.0
             window_s = min(RATE_WINDOW_S, elapsed_s)
             window_sent = sum(count for _, count in self._accepted_at)
@@ -478,22 +480,27 @@ class Replay:
         """Sleep until a call's worth of beats is due; the index after the last one due, or None when stopping.
 
         A call's worth: MAX_RECORDS_PER_CALL beats, or whatever is due once the first of them has
-        waited PUT_BUFFER_S.
+        waited PUT_BUFFER_S. A pause or a stop that comes while the thread waits here first lets one
+        call go with what is due, so beats that fell due before it are sent, not held in the buffer
+        (one that comes during a call ends the sending after that call).
         """
         with self._lock:
-            while not self._stop_requested:
-                if not self._paused:
-                    now_s = self._elapsed_s(time.monotonic())
-                    due_end = int(np.searchsorted(self._due_s, now_s, side="right"))
-                    first_due_s = self._due_s[next_index]
-                    if due_end - next_index >= MAX_RECORDS_PER_CALL or (
-                            due_end > next_index and now_s - first_due_s >= PUT_BUFFER_S):
-                        return due_end
-                    wait_s = min(IDLE_WAIT_MAX_S, first_due_s + PUT_BUFFER_S - now_s)
-                else:
-                    wait_s = IDLE_WAIT_MAX_S
+            self._waiting = True
+            while True:
+                now_s = self._elapsed_s(time.monotonic())  # frozen while paused
+                due_end = int(np.searchsorted(self._due_s, now_s, side="right"))
+                first_due_s = self._due_s[next_index]
+                buffered = due_end > next_index
+                if buffered and (self._flush_requested or not self._paused and (
+                        due_end - next_index >= MAX_RECORDS_PER_CALL or now_s - first_due_s >= PUT_BUFFER_S)):
+                    self._flush_requested = self._waiting = False
+                    return due_end
+                self._flush_requested = False
+                if self._stop_requested:
+                    self._waiting = False
+                    return None
+                wait_s = IDLE_WAIT_MAX_S if self._paused else min(IDLE_WAIT_MAX_S, first_due_s + PUT_BUFFER_S - now_s)
                 self._wake.wait(max(wait_s, 0.001))
-        return None
 
     def _run(self) -> None:
         next_index, n = 0, len(self._rows)
@@ -522,11 +529,19 @@ class Replay:
         with self._lock:
             self._state, self._error = state, error
             self._ended_at = time.monotonic()
+            # What is left to describe the run is its beats, ledger and counters; the sending state
+            # (~14 MB for the 110k MIT-BIH beats) goes: a soak keeps every finished run to account for it.
+            self._source = self._rows = self._due_s = None
             if self._paused:
                 self._paused_total_s += self._ended_at - self._paused_at
                 self._paused = False
             if error:
                 self._note_error(error)
+
+    def _forget_rates_before(self, oldest: float) -> None:
+        """Drop the accepted counts older than the rate window, watched or not (caller holds the lock)."""
+        while self._accepted_at and self._accepted_at[0][0] < oldest:
+            self._accepted_at.popleft()
 
     def _note_error(self, message: str) -> None:
         """Caller holds the lock."""
@@ -560,7 +575,7 @@ class Replay:
             for entry, result in zip(entries, results, strict=True):
                 identity, code = entry[0], result.get("ErrorCode")
                 if code is None:
-                    self.ledger.accept(identity, result["ShardId"], result["SequenceNumber"])
+                    self.ledger.accept(identity)
                     accepted += 1
                 elif code in RETRYABLE_RECORD_ERRORS:
                     retry.append(entry)
@@ -570,7 +585,9 @@ class Replay:
                     self._refused += 1
                     self._note_error(f"{identity} refused by stream {self.stream!r}: {reason}")
             self._sent += accepted
-            self._accepted_at.append((time.monotonic(), accepted))
+            now = time.monotonic()
+            self._accepted_at.append((now, accepted))
+            self._forget_rates_before(now - RATE_WINDOW_S)
             if retry:
                 self._retried += len(retry)
                 self._note_error(f"{len(retry)} of {len(entries)} records failed "

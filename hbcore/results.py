@@ -15,11 +15,18 @@ in time windows and parses them itself.
   stream and text; a beat logged twice (Kinesis retries, a replay resend) by its id. The first
   prediction of an id is kept and later ones are counted as duplicates; rejected records are keyed
   by shard and sequence number.
+- Memory stays bounded however long the reader runs (the soak: 500 beats/s for an hour and more):
+  rows are kept in full only for the latest ``keep_rows`` predictions (the live figures: throughput,
+  latency, heart rates, latest abnormal beats, a beat's neighbours) and the latest
+  ``keep_misclassified`` / ``keep_rejected`` misclassified predictions and rejected records (rare);
+  every prediction ever read is counted in :class:`RunTotals` per run (confusion matrix, per record,
+  per second and class) and its id kept compactly with its class (``hbcore.beatids``, 9 bytes a
+  beat) for deduplication and exactly-once accounting.
 - Statuses Scheduled/Running are waited for up to ``query_timeout_s``; Failed, Cancelled, Timeout
   and Unknown fail the poll, which leaves the window to be read again by the next one.
 
-Aggregations are functions over the snapshot's frames (pandas, columnar), so the pages, the demo and
-the tests share them.
+Aggregations are functions over a snapshot's totals and frames (numpy and pandas, columnar), so the
+pages, the demo and the tests share them.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import numpy as np
 import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
+from hbcore.beatids import BeatIds
 from hbcore.classes import CLASS_NAMES
 
 # Means the same on AWS and on moto: no filter/stats (moto ignores them), sorted so that a window cut
@@ -54,6 +62,10 @@ LAMBDA_PREFIXES = ("START RequestId:", "END RequestId:", "REPORT RequestId:", "I
 KEPT_ERRORS = 20
 HEART_RATE_BEATS = 10
 STOP_JOIN_TIMEOUT_S = 10.0
+KEEP_ROWS = 100_000  # latest predictions kept in full: ~22 MB, 200 s at 500 beats/s (the monitor bench's 100k)
+KEEP_MISCLASSIFIED_ROWS = 50_000
+KEEP_REJECTED_ROWS = 50_000  # also the rejected records whose copies are recognised (see _file_rejected)
+UNLABELLED = len(CLASS_NAMES)  # the row of RunTotals.confusion counting beats without a known label
 
 PREDICTION_COLUMNS = ("id", "run", "record", "sample", "t", "label", "pred", "prob", "model_version",
                       "latency_ms", "endpoint_ms", "rr_local_s", "seq", "shard", "ts")
@@ -104,36 +116,158 @@ class ReaderStats:
     last_poll_s: float | None
     errors: tuple[str, ...]
     error_count: int
+    dropped_misclassified: int = 0  # misclassified rows no longer kept in full (still counted in the totals)
+    dropped_rejected: int = 0  # rejected rows no longer kept (still counted in the totals)
+
+
+@dataclass(frozen=True)
+class RunTotals:
+    """Counts over every prediction of one run (or of all runs) read so far, however long ago."""
+
+    run: str | None
+    predicted: int  # distinct beat ids
+    rejected: int  # distinct rejected records
+    confusion: np.ndarray  # (6, 5) int64: true class (row UNLABELLED: no known label) × predicted class
+    records: dict[str, np.ndarray]  # record → its own (6, 5) counts
+    timeline_start_s: int  # epoch second of the timeline's first row
+    timeline: np.ndarray  # (seconds, 5) int32: predictions logged in each second, per class
+    first_ts: float  # epoch seconds of the first and last prediction logged (NaN with none)
+    last_ts: float
+    ids: BeatIds | None  # the predicted ids, value = class index (None for all runs together)
+
+    @classmethod
+    def empty(cls, run: str | None) -> RunTotals:
+        return cls(run, 0, 0, np.zeros((UNLABELLED + 1, len(CLASS_NAMES)), np.int64), {}, 0,
+                   np.zeros((0, len(CLASS_NAMES)), np.int32), np.nan, np.nan, BeatIds(run or ""))
+
+    @classmethod
+    def merged(cls, parts: list[RunTotals]) -> RunTotals:
+        """All runs together (no ids: they are per run)."""
+        timed = [part for part in parts if len(part.timeline)]
+        if timed:
+            start = min(part.timeline_start_s for part in timed)
+            timeline = np.zeros((max(part.timeline_start_s + len(part.timeline) for part in timed) - start,
+                                 len(CLASS_NAMES)), np.int32)
+            for part in timed:
+                offset = part.timeline_start_s - start
+                timeline[offset:offset + len(part.timeline)] += part.timeline
+        else:
+            start, timeline = 0, np.zeros((0, len(CLASS_NAMES)), np.int32)
+        records: dict[str, np.ndarray] = {}
+        for part in parts:
+            for record, counts in part.records.items():
+                records[record] = records[record] + counts if record in records else counts
+        return cls(None, sum(part.predicted for part in parts), sum(part.rejected for part in parts),
+                   sum((part.confusion for part in parts), np.zeros((UNLABELLED + 1, len(CLASS_NAMES)), np.int64)),
+                   records, start, timeline, min((part.first_ts for part in timed), default=np.nan),
+                   max((part.last_ts for part in timed), default=np.nan), None)
 
 
 @dataclass(frozen=True)
 class ResultsSnapshot:
-    """Deduplicated results at one moment. Frames are shared with the reader: read, do not modify."""
+    """Deduplicated results at one moment. Frames and totals are shared with the reader: read, do not modify."""
 
-    predictions: pd.DataFrame  # PREDICTION_COLUMNS, one row per beat id, in the order read
-    rejected: pd.DataFrame  # REJECTED_COLUMNS, one row per rejected record
-    summaries: pd.DataFrame  # SUMMARY_COLUMNS, one row per invocation
+    predictions: pd.DataFrame  # PREDICTION_COLUMNS, one row per beat id, the latest keep_rows in the order read
+    rejected: pd.DataFrame  # REJECTED_COLUMNS, one row per rejected record, the latest keep_rejected
+    summaries: pd.DataFrame  # SUMMARY_COLUMNS, one row per invocation, the latest keep_rows
+    misclassified: pd.DataFrame  # PREDICTION_COLUMNS: the latest keep_misclassified with a label ≠ pred
+    runs: dict[str | None, RunTotals]  # run → its totals
     stats: ReaderStats
+
+    def totals(self, run: str | None = None) -> RunTotals:
+        """The totals of ``run``, or of all runs together when None."""
+        if run is None:
+            return RunTotals.merged(list(self.runs.values()))
+        return self.runs.get(run) or RunTotals.empty(run)
 
 
 class _Table:
-    """Rows appended as columns of Python lists, turned into a frame incrementally on demand."""
+    """Rows appended as columns of Python lists, folded into a frame that keeps the latest ``keep_rows``."""
 
-    def __init__(self, columns: tuple[str, ...]):
+    def __init__(self, columns: tuple[str, ...], keep_rows: int):
         self.columns = columns
+        self.keep_rows = keep_rows
         self.pending: dict[str, list] = {name: [] for name in columns}
         self.frame = _empty_frame(columns)
+        self.dropped = 0  # rows no longer kept
 
     def append(self, values: tuple) -> None:
         for name, value in zip(self.columns, values):
             self.pending[name].append(value)
 
-    def materialise(self) -> pd.DataFrame:
-        if self.pending[self.columns[0]]:
-            chunk = pd.DataFrame({name: pd.array(values, dtype=_DTYPES[name]) for name, values in self.pending.items()})
-            self.frame = chunk if self.frame.empty else pd.concat([self.frame, chunk], ignore_index=True)
-            self.pending = {name: [] for name in self.columns}
-        return self.frame
+    def fold(self) -> pd.DataFrame:
+        """Move the appended rows into the frame; returns them as a frame of their own (empty if none)."""
+        if not self.pending[self.columns[0]]:
+            return self.frame.iloc[:0]
+        chunk = pd.DataFrame({name: pd.array(values, dtype=_DTYPES[name]) for name, values in self.pending.items()})
+        self.pending = {name: [] for name in self.columns}
+        self.extend(chunk)
+        return chunk
+
+    def extend(self, chunk: pd.DataFrame) -> None:
+        """Append the rows of ``chunk`` (same columns), dropping the oldest beyond ``keep_rows``."""
+        if chunk.empty:
+            return
+        frame = chunk if self.frame.empty else pd.concat([self.frame, chunk], ignore_index=True)
+        excess = len(frame) - self.keep_rows
+        if excess > 0:
+            frame = frame.iloc[excess:].reset_index(drop=True)
+            self.dropped += excess
+        self.frame = frame
+
+
+class _RunTally:
+    """The live counts behind one run's :class:`RunTotals`; arrays are replaced, never edited in place."""
+
+    def __init__(self, run: str | None):
+        self.run = run
+        self.ids = BeatIds(run or "")
+        self.rejected = 0
+        empty = RunTotals.empty(run)
+        self.confusion, self.records = empty.confusion, {}
+        self.timeline_start_s, self.timeline = 0, empty.timeline
+        self.first_ts = self.last_ts = np.nan
+        self._frozen: RunTotals | None = empty
+
+    def changed(self) -> None:
+        self._frozen = None
+
+    def add(self, rows: pd.DataFrame) -> None:
+        """Count these prediction rows (of this run, not counted before)."""
+        n_classes = len(CLASS_NAMES)
+        labels = rows["label"].to_numpy(dtype=float, na_value=np.nan)
+        true = np.where(np.isnan(labels), UNLABELLED, labels).astype(np.int64)
+        cells = true * n_classes + rows["pred"].to_numpy(np.int64)
+        self.confusion = self.confusion + np.bincount(cells, minlength=self.confusion.size).reshape(self.confusion.shape)
+        codes, names = pd.factorize(rows["record"])
+        known = codes >= 0
+        per_record = np.bincount(codes[known] * self.confusion.size + cells[known],
+                                 minlength=len(names) * self.confusion.size).reshape(-1, *self.confusion.shape)
+        self.records = dict(self.records)
+        for record, counts in zip(names.tolist(), per_record):
+            self.records[record] = self.records[record] + counts if record in self.records else counts
+        ts = rows["ts"].to_numpy(dtype=float)
+        seconds = np.floor(ts).astype(np.int64)
+        end = seconds.max() + 1
+        start = seconds.min()
+        if len(self.timeline):
+            start, end = min(start, self.timeline_start_s), max(end, self.timeline_start_s + len(self.timeline))
+        timeline = np.bincount((seconds - start) * n_classes + rows["pred"].to_numpy(np.int64),
+                               minlength=(end - start) * n_classes).reshape(-1, n_classes).astype(np.int32)
+        if len(self.timeline):
+            offset = self.timeline_start_s - start
+            timeline[offset:offset + len(self.timeline)] += self.timeline
+        self.timeline_start_s, self.timeline = int(start), timeline
+        self.first_ts = float(np.fmin(self.first_ts, ts.min()))
+        self.last_ts = float(np.fmax(self.last_ts, ts.max()))
+        self.changed()
+
+    def totals(self) -> RunTotals:
+        """The current totals (the same object until the next change)."""
+        if self._frozen is None:
+            self._frozen = RunTotals(self.run, len(self.ids), self.rejected, self.confusion, dict(self.records),
+                                     self.timeline_start_s, self.timeline, self.first_ts, self.last_ts, self.ids.copy())
+        return self._frozen
 
 
 def _empty_frame(columns: tuple[str, ...]) -> pd.DataFrame:
@@ -163,10 +297,15 @@ class ResultsReader:
     start_s : float, default=None
         Epoch seconds to read from; default LOOKBACK_S before now.
     poll_interval_s, lag_s, query_timeout_s, query_limit : see the module constants.
+    keep_rows, keep_misclassified, keep_rejected : int
+        How many of the latest predictions (and summaries), misclassified predictions and rejected
+        records are kept as rows; everything read is counted in the totals whatever these are.
     """
 
     def __init__(self, logs, log_group: str, *, start_s: float | None = None, poll_interval_s: float = POLL_INTERVAL_S,
-                 lag_s: int = LAG_S, query_timeout_s: float = QUERY_TIMEOUT_S, query_limit: int = QUERY_LIMIT):
+                 lag_s: int = LAG_S, query_timeout_s: float = QUERY_TIMEOUT_S, query_limit: int = QUERY_LIMIT,
+                 keep_rows: int = KEEP_ROWS, keep_misclassified: int = KEEP_MISCLASSIFIED_ROWS,
+                 keep_rejected: int = KEEP_REJECTED_ROWS):
         self.logs = logs
         self.log_group = log_group
         self.start_s = int(time.time() - LOOKBACK_S if start_s is None else start_s)
@@ -181,12 +320,14 @@ class ResultsReader:
         self._thread: threading.Thread | None = None
         self._stop_requested = False
         self._state = "idle"
-        self._predictions = _Table(PREDICTION_COLUMNS)
-        self._rejected = _Table(REJECTED_COLUMNS)
-        self._summaries = _Table(SUMMARY_COLUMNS)
-        self._predicted_ids: set[str] = set()
-        self._rejected_keys: set[tuple] = set()
+        self._predictions = _Table(PREDICTION_COLUMNS, keep_rows)
+        self._misclassified = _Table(PREDICTION_COLUMNS, keep_misclassified)
+        self._rejected = _Table(REJECTED_COLUMNS, keep_rejected)
+        self._summaries = _Table(SUMMARY_COLUMNS, keep_rows)
+        self._runs: dict[str | None, _RunTally] = {}
+        self._rejected_keys: dict[tuple, None] = {}  # insertion-ordered: the oldest go first
         self._recent_events: dict[tuple[str, str, int], float] = {}  # event key → epoch s, for overlaps
+        self._summaries_read = 0
         self._counts = dict.fromkeys(("queries", "failed_queries", "events", "reread_events", "duplicate_predictions",
                                       "duplicate_rejections", "lambda_lines", "foreign_lines", "truncated_windows"), 0)
         self._read_until_s: int | None = None
@@ -233,17 +374,21 @@ class ResultsReader:
                     return
 
     def snapshot(self) -> ResultsSnapshot:
-        """The deduplicated results read so far (new rows are turned into frames here, incrementally)."""
+        """The deduplicated results read so far (cheap: the frames and totals are those of the last poll)."""
         with self._lock:
-            summaries = self._summaries.materialise()
+            runs = {run: tally.totals() for run, tally in self._runs.items()}
             return ResultsSnapshot(
-                predictions=self._predictions.materialise(),
-                rejected=self._rejected.materialise(),
-                summaries=summaries,
+                predictions=self._predictions.frame,
+                rejected=self._rejected.frame,
+                summaries=self._summaries.frame,
+                misclassified=self._misclassified.frame,
+                runs=runs,
                 stats=ReaderStats(
-                    state=self._state, predictions=len(self._predicted_ids), rejected=len(self._rejected_keys),
-                    summaries=len(summaries), read_until_s=self._read_until_s, last_poll_s=self._last_poll_s,
-                    errors=tuple(self._errors), error_count=self._error_count, **self._counts,
+                    state=self._state, predictions=sum(totals.predicted for totals in runs.values()),
+                    rejected=sum(totals.rejected for totals in runs.values()), summaries=self._summaries_read,
+                    read_until_s=self._read_until_s, last_poll_s=self._last_poll_s, errors=tuple(self._errors),
+                    error_count=self._error_count, dropped_misclassified=self._misclassified.dropped,
+                    dropped_rejected=self._rejected.dropped, **self._counts,
                 ),
             )
 
@@ -329,7 +474,27 @@ class ResultsReader:
                 self._counts["events"] += 1
                 new += 1
                 self._file(message.strip(), ts)
+            self._fold()
         return new
+
+    def _fold(self) -> None:
+        """Turn the rows filed since the last fold into frames and totals (caller holds the lock)."""
+        chunk = self._predictions.fold()
+        if not chunk.empty:
+            runs = chunk["run"].to_numpy(dtype=object, na_value=None)
+            distinct = dict.fromkeys(runs.tolist())
+            for run in distinct:
+                self._runs[run].add(chunk if len(distinct) == 1 else chunk[runs == run])
+            labels = chunk["label"].to_numpy(dtype=float, na_value=np.nan)
+            self._misclassified.extend(chunk[~np.isnan(labels) & (labels != chunk["pred"].to_numpy())])
+        self._rejected.fold()
+        self._summaries_read += len(self._summaries.fold())
+
+    def _tally(self, run: str | None) -> _RunTally:
+        tally = self._runs.get(run)
+        if tally is None:
+            tally = self._runs[run] = _RunTally(run)
+        return tally
 
     def _file(self, message: str, ts: float) -> None:
         """Put one log line where it belongs (caller holds the lock)."""
@@ -355,25 +520,34 @@ class ResultsReader:
             self._counts["foreign_lines"] += 1
 
     def _file_prediction(self, line: dict, ts: float) -> None:
-        identity = line["id"]
-        if identity in self._predicted_ids:
+        identity, run = line["id"], _text(line.get("run"))
+        tally = self._tally(run)
+        if not tally.ids.add(identity, line["pred"]):
             self._counts["duplicate_predictions"] += 1
             return
-        self._predicted_ids.add(identity)
+        label = _integer(line.get("label"))
         self._predictions.append((
-            identity, _text(line.get("run")), _text(line.get("record")), _integer(line.get("sample")),
-            _number(line.get("t")), _integer(line.get("label")), line["pred"], _number(line.get("prob")),
+            identity, run, _text(line.get("record")), _integer(line.get("sample")),
+            _number(line.get("t")), label if label in range(len(CLASS_NAMES)) else None, line["pred"],
+            _number(line.get("prob")),
             _text(line.get("model_version")), _number(line.get("latency_ms")), _number(line.get("endpoint_ms")),
             _number(line.get("rr_local_s")), _text(line.get("seq")), _text(line.get("shard")), ts,
         ))
 
     def _file_rejected(self, line: dict, ts: float) -> None:
+        """File a rejected record once. Only the latest keep_rejected keys are remembered: a copy of an
+        older one (a retry an hour later, past that many malformed records) would count again."""
         key = (line.get("shard"), line.get("seq")) if line.get("seq") is not None else (line.get("id"), line["reason"])
         if key in self._rejected_keys:
             self._counts["duplicate_rejections"] += 1
             return
-        self._rejected_keys.add(key)
-        self._rejected.append((_text(line.get("id")), _text(line.get("run")), _text(line.get("record")),
+        self._rejected_keys[key] = None
+        if len(self._rejected_keys) > self._rejected.keep_rows:
+            del self._rejected_keys[next(iter(self._rejected_keys))]
+        tally = self._tally(_text(line.get("run")))
+        tally.rejected += 1
+        tally.changed()
+        self._rejected.append((_text(line.get("id")), tally.run, _text(line.get("record")),
                                _text(line.get("seq")), _text(line.get("shard")), line["reason"], ts))
 
     def _note_error(self, message: str) -> None:
@@ -392,28 +566,26 @@ def for_run(frame: pd.DataFrame, run: str | None) -> pd.DataFrame:
     return frame if run is None else frame[frame["run"] == run]
 
 
-def class_distribution(predictions: pd.DataFrame, bin_s: float = 10.0) -> pd.DataFrame:
-    """Predicted beats per class per time bin: index = bin start (UTC), columns = CLASS_NAMES."""
-    if predictions.empty:
+def class_distribution(totals: RunTotals, bin_s: float = 10.0) -> pd.DataFrame:
+    """Predicted beats per class per bin of ``bin_s`` whole seconds: index = bin start (UTC), columns = CLASS_NAMES."""
+    if not len(totals.timeline):
         return pd.DataFrame(columns=list(CLASS_NAMES), index=pd.DatetimeIndex([], tz="UTC", name="time"), dtype="int64")
-    bins = np.floor(predictions["ts"].to_numpy() / bin_s).astype(np.int64)
-    first = bins.min()
-    counts = np.bincount((bins - first) * len(CLASS_NAMES) + predictions["pred"].to_numpy(dtype=np.int64),
-                         minlength=(bins.max() - first + 1) * len(CLASS_NAMES)).reshape(-1, len(CLASS_NAMES))
+    bins = np.floor((totals.timeline_start_s + np.arange(len(totals.timeline))) / bin_s).astype(np.int64)
+    first = bins[0]
+    counts = np.zeros((bins[-1] - first + 1, len(CLASS_NAMES)), np.int64)
+    np.add.at(counts, bins - first, totals.timeline)
     index = pd.to_datetime((first + np.arange(len(counts))) * bin_s, unit="s", utc=True).rename("time")
     return pd.DataFrame(counts, index=index, columns=list(CLASS_NAMES))
 
 
-def confusion_matrix(predictions: pd.DataFrame) -> pd.DataFrame:
+def confusion_matrix(totals: RunTotals) -> pd.DataFrame:
     """Beats with a known label: rows = true class, columns = predicted class (5 × 5 counts)."""
-    labelled = predictions[predictions["label"].notna()]
-    codes = labelled["label"].to_numpy(dtype=np.int64) * len(CLASS_NAMES) + labelled["pred"].to_numpy(dtype=np.int64)
-    counts = np.bincount(codes, minlength=len(CLASS_NAMES) ** 2).reshape(len(CLASS_NAMES), len(CLASS_NAMES))
-    return pd.DataFrame(counts, index=pd.Index(CLASS_NAMES, name="true"), columns=pd.Index(CLASS_NAMES, name="predicted"))
+    return pd.DataFrame(totals.confusion[:UNLABELLED], index=pd.Index(CLASS_NAMES, name="true"),
+                        columns=pd.Index(CLASS_NAMES, name="predicted"))
 
 
 def misclassified(predictions: pd.DataFrame, limit: int | None = None) -> pd.DataFrame:
-    """Beats whose prediction differs from their label, most recent first."""
+    """Beats whose prediction differs from their label, most recent first (``ResultsSnapshot.misclassified``)."""
     labels = _labels(predictions)
     wrong = np.flatnonzero(~np.isnan(labels) & (labels != predictions["pred"].to_numpy()))
     wrong = wrong[np.argsort(-predictions["ts"].to_numpy()[wrong], kind="stable")][:limit]
@@ -456,19 +628,16 @@ def heart_rates(predictions: pd.DataFrame, beats: int = HEART_RATE_BEATS) -> pd.
     return rates
 
 
-def per_record(predictions: pd.DataFrame) -> pd.DataFrame:
-    """Per record: beats, beats per predicted class, abnormal beats (not N), accuracy, heart rate."""
-    codes, records = pd.factorize(predictions["record"], sort=True)
-    known = codes >= 0
-    n_classes = len(CLASS_NAMES)
-    pred = predictions["pred"].to_numpy(dtype=np.int64)
-    counts = np.bincount(codes[known] * n_classes + pred[known], minlength=len(records) * n_classes)
-    table = pd.DataFrame(counts.reshape(len(records), n_classes), index=pd.Index(records, name="record"),
+def per_record(totals: RunTotals, predictions: pd.DataFrame) -> pd.DataFrame:
+    """Per record: beats, beats per predicted class, abnormal beats (not N), accuracy (from the totals),
+    and heart rate (from the latest ``predictions`` rows; NaN for a record with none left)."""
+    records = sorted(totals.records)
+    counts = np.array([totals.records[record] for record in records], np.int64).reshape(-1, *totals.confusion.shape)
+    table = pd.DataFrame(counts.sum(axis=1), index=pd.Index(records, name="record", dtype=object),
                          columns=list(CLASS_NAMES))
-    labels = _labels(predictions)
-    labelled = known & ~np.isnan(labels)
-    right = np.bincount(codes[labelled], weights=(labels[labelled] == pred[labelled]), minlength=len(records))
-    total = np.bincount(codes[labelled], minlength=len(records))
+    labelled = counts[:, :UNLABELLED, :]
+    right = np.trace(labelled, axis1=1, axis2=2)
+    total = labelled.sum(axis=(1, 2))
     with np.errstate(invalid="ignore", divide="ignore"):
         accuracy = np.where(total > 0, right / total, np.nan)
     beats = table.sum(axis=1)

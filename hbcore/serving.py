@@ -24,9 +24,10 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
-from hbcore import artifacts
+from hbcore import artifacts, pycompat
 from hbcore.backend import Backend
 from hbcore.config import Names
+from hbcore.inference import MODEL_FILE, PICKLE_MODEL_FILE
 from hbcore.progress import Progress, silent
 
 # Registry accounts of the SageMaker scikit-learn containers (inference and training images live
@@ -84,7 +85,8 @@ ROLE_PROPAGATION_ATTEMPTS = 12
 ROLE_PROPAGATION_WAIT_S = 5.0
 TRANSITIONAL_STATUSES = {"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting", "UpdateRollbackFailed"}
 TAG_KEY = "hbcore:endpoint"
-REQUIRED_MEMBERS = ("model.joblib", "code/inference.py")
+INFERENCE_MEMBER = "code/inference.py"
+REQUIRED_MEMBERS = (MODEL_FILE, INFERENCE_MEMBER)
 DIGEST_CHARS = 12  # of the model and config names: <endpoint>-m-<12 hex> stays under SageMaker's 63
 
 def image_uri(region: str, framework_version: str = DEFAULT_FRAMEWORK_VERSION) -> str:
@@ -152,19 +154,20 @@ class EndpointSpec:
 
 @dataclass(frozen=True)
 class ModelArtifact:
-    """A validated ``model.tar.gz``: its bytes and the metadata the deploy needs."""
+    """A validated ``model.tar.gz``: its bytes, its metadata and the inference code the container runs."""
 
     path: Path
     data: bytes
     metadata: dict
-
-    @property
-    def sklearn_version(self) -> str | None:
-        return self.metadata.get("sklearn_version")
+    inference_source: str
 
 
 def read_model_artifact(path: str | Path) -> ModelArtifact:
-    """Read and check a model tarball: it must hold the pickle and ``code/inference.py``."""
+    """Read and check a model tarball: it must hold ``model.npz`` and ``code/inference.py``.
+
+    A tarball of an earlier release (a scikit-learn pickle, which the container can load only in
+    the scikit-learn that wrote it) is refused with a word to retrain it.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model file (train one with `python -m hbcore train --out {path}`)")
@@ -172,9 +175,17 @@ def read_model_artifact(path: str | Path) -> ModelArtifact:
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
             members = set(tar.getnames())
+            if PICKLE_MODEL_FILE in members and MODEL_FILE not in members:
+                raise ValueError(f"{path}: a model of an earlier release ({PICKLE_MODEL_FILE}, a scikit-learn "
+                                 "pickle the endpoint's container cannot load); retrain it (python -m hbcore train, "
+                                 "or the Train page)")
             missing = [name for name in REQUIRED_MEMBERS if name not in members]
             if missing:
                 raise ValueError(f"{path}: not a model artifact, missing {', '.join(missing)}")
+            inference_file = tar.extractfile(INFERENCE_MEMBER)
+            if inference_file is None:
+                raise ValueError(f"{path}: {INFERENCE_MEMBER} is not a regular file")
+            inference_source = inference_file.read().decode("utf-8", errors="replace")
             metadata_member = tar.extractfile("metadata.json") if "metadata.json" in members else None
             metadata = json.loads(metadata_member.read()) if metadata_member else {}
     except (tarfile.TarError, OSError, EOFError) as error:
@@ -183,22 +194,17 @@ def read_model_artifact(path: str | Path) -> ModelArtifact:
         raise ValueError(f"{path}: metadata.json is not JSON ({error})") from error
     if not isinstance(metadata, dict):
         raise ValueError(f"{path}: metadata.json holds a {type(metadata).__name__}, expected an object")
-    return ModelArtifact(path, data, metadata)
+    return ModelArtifact(path, data, metadata, inference_source)
 
 
 def container_mismatch(artifact: ModelArtifact, framework_version: str) -> str | None:
-    """A warning when the pickle was made by another scikit-learn than the container ships.
-
-    The container pip-installs ``code/requirements.txt`` (the training version) when the endpoint
-    starts; that needs internet access from the endpoint and a release that supports the
-    container's Python, so the user should know before waiting many minutes for a failure.
-    """
-    sklearn, python = SKLEARN_FRAMEWORKS[framework_version]
-    if artifact.sklearn_version and artifact.sklearn_version != sklearn:
-        return (f"{artifact.path.name} was trained with scikit-learn {artifact.sklearn_version}, the "
-                f"{framework_version} container has {sklearn} on Python {python}: at start-up it will try to "
-                f"pip-install {artifact.sklearn_version} from code/requirements.txt, and the endpoint fails "
-                f"if that release does not support Python {python} (see docs/aws.md, 'The model')")
+    """A warning when the artifact's ``code/inference.py`` needs a newer Python or numpy than the
+    container has: the endpoint would fail only when it starts, many minutes after the deploy."""
+    python = tuple(int(part) for part in SKLEARN_FRAMEWORKS[framework_version][1].split("."))
+    reasons = pycompat.incompatibilities(artifact.inference_source, python, INFERENCE_MEMBER)
+    if reasons:
+        return (f"{artifact.path.name}: the {framework_version} container (Python {python[0]}.{python[1]}, numpy 1 "
+                f"or 2) cannot run it: {'; '.join(reasons)}")
     return None
 
 

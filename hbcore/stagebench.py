@@ -5,8 +5,8 @@
   lines (``%.18e`` numbers, the exact path);
 - replay: formatting 500 stream records, and the PutRecords rate of a replay at full speed into a
   moto server on 127.0.0.1 (plain moto 5.2.5, or with ``hbcore.motopatches`` as the local cloud runs it);
-- reader: parsing 100,000 prediction lines, then one snapshot plus the dashboard's aggregations
-  (the first snapshot builds the frame; later ones only append what is new).
+- reader: parsing 100,000 prediction lines (each poll folds them into the kept rows and the
+  totals), then one snapshot plus the dashboard's figures, first and after 2,000 more lines.
 
 Real beat windows are used when ``$HB_DATA_DIR/kaggle_mitbih/mitbih_train_sample500.csv`` exists,
 synthetic ones otherwise. Medians over repeats (the machine is noisy); a table, then a JSON line.
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hbcore import config, replay, results
+from hbcore import config, dashboard, replay, results
 from hbcore.benchtable import print_figures
 from hbcore.dataset import BeatSet, meta_frame
 
@@ -181,14 +181,8 @@ def _log_rows(start: int, count: int, base_ms: int) -> list[list[dict]]:
 
 
 def _dashboard(snapshot: results.ResultsSnapshot) -> None:
-    predictions = snapshot.predictions
-    results.confusion_matrix(predictions)
-    results.class_distribution(predictions)
-    results.misclassified(predictions, limit=200)
-    results.per_record(predictions)
-    results.throughput(predictions)
-    results.latency_percentiles(predictions)
-    results.rejection_reasons(snapshot.rejected)
+    dashboard.dashboard_figures(snapshot)
+    results.misclassified(snapshot.misclassified, limit=200)
 
 
 def bench_reader(n_lines: int, repeats: int) -> dict[str, float]:

@@ -13,8 +13,12 @@ Input: the ``train`` channel (``SM_CHANNEL_TRAIN``, or ``--train``) is a folder 
 
 A stratified 20 % of the beats (``--holdout``) is held out for the figures, which are printed as
 one JSON line and written to ``SM_OUTPUT_DATA_DIR/metrics.json`` when that is set. Output: the
-members of ``model.tar.gz`` (model.joblib, metadata.json, code/) as plain files in
+members of ``model.tar.gz`` (model.npz, metadata.json, code/) as plain files in
 ``SM_MODEL_DIR`` (or ``--model-dir``), which SageMaker tars into the job's ``model.tar.gz``.
+
+The container is the scikit-learn 1.4-2 image (Python 3.10, scikit-learn 1.4.2, numpy 1.26 or 2.1,
+pandas, pyarrow 17): this file and the hbcore modules it imports must run there as they are
+(tests/test_pycompat.py checks their syntax, standard-library names and packages against it).
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--train", default=os.environ.get("SM_CHANNEL_TRAIN"),
                         help="folder with Kaggle-format CSVs or a built beat set (default: $SM_CHANNEL_TRAIN)")
     parser.add_argument("--model-dir", "--model_dir", dest="model_dir", default=os.environ.get("SM_MODEL_DIR"),
-                        help="where to write model.joblib, metadata.json and code/ (default: $SM_MODEL_DIR)")
+                        help="where to write model.npz, metadata.json and code/ (default: $SM_MODEL_DIR)")
     parser.add_argument("--output-data-dir", "--output_data_dir", dest="output_data_dir",
                         default=os.environ.get("SM_OUTPUT_DATA_DIR"), help="where to write metrics.json")
     parser.add_argument("--max-iter", "--max_iter", dest="max_iter", type=int, default=defaults.max_iter,

@@ -1,8 +1,8 @@
 """Train the model on SageMaker, in the same scikit-learn container that serves it, with plain boto3.
 
-A pickle loads only in the scikit-learn release that wrote it; training in the serving container's
-framework image makes the two match by construction, which a laptop's newer scikit-learn cannot
-(see docs/aws.md). The job runs ``hbcore/train_entry.py`` in script mode: the source archive holds
+The model travels as plain numpy arrays (``model.npz``), so any scikit-learn trains it and the
+endpoint needs none; the job's container (Python 3.10, scikit-learn 1.4.2) only has to run the
+training code. The job runs ``hbcore/train_entry.py`` in script mode: the source archive holds
 it at the top level next to the ``hbcore`` package it imports, the Kaggle-format CSVs are the
 ``train`` channel, and the container packs whatever the script writes to ``SM_MODEL_DIR`` into
 ``<output>/<job>/output/model.tar.gz``, which ``hbcore.serving.deploy_model_uri`` deploys.

@@ -32,13 +32,15 @@ run = None if st.session_state["mis_all_runs"] else pipeline.current_run
 loaded = st.session_state["mis_loaded"]
 # The table is a snapshot kept until Refresh, so a selected row stays the same beat while new ones arrive.
 if top[1].button("Refresh", key="mis_refresh") or loaded is None or loaded["run"] != run:
-    predictions = results.for_run(pipeline.reader.snapshot().predictions, run)
-    loaded = st.session_state["mis_loaded"] = {"run": run, "predictions": predictions,
-                                               "wrong": results.misclassified(predictions)}
-predictions, wrong = loaded["predictions"], loaded["wrong"]
+    snapshot = pipeline.reader.snapshot()
+    loaded = st.session_state["mis_loaded"] = {
+        "run": run, "predictions": results.for_run(snapshot.predictions, run),
+        "classified": snapshot.totals(run).predicted, "dropped": snapshot.stats.dropped_misclassified,
+        "wrong": results.misclassified(results.for_run(snapshot.misclassified, run))}
+predictions, wrong, classified = loaded["predictions"], loaded["wrong"], loaded["classified"]
 if wrong.empty:
-    message = ("No beats classified yet" if predictions.empty else
-               f"None of the {len(predictions):,} labelled beats classified so far is wrong")
+    message = ("No beats classified yet" if not classified else
+               f"None of the {classified:,} beats classified so far is wrong")
     st.info(f"{message}. Start a replay, then press Refresh; the table fills as beats are classified.")
     st.page_link("pages/stream.py", label="Go to Stream", icon=":material/play_circle:")
     st.stop()
@@ -53,8 +55,9 @@ filters[3].slider("Confidence (probability of the predicted class)", 0.0, 1.0, s
 shown = review.filter_misclassified(wrong, true=st.session_state["mis_true"], predicted=st.session_state["mis_pred"],
                                     records=st.session_state["mis_record"], confidence=st.session_state["mis_confidence"])
 
-st.caption(f"{len(shown):,} of {len(wrong):,} misclassified beats ({len(predictions):,} classified). "
-           "Select a row to inspect it.")
+st.caption(f"{len(shown):,} of {len(wrong):,} misclassified beats ({classified:,} classified"
+           + (f"; the {loaded['dropped']:,} oldest are no longer kept" if loaded["dropped"] else "")
+           + "). Select a row to inspect it.")
 st.download_button("Export CSV", lambda: review.export_csv(shown), file_name="misclassified.csv", mime="text/csv",
                    key="mis_export", disabled=shown.empty)
 event = st.dataframe(shown, key="mis_table", on_select="rerun", selection_mode="single-row", hide_index=True,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,18 @@ def _no_real_aws(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     if "HB_CACHE_DIR" not in os.environ:
         monkeypatch.setenv("HB_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "hbcache"))
+
+
+@pytest.fixture(params=["this", "container"])
+def container_python(request) -> str:
+    """This interpreter, then the one HB_CONTAINER_PYTHON names: a Python 3.10 with the SageMaker
+    scikit-learn 1.4-2 container's packages (scikit-learn 1.4.2, numpy 1.26, pandas, pyarrow 17)."""
+    if request.param == "this":
+        return sys.executable
+    path = os.environ.get("HB_CONTAINER_PYTHON")
+    if not path:
+        pytest.skip("HB_CONTAINER_PYTHON is not set: no Python 3.10 with the 1.4-2 container's packages to run in")
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -68,6 +81,23 @@ def small_model_tar(mitdb_beats, tmp_path_factory) -> Path:
     beats = mitdb_beats.subset(np.arange(0, len(mitdb_beats), 4))
     model = train_and_evaluate(beats, "intra", ModelParams(hidden_layers=(64,), max_iter=15))
     return write_model_tar(model, tmp_path_factory.mktemp("small_model") / "model.tar.gz")
+
+
+@pytest.fixture(scope="session")
+def synthetic_model_tar(tmp_path_factory) -> Path:
+    """A real ``model.tar.gz`` of a tiny network trained in a second on synthetic beats (no data needed)."""
+    import numpy as np
+
+    from hbcore.dataset import BeatSet, meta_frame
+    from hbcore.model import ModelParams, train_model, write_model_tar
+
+    rng = np.random.default_rng(3)
+    labels = np.arange(200) % 5
+    beats = np.clip(rng.normal(0.2 * labels[:, None], 0.1, (200, 187)), 0, 1).astype(np.float32)
+    train = BeatSet(beats, labels.astype(np.int8), meta_frame({"record": np.full(200, "100"), "label": labels,
+                                                              "rr_local_s": np.full(200, 0.8)}))
+    model = train_model(train, ModelParams(hidden_layers=(8,), max_iter=3, batch_size=64))
+    return write_model_tar(model, tmp_path_factory.mktemp("synthetic_model") / "model.tar.gz")
 
 
 @pytest.fixture(scope="session")
@@ -120,12 +150,13 @@ def fake_model_tar(tmp_path):
     import json
     import tarfile
 
-    def make(name: str = "model.tar.gz", version: str = "v1", sklearn_version: str = "1.4.2") -> Path:
+    def make(name: str = "model.tar.gz", version: str = "v1",
+             inference_source: str = "def model_fn(model_dir):\n    return None\n") -> Path:
         members = {
-            "model.joblib": version.encode(),
-            "metadata.json": json.dumps({"version": version, "sklearn_version": sklearn_version}).encode(),
-            "code/inference.py": b"def model_fn(model_dir):\n    return None\n",
-            "code/requirements.txt": f"scikit-learn=={sklearn_version}\n".encode(),
+            "model.npz": version.encode(),
+            "metadata.json": json.dumps({"version": version}).encode(),
+            "code/inference.py": inference_source.encode(),
+            "code/requirements.txt": b"",
         }
         path = tmp_path / name
         with tarfile.open(path, "w:gz") as tar:

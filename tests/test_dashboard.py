@@ -1,27 +1,27 @@
 """The live monitor's figures over a results snapshot."""
 
+import json
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from hbcore import dashboard
-from hbcore.results import (_DTYPES, PREDICTION_COLUMNS, REJECTED_COLUMNS, SUMMARY_COLUMNS, ReaderStats,
-                            ResultsSnapshot)
+from hbcore.appbench import InMemoryLogsInsights
+from hbcore.results import ResultsReader, ResultsSnapshot
 
 NOW_S = 1_800_000_000.0
 
 
-def frame(columns, rows: dict) -> pd.DataFrame:
-    n = len(next(iter(rows.values()))) if rows else 0
-    return pd.DataFrame({name: pd.array(rows.get(name, [None] * n), dtype=_DTYPES[name]) for name in columns})
-
-
 def snapshot(predictions: dict, rejected: dict | None = None) -> ResultsSnapshot:
-    stats = ReaderStats("running", 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, None, NOW_S, (), 0)
-    return ResultsSnapshot(frame(PREDICTION_COLUMNS, predictions), frame(REJECTED_COLUMNS, rejected or {}),
-                           frame(SUMMARY_COLUMNS, {}), stats)
+    """What a results reader holds after reading these lines (columns of prediction / rejected fields, with "ts")."""
+    lines = [{"type": kind, **dict(zip(columns, values))}
+             for kind, columns in (("prediction", predictions), ("rejected", rejected or {}))
+             for values in zip(*columns.values())]
+    events = sorted((int(line.pop("ts") * 1000), json.dumps(line)) for line in lines)
+    reader = ResultsReader(InMemoryLogsInsights(events), "/aws/lambda/test", start_s=NOW_S - 1000)
+    reader.poll_once(now_s=NOW_S)
+    return reader.snapshot()
 
 
 PREDICTIONS = {
@@ -34,7 +34,8 @@ PREDICTIONS = {
 
 
 def test_figures_of_one_run():
-    figures = dashboard.dashboard_figures(snapshot(PREDICTIONS, {"run": ["a"], "reason": ["186 values"]}), "a", NOW_S)
+    rejected = {"run": ["a"], "reason": ["186 values"], "seq": ["9"], "shard": ["shardId-0"], "ts": [NOW_S - 2]}
+    figures = dashboard.dashboard_figures(snapshot(PREDICTIONS, rejected), "a", NOW_S)
     assert figures.beats == 4 and figures.rejected == 1 and figures.labelled == 3
     assert figures.abnormal_rate == 0.75
     assert figures.accuracy == pytest.approx(2 / 3)
@@ -65,5 +66,19 @@ def test_no_predictions_gives_empty_figures():
 
 @pytest.mark.parametrize(("span_s", "width_s"), [(0, 2.0), (120, 2.0), (121, 5.0), (1000, 30.0), (3600, 60.0), (3601, 120.0)])
 def test_timeline_bins_stay_under_the_bar_limit(span_s, width_s):
-    predictions = pd.DataFrame({"ts": [NOW_S, NOW_S + span_s]})
-    assert dashboard.timeline_bin_s(predictions) == width_s
+    assert dashboard.timeline_bin_s(span_s) == width_s
+
+
+def test_counts_cover_beats_no_longer_kept_as_rows():
+    events = [(int((NOW_S - 50 + index / 100) * 1000), json.dumps({
+        "type": "prediction", "id": f"a:100:{index}", "run": "a", "record": "100", "sample": index, "t": index * 0.8,
+        "label": 0, "pred": 2 if index < 10 else 0, "prob": 0.9, "latency_ms": 100.0, "rr_local_s": 0.8}))
+        for index in range(1000)]
+    reader = ResultsReader(InMemoryLogsInsights(events), "/aws/lambda/test", start_s=NOW_S - 1000, keep_rows=100)
+    reader.poll_once(now_s=NOW_S)
+
+    figures = dashboard.dashboard_figures(reader.snapshot(), "a", NOW_S)
+
+    assert figures.beats == 1000 and figures.labelled == 1000 and figures.confusion.loc["N", "V"] == 10
+    assert figures.per_record.loc["100", "beats"] == 1000 and figures.distribution.to_numpy().sum() == 1000
+    assert figures.latest_abnormal.empty  # the 10 V beats came first: no longer kept as rows

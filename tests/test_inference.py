@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import subprocess
+import sys
 import tarfile
 import uuid
 from pathlib import Path
@@ -16,7 +18,8 @@ import pytest
 from hbcore import inference
 from hbcore.classes import CLASS_NAMES
 
-ALLOWED_IMPORTS = {"__future__", "json", "os", "typing", "numpy", "joblib", "sklearn", "threadpoolctl"}
+# No scikit-learn, no joblib: the container's scikit-learn may be any release. threadpoolctl is optional.
+ALLOWED_IMPORTS = {"__future__", "contextlib", "json", "os", "typing", "zipfile", "numpy", "threadpoolctl"}
 
 
 def beats_array(n: int = 3, seed: int = 0) -> np.ndarray:
@@ -206,15 +209,21 @@ def test_window_length_reads_the_padding():
 
 # --- the round trip through model.tar.gz, as the SageMaker container and the endpoint server do ---
 
+def load_by_file(path: Path):
+    """The inference module imported by file as a fresh module, as the container imports it."""
+    spec = importlib.util.spec_from_file_location(f"inference_{uuid.uuid4().hex}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="module")
 def container(small_model_tar, tmp_path_factory):
     """model.tar.gz extracted, code/inference.py imported by file as a fresh module, model_fn called."""
     folder = tmp_path_factory.mktemp("opt_ml_model")
     with tarfile.open(small_model_tar) as tar:
         tar.extractall(folder, filter="data")
-    spec = importlib.util.spec_from_file_location(f"inference_{uuid.uuid4().hex}", folder / "code" / "inference.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_by_file(folder / "code" / "inference.py")
     return module, module.model_fn(str(folder))
 
 
@@ -261,3 +270,87 @@ def test_probabilities_sum_to_one(container, sample_beats):
     result = invoke(container, json.dumps(sample_beats.X.tolist()), "application/json")
     sums = [sum(p["probabilities"]) for p in result["predictions"]]
     np.testing.assert_allclose(sums, 1.0, atol=1e-4)
+
+
+# --- model.npz: read with numpy alone, bad archives named ---
+
+@pytest.fixture
+def model_dir(synthetic_model_tar, tmp_path) -> Path:
+    with tarfile.open(synthetic_model_tar) as tar:
+        tar.extractall(tmp_path, filter="data")
+    return tmp_path
+
+
+def save_arrays(model_dir: Path, **changes) -> None:
+    """Rewrite model_dir/model.npz with some arrays replaced (None removes one)."""
+    arrays = inference.load_arrays(str(model_dir))
+    arrays.update(changes)
+    np.savez(model_dir / inference.MODEL_FILE, **{key: value for key, value in arrays.items() if value is not None})
+
+
+def test_serving_runs_without_scikit_learn_or_joblib(model_dir, container_python, tmp_path):
+    """A fresh interpreter imports code/inference.py, serves CSV beats as this one does, and never
+    loads scikit-learn, joblib or scipy."""
+    body = tmp_path / "body.csv"
+    body.write_text(csv_body(beats_array(5)))
+    script = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('inference', {str(model_dir / 'code' / 'inference.py')!r})\n"
+        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
+        f"data = module.input_fn(open({str(body)!r}, 'rb').read(), 'text/csv')\n"
+        f"prediction = module.predict_fn(data, module.model_fn({str(model_dir)!r}))\n"
+        "print(sorted(name for name in ('sklearn', 'joblib', 'scipy') if name in sys.modules))\n"
+        "print(module.output_fn(prediction, None)[0])\n"
+    )
+    result = subprocess.run([container_python, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    loaded, response = result.stdout.splitlines()
+    module, model = load_by_file(model_dir / "code" / "inference.py"), inference.model_fn(str(model_dir))
+    expected = module.output_fn(module.predict_fn(module.input_fn(body.read_bytes(), "text/csv"), model), None)[0]
+    assert loaded == "[]"
+    served, here = json.loads(response)["predictions"], json.loads(expected)["predictions"]
+    assert [p["class_index"] for p in served] == [p["class_index"] for p in here]
+    # another numpy's BLAS may round the last float32 bit differently; the JSON holds 6 decimals
+    np.testing.assert_allclose([p["probabilities"] for p in served], [p["probabilities"] for p in here], atol=2e-6)
+
+
+def test_serving_runs_without_threadpoolctl(model_dir, monkeypatch):
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # import fails, as where it is not installed
+    module = load_by_file(model_dir / "code" / "inference.py")
+    beats = beats_array(4)
+    expected = inference.predict_fn({"beats": beats, "rr": None}, inference.model_fn(str(model_dir)))
+    prediction = module.predict_fn({"beats": beats, "rr": None}, module.model_fn(str(model_dir)))
+    assert module.BLAS is None
+    np.testing.assert_array_equal(prediction["probabilities"], expected["probabilities"])
+
+
+def test_model_of_an_earlier_release_says_to_retrain(tmp_path):
+    (tmp_path / "model.joblib").write_bytes(b"pickle")
+    with pytest.raises(ValueError, match=r"a model of an earlier release \(model.joblib.*retrain it"):
+        inference.model_fn(str(tmp_path))
+
+
+def test_model_npz_that_is_not_an_archive_is_named(model_dir):
+    (model_dir / inference.MODEL_FILE).write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="model.npz is not a numpy archive of plain arrays"):
+        inference.model_fn(str(model_dir))
+
+
+def test_model_npz_with_a_pickled_array_is_refused(model_dir):
+    save_arrays(model_dir, classes=np.array([object()], dtype=object))
+    with pytest.raises(ValueError, match="not a numpy archive of plain arrays"):
+        inference.model_fn(str(model_dir))
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"feature_version": np.array(99)}, "trained for feature version 99"),
+    ({"format": np.array(2)}, "model format 2, this inference module reads format 1"),
+    ({"version": None}, "no 'version' array"),
+    ({"intercept_1": None}, "coef_1 has no intercept_1"),
+    ({"coef_1": np.zeros((3, 5), np.float32)}, "layer 1 has shapes"),
+    ({"classes": np.array([0, 1, 2, 3, 7])}, "are not indices into"),
+    ({"activation": np.array("swish")}, "hidden activation 'swish'"),
+])
+def test_inconsistent_model_arrays_are_named(model_dir, changes, message):
+    save_arrays(model_dir, **changes)
+    with pytest.raises(ValueError, match=message):
+        inference.model_fn(str(model_dir))

@@ -137,6 +137,18 @@ def test_trim_logs_drops_events_older_than_the_log_retention(clients, cloud):
     assert [event["message"] for event in events] == ["new"]
 
 
+def test_trim_metrics_drops_data_points_older_than_the_log_retention(clients, cloud):
+    cloudwatch, namespace = clients("cloudwatch"), unique("hb/trim")
+    old = time.time() - cloud.log_retention_s - 60
+    cloudwatch.put_metric_data(Namespace=namespace, MetricData=[{"MetricName": "m", "Value": 1.0, "Timestamp": old}])
+    cloudwatch.put_metric_data(Namespace=namespace, MetricData=[{"MetricName": "m", "Value": 2.0}])
+
+    cloud.trim_metrics()  # the cloud's own trimmer may have run first: count what either dropped
+
+    points = [point for data in cloud.metrics._lists() for point in data if point.namespace == namespace]
+    assert [point.value for point in points] == [2.0] and cloud.trimmed_points >= 1
+
+
 def test_status_reports_memory_kinesis_and_mappings(clients, cloud):
     with urllib.request.urlopen(cloud.url + "/_hb/status", timeout=5) as response:
         status = json.loads(response.read())
@@ -144,6 +156,7 @@ def test_status_reports_memory_kinesis_and_mappings(clients, cloud):
     assert status["peak_rss_mb"] >= status["rss_mb"] > 0
     assert {"retained_records", "trimmed_records", "retention_s"} <= set(status["kinesis"])
     assert {"retained_events", "trimmed_events", "retention_s"} <= set(status["logs"])
+    assert {"retained_points", "trimmed_points", "retention_s"} <= set(status["metrics"])
     assert isinstance(status["mappings"], list)
 
 

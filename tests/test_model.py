@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
+import io
 import json
 import tarfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pytest
 import sklearn
 
-from hbcore import cli, train_entry
+from hbcore import cli, inference, train_entry
 from hbcore.dataset import BeatSet
 from hbcore.dataset import save_beats
 from hbcore.model import (
+    BeatModel,
     ModelParams,
+    export_arrays,
+    fit_estimator,
     load_model,
     predict,
     predict_proba,
     rr_of,
     shifted_windows,
     train_model,
+    training_set,
     write_model_tar,
 )
 
@@ -44,17 +50,34 @@ def metadata_of(tar_path: Path) -> dict:
         return json.loads(tar.extractfile("metadata.json").read())
 
 
-def test_tarball_has_sagemakers_layout(small_model_tar):
-    with tarfile.open(small_model_tar) as tar:
-        assert sorted(tar.getnames()) == ["code/inference.py", "code/requirements.txt", "metadata.json", "model.joblib"]
+def test_tarball_has_sagemakers_layout(synthetic_model_tar):
+    with tarfile.open(synthetic_model_tar) as tar:
+        assert sorted(tar.getnames()) == ["code/inference.py", "code/requirements.txt", "metadata.json", "model.npz"]
+
+
+def test_requirements_pin_no_scikit_learn(synthetic_model_tar):
+    """The container pip-installs code/requirements.txt at start-up; serving needs only its numpy."""
+    with tarfile.open(synthetic_model_tar) as tar:
         requirements = tar.extractfile("code/requirements.txt").read().decode()
-    assert f"scikit-learn=={sklearn.__version__}" in requirements.splitlines()
+    packages = [line.split("#")[0].strip() for line in requirements.splitlines()]
+    assert [package for package in packages if package] == []
+
+
+def test_model_npz_holds_only_plain_arrays(synthetic_model_tar):
+    with tarfile.open(synthetic_model_tar) as tar:
+        npz = np.load(io.BytesIO(tar.extractfile("model.npz").read()), allow_pickle=False)
+        arrays = {key: npz[key] for key in npz.files}
+    assert {array.dtype.kind for array in arrays.values()} <= {"b", "i", "f", "U"}
+    assert {"classes", "scaler_mean", "scaler_scale", "coef_0", "intercept_0", "coef_1", "intercept_1"} <= set(arrays)
+    assert "coef_2" not in arrays  # one hidden layer: two weight matrices
+    assert (str(arrays["activation"]), str(arrays["out_activation"])) == ("relu", "softmax")
 
 
 def test_metadata_records_version_and_figures(small_model_tar):
     metadata = metadata_of(small_model_tar)
     assert metadata["version"] == load_model(small_model_tar).version
     assert metadata["sklearn_version"] == sklearn.__version__
+    assert metadata["model_format"] == inference.MODEL_FORMAT
     assert metadata["split"] == "intra"
     assert FIGURE_KEYS - {"train_seconds"} <= set(metadata["metrics"])
     assert np.array(metadata["metrics"]["confusion"]).shape == (5, 5)
@@ -99,6 +122,45 @@ def test_load_model_gives_the_same_predictions(tiny_beats, tmp_path):
     rr = rr_of(tiny_beats)
     assert loaded.version == model.version
     np.testing.assert_array_equal(predict_proba(loaded, tiny_beats.X, rr), predict_proba(model, tiny_beats.X, rr))
+
+
+@pytest.mark.parametrize("use_rr", [True, False])
+def test_exported_arrays_predict_as_the_scikit_learn_estimator(mitdb_beats, use_rr):
+    """The numpy forward pass of model.npz gives the fitted pipeline's predict_proba on real beats."""
+    train = mitdb_beats.subset(np.arange(0, len(mitdb_beats), 40))
+    test = mitdb_beats.subset(np.arange(7, len(mitdb_beats), 23))
+    params = ModelParams(hidden_layers=(32, 16), max_iter=3, final_iter=1)
+    features, labels, uses_rr = training_set([train], params)
+    estimator = fit_estimator(features, labels, params)
+    model = BeatModel(export_arrays(estimator, uses_rr, datetime.now(timezone.utc)))
+    rr = rr_of(test) if use_rr else None
+    expected = estimator.predict_proba(inference.features(test.X, rr))
+    assert np.abs(predict_proba(model, test.X, rr) - expected).max() <= 1e-9
+
+
+def test_a_two_class_model_predicts_as_the_scikit_learn_estimator():
+    """Two classes make a logistic output unit; its probabilities land in the two classes' columns."""
+    labels = np.arange(300) % 2 * 2  # N and V
+    beats = np.clip(np.random.default_rng(1).normal(0.3 + 0.1 * labels[:, None], 0.1, (300, 187)), 0, 1)
+    features = inference.features(beats.astype(np.float32))
+    estimator = fit_estimator(features, labels, ModelParams(hidden_layers=(8,), max_iter=3, final_iter=0))
+    model = BeatModel(export_arrays(estimator, False, datetime.now(timezone.utc)))
+    probabilities = predict_proba(model, beats)
+    assert str(model.arrays["out_activation"]) == "logistic"
+    # float32 exp: scipy's (the estimator's) and numpy's may differ in the last bit
+    np.testing.assert_allclose(probabilities[:, [0, 2]], estimator.predict_proba(features), atol=1e-6)
+    np.testing.assert_array_equal(probabilities[:, [1, 3, 4]], 0.0)
+
+
+def test_load_model_says_to_retrain_a_model_of_an_earlier_release(tmp_path):
+    path = tmp_path / "model.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in {"model.joblib": b"pickle", "metadata.json": b"{}", "code/inference.py": b""}.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(ValueError, match=r"model.tar.gz: a model of an earlier release \(model.joblib.*retrain it"):
+        load_model(path)
 
 
 def test_load_model_rejects_a_foreign_file(tmp_path):
@@ -154,7 +216,7 @@ def test_train_entry_writes_the_model_folder(sample500, tmp_path, capsys):
                              str(output_dir), "--max_iter", "3", "--hidden-layers", "16"]) == 0
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert {p.relative_to(model_dir).as_posix() for p in model_dir.rglob("*") if p.is_file()} == {
-        "model.joblib", "metadata.json", "code/inference.py", "code/requirements.txt"}
+        "model.npz", "metadata.json", "code/inference.py", "code/requirements.txt"}
     assert load_model(model_dir).version == printed["version"]
     assert json.loads((output_dir / "metrics.json").read_text())["accuracy"] == printed["accuracy"]
 

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from hbcore import modelstore
+from hbcore.inference import MODEL_FORMAT
 
 
 @pytest.fixture
@@ -13,10 +14,12 @@ def store(tmp_path):
 
 
 def fake(store, version: str, **metadata) -> None:
+    """A stored model of this release (``model_format=None`` makes one of an earlier release)."""
     folder = store / version
     folder.mkdir(parents=True)
     (folder / modelstore.MODEL_FILE).write_bytes(b"archive")
-    (folder / modelstore.METADATA_FILE).write_text(json.dumps({"version": version, **metadata}))
+    metadata = {"version": version, "model_format": MODEL_FORMAT, **metadata}
+    (folder / modelstore.METADATA_FILE).write_text(json.dumps({k: v for k, v in metadata.items() if v is not None}))
 
 
 def test_saved_models_are_listed_newest_first(store):
@@ -43,6 +46,18 @@ def test_find_model_matches_data_and_split(store):
     assert modelstore.find_model("k3", "intra", store) is None
 
 
+def test_models_of_an_earlier_release_are_listed_but_not_servable(store):
+    fake(store, "20260101T000000Z-old", split="intra", data_key="k1", model_format=None)
+    [saved] = modelstore.saved_models(store)
+    assert (saved.version, saved.servable) == ("20260101T000000Z-old", False)
+
+
+def test_find_model_passes_over_models_of_an_earlier_release(store):
+    fake(store, "20260101T000000Z-a", split="intra", data_key="k1")
+    fake(store, "20260201T000000Z-old", split="intra", data_key="k1", model_format=None)
+    assert modelstore.find_model("k1", "intra", store).version == "20260101T000000Z-a"
+
+
 def test_save_model_writes_the_archive_and_its_metadata(store, small_model_tar):
     from hbcore.model import load_model
 
@@ -51,3 +66,4 @@ def test_save_model_writes_the_archive_and_its_metadata(store, small_model_tar):
     assert saved.path == store / model.version / modelstore.MODEL_FILE
     assert load_model(saved.path).version == model.version
     assert modelstore.saved_models(store)[0].metrics["accuracy"] == model.metadata["metrics"]["accuracy"]
+    assert modelstore.saved_models(store)[0].servable

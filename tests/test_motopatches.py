@@ -261,6 +261,20 @@ def test_a_trimmed_log_event_is_freed(log_stream):
     assert event() is None
 
 
+def test_a_trimmed_metric_data_point_is_freed():
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    from hbcore.motostate import MotoMetrics
+
+    backend = cloudwatch_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+    backend.put_metric_data(unique("hb/freed"), [{"MetricName": "m", "Value": 1.0}])
+    point = weakref.ref(backend.metric_data[-1])
+
+    assert MotoMetrics().trim(older_than_s=-60.0) >= 1  # a retention in the future: every point is old
+    gc.collect()
+    assert point() is None
+
+
 def test_kinesis_records_are_not_kept_by_moto_after_they_leave_the_shard(shard):
     _, _, only = shard
     oldest = weakref.ref(only.records[1])

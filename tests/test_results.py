@@ -222,11 +222,11 @@ def mixed(logs, group):
         events.append((T0_S + 2 * index + 0.5, prediction(index * 360, record="201", label=label, pred=pred, rr=None,
                                                          t=index * 0.5, latency_ms=None, seq=1000 + index)))
     write(logs, group, events)
-    return read(logs, group).predictions
+    return read(logs, group)
 
 
 def test_confusion_matrix_counts_true_against_predicted(mixed):
-    matrix = confusion_matrix(mixed)
+    matrix = confusion_matrix(mixed.totals("run1"))
 
     assert matrix.loc["N", "N"] == 20
     assert matrix.loc["S", "S"] == 9
@@ -235,7 +235,7 @@ def test_confusion_matrix_counts_true_against_predicted(mixed):
 
 
 def test_class_distribution_counts_predictions_per_time_bin(mixed):
-    distribution = class_distribution(mixed, bin_s=10.0)
+    distribution = class_distribution(mixed.totals("run1"), bin_s=10.0)
 
     assert distribution.to_numpy().sum() == 30
     assert distribution["S"].sum() == 9
@@ -243,14 +243,14 @@ def test_class_distribution_counts_predictions_per_time_bin(mixed):
 
 
 def test_misclassified_lists_the_wrong_beats(mixed):
-    wrong = misclassified(mixed)
+    wrong = misclassified(mixed.misclassified)
 
     assert wrong.to_dict("records") == [{"id": "run1:201:1080", "record": "201", "sample": 1080, "t": 1.5,
                                          "true": "V", "pred": "N", "prob": 0.9}]
 
 
 def test_per_record_counts_abnormal_beats_accuracy_and_heart_rate(mixed):
-    table = per_record(mixed)
+    table = per_record(mixed.totals("run1"), mixed.predictions)
 
     assert table.loc["100", ["beats", "N", "abnormal"]].tolist() == [20, 20, 0]
     assert table.loc["201", ["beats", "S", "abnormal"]].tolist() == [10, 9, 9]
@@ -268,11 +268,11 @@ def test_heart_rate_is_unknown_without_rr_or_time(logs, group):
 
 
 def test_throughput_counts_beats_logged_in_the_last_window(mixed):
-    assert throughput(mixed, window_s=10.0, now_s=T0_S + 19.9) == pytest.approx(1.5)  # 10 + 5 beats in 10 s
+    assert throughput(mixed.predictions, window_s=10.0, now_s=T0_S + 19.9) == pytest.approx(1.5)  # 10 + 5 beats in 10 s
 
 
 def test_latency_percentiles_skip_beats_without_sent_at(mixed):
-    percentiles = latency_percentiles(mixed)
+    percentiles = latency_percentiles(mixed.predictions)
 
     assert percentiles["p50_ms"] == pytest.approx(19.5)
     assert percentiles["p99_ms"] == pytest.approx(np.percentile(np.arange(10, 30), 99))
@@ -285,13 +285,62 @@ def test_for_run_keeps_one_replay(logs, group):
 
 
 def test_aggregations_of_nothing_are_empty(logs, group):
-    predictions = read(logs, group).predictions
+    snapshot = read(logs, group)
+    totals = snapshot.totals("run1")
 
-    assert class_distribution(predictions).empty
-    assert confusion_matrix(predictions).to_numpy().sum() == 0
-    assert per_record(predictions).empty
-    assert throughput(predictions) == 0.0
-    assert np.isnan(latency_percentiles(predictions)["p95_ms"])
+    assert class_distribution(totals).empty
+    assert confusion_matrix(totals).to_numpy().sum() == 0
+    assert per_record(totals, snapshot.predictions).empty
+    assert throughput(snapshot.predictions) == 0.0
+    assert np.isnan(latency_percentiles(snapshot.predictions)["p95_ms"])
+
+
+# --- bounded memory: the latest rows in full, every beat in the totals -----------------------------
+
+def test_only_the_latest_rows_are_kept_but_every_beat_is_counted(logs, group):
+    write(logs, group, [(T0_S + index / 10, prediction(index, label=index % 2, pred=0)) for index in range(30)])
+
+    snapshot = read(logs, group, keep_rows=10, keep_misclassified=4)
+
+    assert snapshot.predictions["sample"].tolist() == list(range(20, 30))
+    assert snapshot.misclassified["sample"].tolist() == [23, 25, 27, 29]
+    assert snapshot.stats.dropped_misclassified == 11
+    totals = snapshot.totals("run1")
+    assert (totals.predicted, snapshot.stats.predictions) == (30, 30)
+    assert confusion_matrix(totals).loc[["N", "S"], "N"].tolist() == [15, 15]
+    assert int(totals.timeline.sum()) == 30 and int(totals.records["100"].sum()) == 30
+
+
+def test_a_copy_of_a_beat_no_longer_kept_as_a_row_is_still_a_duplicate(logs, group):
+    reader = reader_for(logs, group, keep_rows=2)
+    write(logs, group, [(T0_S + index, prediction(index)) for index in range(5)])
+    reader.poll_once()
+    write(logs, group, [(time.time(), prediction(0, seq=99))])  # beat 0 again, long after its row was dropped
+
+    reader.poll_once()
+
+    snapshot = reader.snapshot()
+    assert snapshot.stats.duplicate_predictions == 1
+    assert snapshot.totals("run1").predicted == 5 and "run1:100:0" in snapshot.totals("run1").ids
+
+
+def test_the_totals_keep_each_beats_class_by_id(logs, group):
+    write(logs, group, [(T0_S + 1, prediction(5, pred=3)), (T0_S + 2, prediction(7, record="201", pred=1))])
+
+    ids = read(logs, group, keep_rows=1).totals("run1").ids
+
+    assert ids.lookup(["100", "201", "100"], [5, 7, 6]).tolist() == [3, 1, -1]
+
+
+def test_totals_of_all_runs_add_the_runs_up(logs, group):
+    write(logs, group, [(T0_S + 1, prediction(1, run="a")), (T0_S + 30, prediction(1, run="b", pred=2))])
+
+    snapshot = read(logs, group)
+
+    both = snapshot.totals(None)
+    assert (both.predicted, snapshot.totals("a").predicted, snapshot.totals("missing").predicted) == (2, 1, 0)
+    assert len(both.timeline) == 30 and both.timeline[:, 2].sum() == 1
+    assert both.first_ts == T0_S + 1 and both.last_ts == T0_S + 30
 
 
 # --- statuses and AWS's timestamp format (a stub: moto completes every query at once) ------------

@@ -8,7 +8,6 @@ import tarfile
 
 import pytest
 from botocore.exceptions import ClientError
-from cloudkit import N_FEATURES, model_tarball
 
 from hbcore import artifacts, motopatches, serving
 from hbcore.backend import Backend
@@ -33,6 +32,14 @@ def _our_models(backend: Backend) -> list[str]:
 
 def _our_configs(backend: Backend) -> list[str]:
     return [c["EndpointConfigName"] for c in backend.client("sagemaker").list_endpoint_configs()["EndpointConfigs"]]
+
+
+def _write_tar(path, members: dict[str, bytes]) -> None:
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
 
 
 def test_image_uri_is_the_regional_scikit_learn_container():
@@ -120,10 +127,22 @@ def test_progress_reports_the_endpoint_status(backend, fake_model_tar):
     assert f"endpoint {NAMES.endpoint}: InService (0 s)" in messages
 
 
-def test_sklearn_version_mismatch_is_a_warning(backend, fake_model_tar):
-    deployment = _deploy(backend, fake_model_tar(sklearn_version="1.9.1"))
+def test_inference_code_too_new_for_the_container_is_a_warning(backend, fake_model_tar):
+    deployment = _deploy(backend, fake_model_tar(inference_source="import tomllib\n"))
     assert len(deployment.warnings) == 1
-    assert "scikit-learn 1.9.1" in deployment.warnings[0] and "1.4.2" in deployment.warnings[0]
+    assert "Python 3.10" in deployment.warnings[0]
+    assert "code/inference.py line 1: tomllib needs Python 3.11" in deployment.warnings[0]
+
+
+def test_the_real_artifact_deploys_without_warnings(backend, synthetic_model_tar):
+    assert _deploy(backend, synthetic_model_tar).warnings == ()
+
+
+def test_a_model_of_an_earlier_release_is_refused_with_a_word_to_retrain(tmp_path):
+    path = tmp_path / "model.tar.gz"
+    _write_tar(path, {"model.joblib": b"pickle", "code/inference.py": b"", "metadata.json": b"{}"})
+    with pytest.raises(ValueError, match="model.tar.gz: a model of an earlier release .*retrain it"):
+        serving.read_model_artifact(path)
 
 
 def test_endpoint_status_describes_the_deployment(backend, fake_model_tar):
@@ -177,20 +196,20 @@ def test_a_tarball_without_the_inference_code_is_rejected(tmp_path):
     path = tmp_path / "model.tar.gz"
     with tarfile.open(path, "w:gz"):
         pass
-    with pytest.raises(ValueError, match="missing model.joblib, code/inference.py"):
+    with pytest.raises(ValueError, match="missing model.npz, code/inference.py"):
         serving.read_model_artifact(path)
 
 
-def test_on_the_local_cloud_the_deployed_endpoint_answers(cloud, tmp_path):
+def test_on_the_local_cloud_the_deployed_endpoint_answers(cloud, synthetic_model_tar):
+    from hbcore.model import load_model
+
     backend = Backend(kind="local", endpoint_url=cloud.url, sagemaker_runtime_url=cloud.runtime_url)
     names = Names("hbserve")
-    path = tmp_path / "model.tar.gz"
-    path.write_bytes(model_tarball(version="loop"))
-    serving.deploy_model(backend, names, path, ROLE_ARN, poll_interval_s=0.05)
+    serving.deploy_model(backend, names, synthetic_model_tar, ROLE_ARN, poll_interval_s=0.05)
     response = backend.client("sagemaker-runtime").invoke_endpoint(
         EndpointName=names.endpoint, ContentType="text/csv", Accept="application/json",
-        Body=",".join(["0.5"] * N_FEATURES))
-    assert json.loads(response["Body"].read())["model_version"] == "loop"
+        Body=",".join(["0.5"] * 187))
+    assert json.loads(response["Body"].read())["model_version"] == load_model(synthetic_model_tar).version
     serving.delete_endpoint(backend, names, poll_interval_s=0.05)
     assert serving.endpoint_status(backend, names) is None
 
@@ -225,10 +244,6 @@ def test_other_create_model_errors_are_not_retried():
 
 def test_metadata_that_is_not_an_object_is_rejected(tmp_path):
     path = tmp_path / "model.tar.gz"
-    with tarfile.open(path, "w:gz") as tar:
-        for name, data in {"model.joblib": b"x", "code/inference.py": b"", "metadata.json": b"[1, 2]"}.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+    _write_tar(path, {"model.npz": b"x", "code/inference.py": b"", "metadata.json": b"[1, 2]"})
     with pytest.raises(ValueError, match="metadata.json holds a list"):
         serving.read_model_artifact(path)

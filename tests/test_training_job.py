@@ -6,7 +6,6 @@ import io
 import json
 import os
 import subprocess
-import sys
 import tarfile
 from datetime import datetime, timezone
 
@@ -121,7 +120,7 @@ def test_bad_hyperparameter_exits_2(capsys, tmp_path):
     assert "expected NAME=VALUE" in capsys.readouterr().err
 
 
-def test_source_archive_trains_on_its_own_as_in_the_container(tmp_path):
+def test_source_archive_trains_on_its_own_as_in_the_container(tmp_path, container_python):
     """The real archive, unpacked alone (as /opt/ml/code), runs with SageMaker's environment."""
     code, channel, model_dir = tmp_path / "code", tmp_path / "train", tmp_path / "model"
     channel.mkdir()
@@ -133,8 +132,8 @@ def test_source_archive_trains_on_its_own_as_in_the_container(tmp_path):
     (channel / "mitbih_train.csv").write_text("\n".join(rows) + "\n")
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "SM_CHANNEL_TRAIN": str(channel),
            "SM_MODEL_DIR": str(model_dir)}
-    result = subprocess.run([sys.executable, training_job.ENTRY_POINT, "--max-iter", "2"], cwd=code, env=env,
+    result = subprocess.run([container_python, training_job.ENTRY_POINT, "--max-iter", "2"], cwd=code, env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert sorted(p.relative_to(model_dir).as_posix() for p in model_dir.rglob("*") if p.is_file()) == [
-        "code/inference.py", "code/requirements.txt", "metadata.json", "model.joblib"]
+        "code/inference.py", "code/requirements.txt", "metadata.json", "model.npz"]
