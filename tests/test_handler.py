@@ -486,21 +486,16 @@ def test_the_beat_sent_to_the_endpoint_is_the_one_json_decodes(handler, monkeypa
     assert (None if beat is None else json.loads(beat)) == expected
 
 
-def test_the_local_endpoint_server_classifies_the_batch_as_the_model_does(monkeypatch, clients, capsys, tmp_path):
+def test_the_local_endpoint_server_classifies_the_batch_as_the_model_does(monkeypatch, clients, capsys,
+                                                                          synthetic_model_tar):
     import numpy as np
 
     from cloudkit import unique
-    from hbcore.dataset import BeatSet, meta_frame
-    from hbcore.model import ModelParams, predict, train_model, write_model_tar
+    from hbcore.model import load_model, predict
 
-    rng = np.random.default_rng(3)
-    labels = np.arange(200) % 5
-    X = np.clip(rng.normal(0.2 * labels[:, None], 0.1, (200, 187)), 0, 1).astype(np.float32)
-    train = BeatSet(X, labels.astype(np.int8), meta_frame({"record": np.full(200, "100"), "label": labels,
-                                                          "rr_local_s": np.full(200, 0.8)}))
-    model = train_model(train, ModelParams(hidden_layers=(8,), max_iter=3, batch_size=64))
+    model = load_model(synthetic_model_tar)
     endpoint = unique("ep")
-    clients.deploy(endpoint, write_model_tar(model, tmp_path / "model.tar.gz").read_bytes())
+    clients.deploy(endpoint, synthetic_model_tar.read_bytes())
     handler = load_handler(monkeypatch, clients.runtime_url, ENDPOINT_NAME=endpoint, ENDPOINT_TIMEOUT_S="30")
     event = load_event("kinesis_beats.json")
 
