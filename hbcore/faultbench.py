@@ -151,7 +151,8 @@ class PutRecordsFaults:
             self.injected += 1
             raise ConnectionClosedError(endpoint_url="kinesis PutRecords (injected fault: answer lost)")
         if self.mode == "partial":
-            failed = {"ErrorCode": self.code, "ErrorMessage": f"{THROTTLED} (injected fault)"}
+            message = THROTTLED if self.code == "ProvisionedThroughputExceededException" else self.code
+            failed = {"ErrorCode": self.code, "ErrorMessage": f"{message} (injected fault)"}
             answered = iter(parsed["Records"])
             held = context["hb_held"]
             total = len(parsed["Records"]) + len(held)

@@ -120,6 +120,27 @@ class ReaderStats:
     dropped_rejected: int = 0  # rejected rows no longer kept (still counted in the totals)
 
 
+def _sum_timelines(parts: list[tuple[int, np.ndarray]]) -> tuple[int, np.ndarray]:
+    """Per-second counts ``(start second, (seconds, classes))`` added up over one span covering them all."""
+    parts = [(start, timeline) for start, timeline in parts if len(timeline)]
+    if not parts:
+        return 0, np.zeros((0, len(CLASS_NAMES)), np.int32)
+    start = min(first for first, _ in parts)
+    total = np.zeros((max(first + len(timeline) for first, timeline in parts) - start, len(CLASS_NAMES)), np.int32)
+    for first, timeline in parts:
+        total[first - start:first - start + len(timeline)] += timeline
+    return int(start), total
+
+
+def _sum_records(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Per-record counts added up (new arrays: the parts are never edited)."""
+    total: dict[str, np.ndarray] = {}
+    for part in parts:
+        for record, counts in part.items():
+            total[record] = total[record] + counts if record in total else counts
+    return total
+
+
 @dataclass(frozen=True)
 class RunTotals:
     """Counts over every prediction of one run (or of all runs) read so far, however long ago."""
@@ -144,19 +165,8 @@ class RunTotals:
     def merged(cls, parts: list[RunTotals]) -> RunTotals:
         """All runs together (no ids: they are per run)."""
         timed = [part for part in parts if len(part.timeline)]
-        if timed:
-            start = min(part.timeline_start_s for part in timed)
-            timeline = np.zeros((max(part.timeline_start_s + len(part.timeline) for part in timed) - start,
-                                 len(CLASS_NAMES)), np.int32)
-            for part in timed:
-                offset = part.timeline_start_s - start
-                timeline[offset:offset + len(part.timeline)] += part.timeline
-        else:
-            start, timeline = 0, np.zeros((0, len(CLASS_NAMES)), np.int32)
-        records: dict[str, np.ndarray] = {}
-        for part in parts:
-            for record, counts in part.records.items():
-                records[record] = records[record] + counts if record in records else counts
+        start, timeline = _sum_timelines([(part.timeline_start_s, part.timeline) for part in timed])
+        records = _sum_records([part.records for part in parts])
         return cls(None, sum(part.predicted for part in parts), sum(part.rejected for part in parts),
                    sum((part.confusion for part in parts), np.zeros((UNLABELLED + 1, len(CLASS_NAMES)), np.int64)),
                    records, start, timeline, min((part.first_ts for part in timed), default=np.nan),
@@ -243,21 +253,13 @@ class _RunTally:
         known = codes >= 0
         per_record = np.bincount(codes[known] * self.confusion.size + cells[known],
                                  minlength=len(names) * self.confusion.size).reshape(-1, *self.confusion.shape)
-        self.records = dict(self.records)
-        for record, counts in zip(names.tolist(), per_record):
-            self.records[record] = self.records[record] + counts if record in self.records else counts
+        self.records = _sum_records([self.records, dict(zip(names.tolist(), per_record))])
         ts = rows["ts"].to_numpy(dtype=float)
         seconds = np.floor(ts).astype(np.int64)
-        end = seconds.max() + 1
-        start = seconds.min()
-        if len(self.timeline):
-            start, end = min(start, self.timeline_start_s), max(end, self.timeline_start_s + len(self.timeline))
-        timeline = np.bincount((seconds - start) * n_classes + rows["pred"].to_numpy(np.int64),
-                               minlength=(end - start) * n_classes).reshape(-1, n_classes).astype(np.int32)
-        if len(self.timeline):
-            offset = self.timeline_start_s - start
-            timeline[offset:offset + len(self.timeline)] += self.timeline
-        self.timeline_start_s, self.timeline = int(start), timeline
+        start = int(seconds.min())
+        added = np.bincount((seconds - start) * n_classes + rows["pred"].to_numpy(np.int64),
+                            minlength=(int(seconds.max()) + 1 - start) * n_classes).reshape(-1, n_classes).astype(np.int32)
+        self.timeline_start_s, self.timeline = _sum_timelines([(self.timeline_start_s, self.timeline), (start, added)])
         self.first_ts = float(np.fmin(self.first_ts, ts.min()))
         self.last_ts = float(np.fmax(self.last_ts, ts.max()))
         self.changed()
