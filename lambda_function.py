@@ -51,7 +51,7 @@ N_CLASSES = 5
 MAX_RECORD_BYTES = 64 * 1024
 MAX_REASON_CHARS = 500  # of an endpoint's message quoted in a rejected line
 # The endpoint refuses a whole request when one RR interval is outside (0, RR_MAX_S] seconds (the
-# inference contract, hbcore/inference.py): such a record is rejected here, alone, so that it can
+# inference contract, hbcore/model/inference.py): such a record is rejected here, alone, so that it can
 # never fail its batch over and over until the batch is given up.
 RR_MAX_S = 200.0
 

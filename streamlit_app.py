@@ -2,7 +2,7 @@
 
 A thin router: the pages in ``pages/`` are views over ``hbcore``; the long-lived objects they
 share (the Pipeline with its local cloud, replay and reader) and the cached frames are in
-``app_resources``.
+``hbcore.app.resources``.
 """
 
 import streamlit as st

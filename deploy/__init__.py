@@ -16,10 +16,11 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
-from hbcore import artifacts, serving, stack, training_job
-from hbcore.backend import Backend
-from hbcore.config import Names
-from hbcore.progress import Progress, silent
+from hbcore.aws import artifacts, stack, training_job
+from hbcore.aws import endpoint as serving
+from hbcore.aws.backend import Backend
+from hbcore.aws.names import Names
+from hbcore.aws.progress import Progress, silent
 
 # Lower case because the prefix ends up in the bucket name and in the endpoint ARN of the
 # function's IAM policy (SageMaker ARNs are lower case); short because bucket names are <= 63.

@@ -16,15 +16,21 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import botocore.session
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    NoRegionError,
+)
 
 import deploy
 from deploy import costs
-from hbcore import artifacts, serving, stack, training_job
-from hbcore.backend import Backend
-from hbcore.config import DEFAULT_REGION, Names
-from hbcore.progress import Progress
-from hbcore.redaction import redact, user_message
+from hbcore.aws import artifacts, stack, training_job
+from hbcore.aws import endpoint as serving
+from hbcore.aws.backend import Backend
+from hbcore.aws.names import DEFAULT_REGION, Names
+from hbcore.aws.progress import Progress
+from hbcore.aws.redaction import redact, user_message
 
 
 def _progress_printer() -> Progress:
@@ -157,7 +163,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(f"Would, in {region} (dry run: nothing was called):")
         print(f"  deploy stack {names.stack} (it holds the SageMaker execution role)")
-        print(f"  upload hbcore/{training_job.ENTRY_POINT} + hbcore/ to training/source/, "
+        print(f"  upload hbcore/{training_job.ENTRY_MODULE} + hbcore/ to training/source/, "
               f"{', '.join(p.name for p in args.csv)} to training/data/")
         print(f"  run training job {names.prefix}-train-<time> on {args.instance_type} with "
               f"{serving.image_uri(region, args.framework_version)}, hyperparameters {hyperparameters or 'none'}")

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hbcore.serving import EndpointSpec
-from hbcore.stack import StackOptions
+from hbcore.aws.endpoint import EndpointSpec
+from hbcore.aws.stack import StackOptions
 
 PRICES_AS_OF = "2025-10"
 PRICES_REGION = "us-east-1"

@@ -12,26 +12,26 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
-from hbcore.redaction import redact
+from hbcore.aws.redaction import redact
 
 # command path -> "module:function"; the function takes the parsed args and returns an exit code.
 COMMANDS: dict[tuple[str, ...], str] = {
-    ("data", "build"): "hbcore.dataset:cli_build",
-    ("data", "download"): "hbcore.physionet:cli_download",
-    ("train",): "hbcore.model:cli_train",
-    ("evaluate",): "hbcore.model:cli_evaluate",
-    ("bench", "model"): "hbcore.bench:cli_bench_model",
-    ("bench", "pipeline"): "hbcore.pipelinebench:cli_bench_pipeline",
-    ("bench", "faults"): "hbcore.faultbench:cli_bench_faults",
-    ("bench", "soak"): "hbcore.soakbench:cli_bench_soak",
-    ("bench", "app"): "hbcore.appbench:cli_bench_app",
-    ("bench", "stages"): "hbcore.stagebench:cli_bench_stages",
-    ("bench", "cloud"): "hbcore.cloudbench:cli_bench_cloud",
-    ("cloud", "up"): "hbcore.localcloud:cli_up",
-    ("cloud", "down"): "hbcore.localcloud:cli_down",
-    ("cloud", "status"): "hbcore.localcloud:cli_status",
-    ("cloud", "serve"): "hbcore.cloudserver:cli_serve",
-    ("demo",): "hbcore.demo:cli_demo",
+    ("data", "build"): "hbcore.data.dataset:cli_build",
+    ("data", "download"): "hbcore.data.physionet:cli_download",
+    ("train",): "hbcore.model.training:cli_train",
+    ("evaluate",): "hbcore.model.training:cli_evaluate",
+    ("bench", "model"): "hbcore.bench.modelbench:cli_bench_model",
+    ("bench", "pipeline"): "hbcore.bench.pipelinebench:cli_bench_pipeline",
+    ("bench", "faults"): "hbcore.bench.faultbench:cli_bench_faults",
+    ("bench", "soak"): "hbcore.bench.soakbench:cli_bench_soak",
+    ("bench", "app"): "hbcore.bench.appbench:cli_bench_app",
+    ("bench", "stages"): "hbcore.bench.stagebench:cli_bench_stages",
+    ("bench", "cloud"): "hbcore.bench.cloudbench:cli_bench_cloud",
+    ("cloud", "up"): "hbcore.localcloud.owner:cli_up",
+    ("cloud", "down"): "hbcore.localcloud.owner:cli_down",
+    ("cloud", "status"): "hbcore.localcloud.owner:cli_status",
+    ("cloud", "serve"): "hbcore.localcloud.server:cli_serve",
+    ("demo",): "hbcore.app.demo:cli_demo",
 }
 
 
@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_stages.add_argument("--put-beats", type=int, default=20_000,
                               help="beats the replay puts into a loopback moto server (0: skip)")
     bench_stages.add_argument("--patched-moto", action="store_true",
-                              help="apply hbcore.motopatches to that moto server, as the local cloud does")
+                              help="apply hbcore.localcloud.motopatches to that moto server, as the local cloud does")
     bench_stages.add_argument("--reader-lines", type=int, default=100_000, help="prediction lines the reader parses")
 
     bench_cloud = bench_commands.add_parser("cloud", help="local cloud: moto put cost, invoke round trip, poller, memory")

@@ -4,17 +4,19 @@ from pathlib import Path
 
 import streamlit as st
 
-import app_resources as res
-from hbcore import charts, config, kaggle, physionet, records
-from hbcore.redaction import user_message
+from hbcore import paths
+from hbcore.app import charts
+from hbcore.app import resources as res
+from hbcore.aws.redaction import user_message
+from hbcore.data import kaggle, physionet, records
 
 SOURCES = ("MIT-BIH records in a folder", "Download from PhysioNet", "Kaggle CSV")
 UPLOAD_LIMIT_BYTES = int(st.get_option("server.maxUploadSize")) * 1024 * 1024
 RECORD_WINDOWS_S = (5, 10, 30, 60)
 
 st.session_state.setdefault("data_source_choice", SOURCES[0])
-st.session_state.setdefault("data_mitdb_dir", str(config.default_mitdb_dir() or ""))
-st.session_state.setdefault("data_download_dir", str(config.download_dir()))
+st.session_state.setdefault("data_mitdb_dir", str(paths.default_mitdb_dir() or ""))
+st.session_state.setdefault("data_download_dir", str(paths.download_dir()))
 st.session_state.setdefault("data_csv_path", "")
 st.session_state.setdefault("data_gallery_n", 8)
 st.session_state.setdefault("data_record_window", 10)

@@ -3,11 +3,12 @@
 import numpy as np
 import streamlit as st
 
-import app_resources as res
-from hbcore import charts, modelstore
-from hbcore.classes import CLASS_NAMES
-from hbcore.model import rr_of
-from hbcore.redaction import redact, user_message
+from hbcore.app import charts
+from hbcore.app import resources as res
+from hbcore.aws.redaction import redact, user_message
+from hbcore.data.classes import CLASS_NAMES
+from hbcore.model import store as modelstore
+from hbcore.model.training import rr_of
 
 st.session_state.setdefault("deploy_sample_class", "V")
 st.session_state.setdefault("deploy_sample_seed", 0)

@@ -9,9 +9,12 @@ import time
 import pandas as pd
 import streamlit as st
 
-import app_resources as res
-from hbcore import config, diagram, modelstore, physionet
-from hbcore.redaction import redact, user_message
+from hbcore import paths
+from hbcore.app import diagram
+from hbcore.app import resources as res
+from hbcore.aws.redaction import redact, user_message
+from hbcore.data import physionet
+from hbcore.model import store as modelstore
 
 DEMO_RATE_BPS = 250.0
 POLL_S = 0.5
@@ -62,7 +65,7 @@ if source is None:
     if st.button("Download MIT-BIH from PhysioNet", key="home_download"):
         with st.spinner("Downloading from PhysioNet (a few minutes)…"):
             try:
-                res.use_folder(str(physionet.download_mitdb(config.download_dir())))
+                res.use_folder(str(physionet.download_mitdb(paths.download_dir())))
                 st.rerun()
             except Exception as error:  # network errors come from requests, urllib3 and wfdb alike
                 st.error(f"Downloading from PhysioNet failed: {user_message(error)}. Press the button again to resume.")
@@ -84,7 +87,9 @@ def follow_demo(run: "DemoRun") -> str | None:
 
 def start_demo() -> "DemoRun | str":
     """Load (or build) the beats here, behind a spinner, then start the demo's set-up thread."""
-    from hbcore.demo import DemoRun  # imports scikit-learn: not on the first paint of the app
+    from hbcore.app.demo import (
+        DemoRun,  # imports scikit-learn: not on the first paint of the app
+    )
 
     with st.spinner("Loading the beats (building them takes a few seconds the first time)…"):
         try:

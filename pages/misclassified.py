@@ -4,10 +4,13 @@ from pathlib import Path
 
 import streamlit as st
 
-import app_resources as res
-from hbcore import charts, records, results, review, templates
-from hbcore.classes import CLASS_NAMES
-from hbcore.redaction import user_message
+from hbcore.app import charts, review
+from hbcore.app import resources as res
+from hbcore.aws.redaction import user_message
+from hbcore.data import beat_templates as templates
+from hbcore.data import records
+from hbcore.data.classes import CLASS_NAMES
+from hbcore.stream import aggregations
 
 CONTEXT_S = 3.0  # the raw trace around the beat
 NEIGHBOURS_S = 10.0  # the predictions around it (the test split holds one beat in five)
@@ -34,9 +37,9 @@ loaded = st.session_state["mis_loaded"]
 if top[1].button("Refresh", key="mis_refresh") or loaded is None or loaded["run"] != run:
     snapshot = pipeline.reader.snapshot()
     loaded = st.session_state["mis_loaded"] = {
-        "run": run, "predictions": results.for_run(snapshot.predictions, run),
+        "run": run, "predictions": aggregations.for_run(snapshot.predictions, run),
         "classified": snapshot.totals(run).predicted, "dropped": snapshot.stats.dropped_misclassified,
-        "wrong": results.misclassified(results.for_run(snapshot.misclassified, run))}
+        "wrong": aggregations.misclassified(aggregations.for_run(snapshot.misclassified, run))}
 predictions, wrong, classified = loaded["predictions"], loaded["wrong"], loaded["classified"]
 if wrong.empty:
     message = ("No beats classified yet" if not classified else

@@ -4,9 +4,9 @@ import math
 
 import streamlit as st
 
-import app_resources as res
-from hbcore import charts, dashboard
-from hbcore.redaction import redact
+from hbcore.app import charts, dashboard
+from hbcore.app import resources as res
+from hbcore.aws.redaction import redact
 
 INTERVALS_S = {"1 s": 1.0, "2 s": 2.0, "5 s": 5.0, "10 s": 10.0, "paused": None}
 TILE_COLUMNS = 8

@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-import app_resources as res
-from hbcore.settings import BACKENDS, save_settings
-from hbcore.redaction import user_message
+from hbcore.app import resources as res
+from hbcore.app.settings import BACKENDS, save_settings
+from hbcore.aws.redaction import user_message
 
 BACKEND_LABELS = {"local": "Local cloud on 127.0.0.1 (no AWS account)", "aws": "AWS (your account)"}
 

@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-import app_resources as res
-from hbcore import replay as replays
-from hbcore.redaction import redact, user_message
+from hbcore.app import resources as res
+from hbcore.aws.redaction import redact, user_message
+from hbcore.stream import replay as replays
 
 MODES = ("Beats per second", "Real time × speed")
 WHICH = {"test": "Test split (beats the model did not train on)", "all": "All beats", "records": "Chosen records"}

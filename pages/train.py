@@ -5,11 +5,13 @@ import time
 import pandas as pd
 import streamlit as st
 
-import app_resources as res
-from hbcore import charts, modelstore, training
-from hbcore.classes import CLASS_NAMES
-from hbcore.model import ModelParams
-from hbcore.redaction import redact
+from hbcore.app import charts
+from hbcore.app import resources as res
+from hbcore.app import training_run as training
+from hbcore.aws.redaction import redact
+from hbcore.data.classes import CLASS_NAMES
+from hbcore.model import store as modelstore
+from hbcore.model.training import ModelParams
 
 SPLITS = {"intra": "Intra-patient: stratified 80/20 over beats (the Kaggle convention; optimistic)",
           "inter": "Inter-patient: train DS1, test DS2 (de Chazal 2004; unseen patients)"}

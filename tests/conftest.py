@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cloudkit import clients, cloud, cloud_clients  # noqa: F401  (the local cloud fixtures, see tests/cloudkit.py)
+from kit.cloudkit import clients, cloud, cloud_clients  # noqa: F401  (the local cloud fixtures, see tests/kit/cloudkit.py)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -65,7 +65,7 @@ def mitdb_dir(data_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def mitdb_beats(mitdb_dir: Path):
     """The full MIT-BIH beat set, built once per session without any cache (so no user cache is touched)."""
-    from hbcore.dataset import build_beats
+    from hbcore.data.dataset import build_beats
 
     return build_beats(mitdb_dir)
 
@@ -76,7 +76,7 @@ def small_model_tar(mitdb_beats, tmp_path_factory) -> Path:
     network. Its ``metadata.json`` holds the figures on the held-out beats."""
     import numpy as np
 
-    from hbcore.model import ModelParams, train_and_evaluate, write_model_tar
+    from hbcore.model.training import ModelParams, train_and_evaluate, write_model_tar
 
     beats = mitdb_beats.subset(np.arange(0, len(mitdb_beats), 4))
     model = train_and_evaluate(beats, "intra", ModelParams(hidden_layers=(64,), max_iter=15))
@@ -88,8 +88,8 @@ def synthetic_model_tar(tmp_path_factory) -> Path:
     """A real ``model.tar.gz`` of a tiny network trained in a second on synthetic beats (no data needed)."""
     import numpy as np
 
-    from hbcore.dataset import BeatSet, meta_frame
-    from hbcore.model import ModelParams, train_model, write_model_tar
+    from hbcore.data.dataset import BeatSet, meta_frame
+    from hbcore.model.training import ModelParams, train_model, write_model_tar
 
     rng = np.random.default_rng(3)
     labels = np.arange(200) % 5
@@ -103,8 +103,8 @@ def synthetic_model_tar(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def fault_rig(small_model_tar):
     """The whole pipeline deployed on a local cloud (a child process) serving the small model, with
-    the fault controls of ``hbcore.faultbench.FaultRig`` (tests/test_faults.py, tests/test_bad_input.py)."""
-    from hbcore.faultbench import FaultRig
+    the fault controls of ``hbcore.bench.faultbench.FaultRig`` (tests/bench/test_faults.py, tests/bench/test_bad_input.py)."""
+    from hbcore.bench.faultbench import FaultRig
 
     with FaultRig(small_model_tar) as rig:
         yield rig

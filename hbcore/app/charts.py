@@ -1,0 +1,173 @@
+"""Altair chart specifications shared by the app's pages.
+
+The same confusion matrix is drawn after training and live on the monitor, and the same beat
+waveforms on the Data and Misclassified pages; building the specs here keeps pages thin and lets
+the specs be tested without a browser. Charts take long-form pandas frames (one row per mark).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+from hbcore.data.classes import CLASS_NAMES
+
+BEAT_SAMPLE_MS = 8.0  # beat windows are sampled at 125 Hz
+CLASS_COLORS: dict[str, str] = {"N": "#4c78a8", "S": "#f58518", "V": "#e45756", "F": "#b279a2", "Q": "#54a24b"}
+
+
+def class_scale() -> alt.Scale:
+    """One colour per AAMI class, the same on every chart."""
+    return alt.Scale(domain=list(CLASS_NAMES), range=[CLASS_COLORS[name] for name in CLASS_NAMES])
+
+
+def class_bars(values: Mapping[str, float], *, title: str, axis_title: str, number_format: str = ",") -> alt.Chart:
+    """Horizontal bars of one value per class (beats, probability…), the value written beside each bar."""
+    frame = pd.DataFrame({"class": list(CLASS_NAMES), "value": [float(values.get(c, 0)) for c in CLASS_NAMES]})
+    base = alt.Chart(frame, title=title).encode(
+        y=alt.Y("class:N", sort=list(CLASS_NAMES), title=None),
+        x=alt.X("value:Q", title=axis_title),
+    )
+    bars = base.mark_bar().encode(color=alt.Color("class:N", scale=class_scale(), legend=None),
+                                  tooltip=["class", alt.Tooltip("value:Q", format=number_format)])
+    return bars + base.mark_text(align="left", dx=3).encode(text=alt.Text("value:Q", format=number_format))
+
+
+def confusion_frame(matrix: Sequence[Sequence[float]] | np.ndarray) -> pd.DataFrame:
+    """Long form of a square confusion matrix (rows = true class) with row-normalised shares.
+
+    A k×k matrix covers the first k classes (5 for the five-class figures, 4 for the inter-patient
+    N, S, V, F figures).
+    """
+    counts = np.asarray(matrix, dtype=float)
+    if counts.ndim != 2 or counts.shape[0] != counts.shape[1] or not 0 < len(counts) <= len(CLASS_NAMES):
+        raise ValueError(f"a confusion matrix must be square with at most {len(CLASS_NAMES)} classes, got {counts.shape}")
+    names = CLASS_NAMES[:len(counts)]
+    totals = counts.sum(axis=1, keepdims=True)
+    shares = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+    true, pred = np.meshgrid(range(len(names)), range(len(names)), indexing="ij")
+    return pd.DataFrame({
+        "true": [names[i] for i in true.ravel()],
+        "predicted": [names[j] for j in pred.ravel()],
+        "count": counts.ravel().astype(int),
+        "share": shares.ravel(),
+    })
+
+
+def confusion_heatmap(matrix: Sequence[Sequence[float]] | np.ndarray, *, normalise: bool = False,
+                      title: str = "confusion matrix") -> alt.Chart:
+    """Heatmap of true (rows) × predicted (columns); colour by row share so rare classes show.
+
+    Colouring by raw counts would paint everything but the N/N cell white (N is ~83% of beats);
+    the row share shows each class's recall whatever its size. ``normalise`` only changes the text.
+    """
+    frame = confusion_frame(matrix)
+    frame["label"] = (frame["share"].map(lambda s: f"{s:.0%}" if s else "") if normalise
+                      else frame["count"].map(lambda c: f"{c:,}" if c else ""))
+    base = alt.Chart(frame, title=title).encode(
+        x=alt.X("predicted:N", sort=list(CLASS_NAMES), title="predicted", axis=alt.Axis(orient="top", labelAngle=0)),
+        y=alt.Y("true:N", sort=list(CLASS_NAMES), title="true"),
+    )
+    cells = base.mark_rect().encode(
+        color=alt.Color("share:Q", scale=alt.Scale(scheme="blues", domain=[0, 1]), title="row share",
+                        legend=alt.Legend(gradientLength=120)),
+        tooltip=["true", "predicted", alt.Tooltip("count:Q", format=","), alt.Tooltip("share:Q", format=".1%")],
+    )
+    text = base.mark_text(fontSize=13).encode(
+        text="label:N",
+        color=alt.condition(alt.datum.share > 0.5, alt.value("white"), alt.value("black")),
+    )
+    return (cells + text).properties(height=260)
+
+
+def class_timeline(distribution: pd.DataFrame, *, title: str = "predicted classes over time") -> alt.Chart:
+    """Stacked bars of predictions per class per time bin, each bar as wide as its bin.
+
+    ``distribution`` is ``hbcore.stream.aggregations.class_distribution``'s frame: index = bin start (UTC),
+    one column of counts per class, bins of equal width. The stacks are computed here (rectangles
+    with explicit bounds): Vega-Lite turns a bar with both ``x`` and ``x2`` into a horizontal one.
+    """
+    width = distribution.index[1] - distribution.index[0] if len(distribution) > 1 else pd.Timedelta(seconds=2)
+    columns = [name for name in CLASS_NAMES if name in distribution.columns]
+    counts = distribution[columns].to_numpy()
+    tops = counts.cumsum(axis=1)
+    frame = pd.DataFrame({
+        "time": np.repeat(distribution.index.to_numpy(), len(columns)),
+        "class": np.tile(columns, len(distribution)),
+        "beats": counts.ravel(),
+        "bottom": (tops - counts).ravel(),
+        "top": tops.ravel(),
+    })
+    frame["end"] = frame["time"] + width
+    return alt.Chart(frame, title=title).mark_rect().encode(
+        x=alt.X("time:T", title=None, axis=alt.Axis(format="%H:%M:%S")),
+        x2="end:T",
+        y=alt.Y("bottom:Q", title=f"beats per {width.total_seconds():g} s"),
+        y2="top:Q",
+        color=alt.Color("class:N", scale=class_scale(), title="class"),
+        tooltip=[alt.Tooltip("time:T", format="%H:%M:%S"), "class:N", "beats:Q"],
+    ).properties(height=240)
+
+
+def beats_frame(beats: np.ndarray, classes: Sequence[str], ids: Sequence[str]) -> pd.DataFrame:
+    """Long form of beat windows (one row per sample) for line charts, x in milliseconds."""
+    beats = np.asarray(beats, dtype=float)
+    n, width = beats.shape
+    return pd.DataFrame({
+        "id": np.repeat(np.asarray(ids, dtype=object), width),
+        "class": np.repeat(np.asarray(classes, dtype=object), width),
+        "ms": np.tile(np.arange(width) * BEAT_SAMPLE_MS, n),
+        "amplitude": beats.ravel(),
+    })
+
+
+def beat_gallery(frame: pd.DataFrame, *, columns: int = len(CLASS_NAMES)) -> alt.Chart:
+    """Small multiples of beat windows, one panel per class (columns of ``beats_frame``)."""
+    return alt.Chart(frame).mark_line(opacity=0.45, strokeWidth=1).encode(
+        x=alt.X("ms:Q", title="ms after R peak"),
+        y=alt.Y("amplitude:Q", title=None, scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("class:N", scale=class_scale(), legend=None),
+        detail="id:N",
+    ).properties(width=170, height=140).facet(
+        facet=alt.Facet("class:N", sort=list(CLASS_NAMES), title=None), columns=columns,
+    )
+
+
+def beat_overlay(beat: np.ndarray, templates: Mapping[str, np.ndarray], *, title: str) -> alt.Chart:
+    """One beat (thick black line) over the mean templates of the named classes (dashed)."""
+    names = list(templates)
+    frame = beats_frame(np.vstack([np.asarray(beat)] + [templates[n] for n in names]),
+                        ["this beat"] + [f"mean {n}" for n in names], ["this beat"] + names)
+    scale = alt.Scale(domain=["this beat"] + [f"mean {n}" for n in names],
+                      range=["black"] + [CLASS_COLORS.get(n, "grey") for n in names])
+    return alt.Chart(frame, title=title).mark_line().encode(
+        x=alt.X("ms:Q", title="ms after R peak"),
+        y=alt.Y("amplitude:Q", title=None),
+        color=alt.Color("class:N", scale=scale, title=None),
+        strokeDash=alt.condition(alt.datum["class"] == "this beat", alt.value([1, 0]), alt.value([5, 3])),
+        strokeWidth=alt.condition(alt.datum["class"] == "this beat", alt.value(2.5), alt.value(1.5)),
+    ).properties(height=260)
+
+
+def ecg_trace(signal: pd.DataFrame, marks: pd.DataFrame, *, title: str, highlight_t_s: float | None = None) -> alt.Chart:
+    """An ECG trace (columns t_s, mv) with one labelled point per beat (t_s, mv, class, symbol).
+
+    ``highlight_t_s`` draws a vertical rule at one beat (the beat being inspected).
+    """
+    line = alt.Chart(signal).mark_line(color="#333", strokeWidth=1).encode(
+        x=alt.X("t_s:Q", title="seconds in record"), y=alt.Y("mv:Q", title="mV"),
+    )
+    points = alt.Chart(marks).mark_point(filled=True, size=60).encode(
+        x="t_s:Q", y="mv:Q",
+        color=alt.Color("class:N", scale=class_scale(), title="class"),
+        tooltip=[alt.Tooltip("t_s:Q", format=".2f"), "symbol", "class"],
+    )
+    labels = alt.Chart(marks).mark_text(dy=-10, fontSize=11).encode(x="t_s:Q", y="mv:Q", text="symbol:N")
+    layers = [line, points, labels]
+    if highlight_t_s is not None:
+        rule = alt.Chart(pd.DataFrame({"t_s": [highlight_t_s]})).mark_rule(color="red", strokeDash=[4, 2])
+        layers.append(rule.encode(x="t_s:Q"))
+    return alt.layer(*layers, title=title).properties(height=240)

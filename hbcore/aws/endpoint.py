@@ -1,0 +1,485 @@
+"""Deploy a ``model.tar.gz`` to a SageMaker endpoint with plain boto3, locally and on AWS.
+
+The same calls run against moto (the local cloud, where ``hbcore.localcloud.sagemaker_runtime`` answers the
+invocations) and against AWS. The sagemaker SDK is deliberately not used: version 3 weighs about
+570 MB and has no SKLearn estimator, and all we need from it is the scikit-learn container's image
+URI, which is a fixed pattern over the per-region registry accounts in ``SKLEARN_IMAGE_ACCOUNTS``.
+
+Resource names are derived from content so that deploying the same artifact with the same settings
+twice changes nothing: model ``<endpoint>-m-<digest>``, endpoint config ``<endpoint>-c-<digest>``.
+After a successful update the configs and models the endpoint no longer uses are deleted, so a
+deployment never accumulates old resources.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import tarfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from botocore.exceptions import ClientError
+
+from hbcore.aws import artifacts, pycompat
+from hbcore.aws.backend import Backend
+from hbcore.aws.names import Names
+from hbcore.aws.progress import Progress, silent
+from hbcore.model.inference import MODEL_FILE, PICKLE_MODEL_FILE
+
+# Registry accounts of the SageMaker scikit-learn containers (inference and training images live
+# in the same account), from aws/sagemaker-python-sdk src/sagemaker/image_uri_config/sklearn.json;
+# identical for framework versions 0.20.0 through 1.4-2.
+SKLEARN_IMAGE_ACCOUNTS = {
+    "af-south-1": "510948584623",
+    "ap-east-1": "651117190479",
+    "ap-northeast-1": "354813040037",
+    "ap-northeast-2": "366743142698",
+    "ap-northeast-3": "867004704886",
+    "ap-south-1": "720646828776",
+    "ap-south-2": "628508329040",
+    "ap-southeast-1": "121021644041",
+    "ap-southeast-2": "783357654285",
+    "ap-southeast-3": "951798379941",
+    "ap-southeast-4": "106583098589",
+    "ca-central-1": "341280168497",
+    "ca-west-1": "190319476487",
+    "cn-north-1": "450853457545",
+    "cn-northwest-1": "451049120500",
+    "eu-central-1": "492215442770",
+    "eu-central-2": "680994064768",
+    "eu-north-1": "662702820516",
+    "eu-south-1": "978288397137",
+    "eu-south-2": "104374241257",
+    "eu-west-1": "141502667606",
+    "eu-west-2": "764974769150",
+    "eu-west-3": "659782779980",
+    "il-central-1": "898809789911",
+    "me-central-1": "272398656194",
+    "me-south-1": "801668240914",
+    "sa-east-1": "737474898029",
+    "us-east-1": "683313688378",
+    "us-east-2": "257758044811",
+    "us-gov-east-1": "237065988967",
+    "us-gov-west-1": "414596584902",
+    "us-west-1": "746614075791",
+    "us-west-2": "246618743249",
+}
+SKLEARN_REPOSITORY = "sagemaker-scikit-learn"
+# framework version -> (scikit-learn, Python) in that container, from the container's Dockerfiles
+# (aws/sagemaker-scikit-learn-container docker/<version>/base/Dockerfile.cpu).
+SKLEARN_FRAMEWORKS = {"1.2-1": ("1.2.1", "3.9"), "1.4-2": ("1.4.2", "3.10")}
+DEFAULT_FRAMEWORK_VERSION = "1.4-2"
+
+# Serverless: 2 GB holds the container plus a forest comfortably; 5 concurrent invocations fit the
+# default account quota of new accounts (10 across all serverless endpoints of a region).
+DEFAULT_MEMORY_MB = 2048
+DEFAULT_MAX_CONCURRENCY = 5
+SERVERLESS_MEMORY_MB = (1024, 2048, 3072, 4096, 5120, 6144)
+ENDPOINT_POLL_INTERVAL_S = 10.0
+ENDPOINT_TIMEOUT_S = 1800.0
+ROLE_PROPAGATION_ATTEMPTS = 12
+ROLE_PROPAGATION_WAIT_S = 5.0
+TRANSITIONAL_STATUSES = {"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting", "UpdateRollbackFailed"}
+TAG_KEY = "hbcore:endpoint"
+INFERENCE_MEMBER = "code/inference.py"
+REQUIRED_MEMBERS = (MODEL_FILE, INFERENCE_MEMBER)
+DIGEST_CHARS = 12  # of the model and config names: <endpoint>-m-<12 hex> stays under SageMaker's 63
+
+def image_uri(region: str, framework_version: str = DEFAULT_FRAMEWORK_VERSION) -> str:
+    """The SageMaker scikit-learn container image for ``region`` (serving and training)."""
+    if region not in SKLEARN_IMAGE_ACCOUNTS:
+        raise ValueError(f"region {region!r}: no SageMaker scikit-learn image known for it "
+                         f"(known: {', '.join(sorted(SKLEARN_IMAGE_ACCOUNTS))})")
+    if framework_version not in SKLEARN_FRAMEWORKS:
+        raise ValueError(f"framework version {framework_version!r}: expected one of {sorted(SKLEARN_FRAMEWORKS)}")
+    domain = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    account = SKLEARN_IMAGE_ACCOUNTS[region]
+    return f"{account}.dkr.ecr.{region}.{domain}/{SKLEARN_REPOSITORY}:{framework_version}-cpu-py3"
+
+
+def image_repository_arn(region: str) -> str:
+    """The ECR repository ARN of the scikit-learn images, for the execution role's pull permission."""
+    image_uri(region)  # validates the region
+    partition = "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"
+    return f"arn:{partition}:ecr:{region}:{SKLEARN_IMAGE_ACCOUNTS[region]}:repository/{SKLEARN_REPOSITORY}"
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    """How the endpoint runs: serverless (the default: nothing to pay while idle) or on instances."""
+
+    memory_mb: int = DEFAULT_MEMORY_MB
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    instance_type: str | None = None
+    instance_count: int = 1
+    framework_version: str = DEFAULT_FRAMEWORK_VERSION
+
+    def __post_init__(self) -> None:
+        if self.instance_type is None:
+            if self.memory_mb not in SERVERLESS_MEMORY_MB:
+                raise ValueError(f"memory {self.memory_mb} MB: serverless endpoints take one of {SERVERLESS_MEMORY_MB}")
+            if not 1 <= self.max_concurrency <= 200:
+                raise ValueError(f"max concurrency {self.max_concurrency}: expected 1..200")
+        elif not self.instance_type.startswith("ml."):
+            raise ValueError(f"instance type {self.instance_type!r}: SageMaker types start with 'ml.' (e.g. ml.m5.large)")
+        if self.instance_count < 1:
+            raise ValueError(f"instance count {self.instance_count}: expected at least 1")
+        if self.framework_version not in SKLEARN_FRAMEWORKS:
+            raise ValueError(f"framework version {self.framework_version!r}: expected one of {sorted(SKLEARN_FRAMEWORKS)}")
+
+    @property
+    def serverless(self) -> bool:
+        return self.instance_type is None
+
+    def describe(self) -> str:
+        """One line for plans and summaries."""
+        if self.serverless:
+            return f"serverless, {self.memory_mb} MB, max concurrency {self.max_concurrency}"
+        return f"{self.instance_count} x {self.instance_type}"
+
+    def production_variant(self, model_name: str) -> dict:
+        """The single ``ProductionVariants`` entry of the endpoint config."""
+        variant = {"VariantName": "AllTraffic", "ModelName": model_name}
+        if self.serverless:
+            variant["ServerlessConfig"] = {"MemorySizeInMB": self.memory_mb, "MaxConcurrency": self.max_concurrency}
+        else:
+            variant.update(InstanceType=self.instance_type, InitialInstanceCount=self.instance_count,
+                           InitialVariantWeight=1.0)
+        return variant
+
+
+@dataclass(frozen=True)
+class ModelArtifact:
+    """A validated ``model.tar.gz``: its bytes, its metadata and the inference code the container runs."""
+
+    path: Path
+    data: bytes
+    metadata: dict
+    inference_source: str
+
+
+def read_model_artifact(path: str | Path) -> ModelArtifact:
+    """Read and check a model tarball: it must hold ``model.npz`` and ``code/inference.py``.
+
+    A tarball of an earlier release (a scikit-learn pickle, which the container can load only in
+    the scikit-learn that wrote it) is refused with a word to retrain it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such model file (train one with `python -m hbcore train --out {path}`)")
+    data = path.read_bytes()
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+            members = set(tar.getnames())
+            if PICKLE_MODEL_FILE in members and MODEL_FILE not in members:
+                raise ValueError(f"{path}: a model of an earlier release ({PICKLE_MODEL_FILE}, a scikit-learn "
+                                 "pickle the endpoint's container cannot load); retrain it (python -m hbcore train, "
+                                 "or the Train page)")
+            missing = [name for name in REQUIRED_MEMBERS if name not in members]
+            if missing:
+                raise ValueError(f"{path}: not a model artifact, missing {', '.join(missing)}")
+            inference_file = tar.extractfile(INFERENCE_MEMBER)
+            if inference_file is None:
+                raise ValueError(f"{path}: {INFERENCE_MEMBER} is not a regular file")
+            inference_source = inference_file.read().decode("utf-8", errors="replace")
+            metadata_member = tar.extractfile("metadata.json") if "metadata.json" in members else None
+            metadata = json.loads(metadata_member.read()) if metadata_member else {}
+    except (tarfile.TarError, OSError, EOFError) as error:
+        raise ValueError(f"{path}: not a gzip tarball ({error})") from error
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: metadata.json is not JSON ({error})") from error
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{path}: metadata.json holds a {type(metadata).__name__}, expected an object")
+    return ModelArtifact(path, data, metadata, inference_source)
+
+
+def container_mismatch(artifact: ModelArtifact, framework_version: str) -> str | None:
+    """A warning when the artifact's ``code/inference.py`` needs a newer Python or numpy than the
+    container has: the endpoint would fail only when it starts, many minutes after the deploy."""
+    python = tuple(int(part) for part in SKLEARN_FRAMEWORKS[framework_version][1].split("."))
+    reasons = pycompat.incompatibilities(artifact.inference_source, python, INFERENCE_MEMBER)
+    if reasons:
+        return (f"{artifact.path.name}: the {framework_version} container (Python {python[0]}.{python[1]}, numpy 1 "
+                f"or 2) cannot run it: {'; '.join(reasons)}")
+    return None
+
+
+def _digest(*parts: object) -> str:
+    return artifacts.sha256_hex(json.dumps(parts, sort_keys=True).encode())[:DIGEST_CHARS]
+
+
+def _container_environment(region: str) -> dict[str, str]:
+    # The scikit-learn container imports SAGEMAKER_PROGRAM from SAGEMAKER_SUBMIT_DIRECTORY; the
+    # model tarball is unpacked into /opt/ml/model, so its code/ folder is the submit directory.
+    return {
+        "SAGEMAKER_PROGRAM": "inference.py",
+        "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+        "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+        "SAGEMAKER_REGION": region,
+    }
+
+
+def _is_missing(error: ClientError) -> bool:
+    """SageMaker answers a describe of a missing resource with ValidationException 'Could not find'."""
+    return (error.response["Error"]["Code"] == "ValidationException"
+            and "could not find" in error.response["Error"].get("Message", "").lower())
+
+
+def _while_role_propagates(call: Callable[..., dict], progress: Progress, **kwargs) -> dict:
+    """``call(**kwargs)``, retried while SageMaker cannot assume a role IAM has only just created.
+
+    ``up`` passes the execution role of a stack that finished seconds ago; IAM is eventually
+    consistent, and SageMaker answers ValidationException "Could not assume role" until it is not.
+    """
+    attempts = 0
+    while True:
+        try:
+            return call(**kwargs)
+        except ClientError as error:
+            attempts += 1
+            if "assume role" not in error.response["Error"].get("Message", "").lower() \
+                    or attempts == ROLE_PROPAGATION_ATTEMPTS:
+                raise
+            progress(f"waiting for the new IAM role to propagate ({attempts}/{ROLE_PROPAGATION_ATTEMPTS})")
+            time.sleep(ROLE_PROPAGATION_WAIT_S)
+
+
+def _describe(call: Callable[..., dict], **kwargs) -> dict | None:
+    try:
+        return call(**kwargs)
+    except ClientError as error:
+        if _is_missing(error):
+            return None
+        raise
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What ``deploy_model`` left behind, and whether it had to change anything."""
+
+    endpoint: str
+    model: str
+    config: str
+    model_uri: str
+    image: str
+    spec: EndpointSpec
+    status: str
+    changed: bool
+    warnings: tuple[str, ...] = ()
+
+
+def deploy_model(
+    backend: Backend,
+    names: Names,
+    model_path: str | Path,
+    role_arn: str,
+    spec: EndpointSpec = EndpointSpec(),
+    *,
+    progress: Progress = silent,
+    poll_interval_s: float = ENDPOINT_POLL_INTERVAL_S,
+    timeout_s: float = ENDPOINT_TIMEOUT_S,
+) -> Deployment:
+    """Make ``names.endpoint`` serve ``model_path`` with ``spec``; a no-op when it already does.
+
+    Uploads the tarball to the artifact bucket (created if missing) under a content key, creates
+    the model and the endpoint config when they do not exist yet, then creates the endpoint or
+    points it at the new config, waits until it is InService, and removes the configs and models
+    it no longer uses.
+    """
+    artifact = read_model_artifact(model_path)
+    warnings = tuple(w for w in [container_mismatch(artifact, spec.framework_version)] if w)
+    for warning in warnings:
+        progress(f"warning: {warning}")
+    bucket = artifacts.bucket_name(backend, names)
+    if artifacts.ensure_bucket(backend, bucket):
+        progress(f"created bucket {bucket}")
+    upload = artifacts.upload_once(backend, bucket, artifacts.MODELS_PREFIX, artifact.data, "model.tar.gz")
+    progress(f"{'uploaded' if upload.uploaded else 'already uploaded'} {upload.uri}")
+    return deploy_model_uri(backend, names, upload.uri, role_arn, spec, progress=progress,
+                            poll_interval_s=poll_interval_s, timeout_s=timeout_s, warnings=warnings)
+
+
+def deploy_model_uri(
+    backend: Backend,
+    names: Names,
+    model_uri: str,
+    role_arn: str,
+    spec: EndpointSpec = EndpointSpec(),
+    *,
+    progress: Progress = silent,
+    poll_interval_s: float = ENDPOINT_POLL_INTERVAL_S,
+    timeout_s: float = ENDPOINT_TIMEOUT_S,
+    warnings: tuple[str, ...] = (),
+) -> Deployment:
+    """``deploy_model`` for a tarball already in S3 (for example a training job's output)."""
+    sagemaker = backend.client("sagemaker")
+    endpoint = names.endpoint
+    image = image_uri(backend.region, spec.framework_version)
+    environment = _container_environment(backend.region)
+    tags = [{"Key": TAG_KEY, "Value": endpoint}]
+    changed = False
+
+    model_name = f"{endpoint}-m-{_digest(model_uri, image, environment, role_arn)}"
+    if _describe(sagemaker.describe_model, ModelName=model_name) is None:
+        _while_role_propagates(
+            sagemaker.create_model, progress,
+            ModelName=model_name,
+            PrimaryContainer={"Image": image, "ModelDataUrl": model_uri, "Environment": environment},
+            ExecutionRoleArn=role_arn,
+            Tags=tags,
+        )
+        progress(f"created model {model_name}")
+        changed = True
+
+    variant = spec.production_variant(model_name)
+    config_name = f"{endpoint}-c-{_digest(variant)}"
+    if _describe(sagemaker.describe_endpoint_config, EndpointConfigName=config_name) is None:
+        sagemaker.create_endpoint_config(EndpointConfigName=config_name, ProductionVariants=[variant], Tags=tags)
+        progress(f"created endpoint config {config_name} ({spec.describe()})")
+        changed = True
+
+    current = _describe(sagemaker.describe_endpoint, EndpointName=endpoint)
+    if current is not None and current["EndpointStatus"] == "Failed":
+        progress(f"endpoint {endpoint} is Failed ({current.get('FailureReason', 'no reason given')}): recreating it")
+        _delete_endpoint_and_wait(sagemaker, endpoint, progress, poll_interval_s, timeout_s)
+        current = None
+    if current is None:
+        sagemaker.create_endpoint(EndpointName=endpoint, EndpointConfigName=config_name, Tags=tags)
+        progress(f"creating endpoint {endpoint}")
+        changed = True
+    elif current["EndpointConfigName"] != config_name:
+        _wait_in_service(sagemaker, endpoint, progress, poll_interval_s, timeout_s)
+        sagemaker.update_endpoint(EndpointName=endpoint, EndpointConfigName=config_name)
+        progress(f"updating endpoint {endpoint} to {config_name}")
+        changed = True
+    status = _wait_in_service(sagemaker, endpoint, progress, poll_interval_s, timeout_s)
+    _prune(sagemaker, endpoint, keep_config=config_name, keep_model=model_name, progress=progress)
+    return Deployment(endpoint, model_name, config_name, model_uri, image, spec, status, changed, warnings)
+
+
+def _wait_in_service(sagemaker, endpoint: str, progress: Progress, poll_interval_s: float, timeout_s: float) -> str:
+    """Poll ``describe_endpoint`` until the endpoint is InService; raise if it fails or times out."""
+    started = time.monotonic()
+    last = None
+    while True:
+        description = sagemaker.describe_endpoint(EndpointName=endpoint)
+        status = description["EndpointStatus"]
+        elapsed_s = time.monotonic() - started
+        if status != last:
+            progress(f"endpoint {endpoint}: {status} ({elapsed_s:.0f} s)")
+            last = status
+        if status == "InService":
+            return status
+        if status not in TRANSITIONAL_STATUSES:
+            raise RuntimeError(f"endpoint {endpoint} is {status}: {description.get('FailureReason', 'no reason given')} "
+                               f"(see CloudWatch log group /aws/sagemaker/Endpoints/{endpoint})")
+        if elapsed_s > timeout_s:
+            raise TimeoutError(f"endpoint {endpoint} still {status} after {timeout_s:.0f} s")
+        time.sleep(poll_interval_s)
+
+
+def endpoint_status(backend: Backend, names: Names) -> dict | None:
+    """The endpoint's status, config, model and serving settings; None when it does not exist."""
+    sagemaker = backend.client("sagemaker")
+    description = _describe(sagemaker.describe_endpoint, EndpointName=names.endpoint)
+    if description is None:
+        return None
+    status = {
+        "endpoint": names.endpoint,
+        "status": description["EndpointStatus"],
+        "config": description["EndpointConfigName"],
+        "failure_reason": description.get("FailureReason"),
+    }
+    config = _describe(sagemaker.describe_endpoint_config, EndpointConfigName=description["EndpointConfigName"])
+    if config is not None:
+        variant = config["ProductionVariants"][0]
+        status["model"] = variant["ModelName"]
+        status["serverless"] = variant.get("ServerlessConfig")
+        status["instance_type"] = variant.get("InstanceType")
+        status["instance_count"] = variant.get("InitialInstanceCount")
+        model = _describe(sagemaker.describe_model, ModelName=variant["ModelName"])
+        if model is not None:
+            status["model_uri"] = model["PrimaryContainer"].get("ModelDataUrl")
+            status["image"] = model["PrimaryContainer"].get("Image")
+    return status
+
+
+def _owned(names_in_account: list[str], endpoint: str, marker: str) -> list[str]:
+    """The names this module made for ``endpoint``: exactly ``<endpoint>-m-<digest>`` or ``-c-<digest>``."""
+    pattern = re.compile(rf"{re.escape(endpoint)}-{marker}-[0-9a-f]{{{DIGEST_CHARS}}}")
+    return sorted(name for name in names_in_account if pattern.fullmatch(name))
+
+
+def _model_names(sagemaker, endpoint: str) -> list[str]:
+    pages = sagemaker.get_paginator("list_models").paginate(NameContains=endpoint)
+    return _owned([model["ModelName"] for page in pages for model in page["Models"]], endpoint, "m")
+
+
+def _config_names(sagemaker, endpoint: str) -> list[str]:
+    pages = sagemaker.get_paginator("list_endpoint_configs").paginate(NameContains=endpoint)
+    return _owned([config["EndpointConfigName"] for page in pages for config in page["EndpointConfigs"]],
+                  endpoint, "c")
+
+
+def _prune(sagemaker, endpoint: str, *, keep_config: str | None, keep_model: str | None,
+           progress: Progress) -> list[str]:
+    """Delete the configs and models made for ``endpoint`` except the ones it uses."""
+    deleted = []
+    for config in _config_names(sagemaker, endpoint):
+        if config != keep_config:
+            sagemaker.delete_endpoint_config(EndpointConfigName=config)
+            deleted.append(f"endpoint config {config}")
+    for model in _model_names(sagemaker, endpoint):
+        if model != keep_model:
+            sagemaker.delete_model(ModelName=model)
+            deleted.append(f"model {model}")
+    for item in deleted:
+        progress(f"deleted {item}")
+    return deleted
+
+
+def _delete_endpoint_and_wait(sagemaker, endpoint: str, progress: Progress, poll_interval_s: float,
+                              timeout_s: float) -> bool:
+    if _describe(sagemaker.describe_endpoint, EndpointName=endpoint) is None:
+        return False
+    sagemaker.delete_endpoint(EndpointName=endpoint)
+    progress(f"deleting endpoint {endpoint}")
+    started = time.monotonic()
+    while _describe(sagemaker.describe_endpoint, EndpointName=endpoint) is not None:
+        if time.monotonic() - started > timeout_s:
+            raise TimeoutError(f"endpoint {endpoint} still exists {timeout_s:.0f} s after delete_endpoint")
+        time.sleep(poll_interval_s)
+    return True
+
+
+def delete_endpoint(
+    backend: Backend,
+    names: Names,
+    *,
+    progress: Progress = silent,
+    poll_interval_s: float = ENDPOINT_POLL_INTERVAL_S,
+    timeout_s: float = ENDPOINT_TIMEOUT_S,
+) -> list[str]:
+    """Delete the endpoint, then every config and model made for it, then its log group.
+
+    Returns what was deleted; deleting nothing (nothing was deployed) is not an error.
+    """
+    endpoint = names.endpoint
+    sagemaker = backend.client("sagemaker")
+    deleted = []
+    if _delete_endpoint_and_wait(sagemaker, endpoint, progress, poll_interval_s, timeout_s):
+        deleted.append(f"endpoint {endpoint}")
+    deleted += _prune(sagemaker, endpoint, keep_config=None, keep_model=None, progress=progress)
+    log_group = f"/aws/sagemaker/Endpoints/{endpoint}"  # created by SageMaker on the endpoint's behalf
+    try:
+        backend.client("logs").delete_log_group(logGroupName=log_group)
+        deleted.append(f"log group {log_group}")
+        progress(f"deleted log group {log_group}")
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ResourceNotFoundException":
+            raise
+    return deleted

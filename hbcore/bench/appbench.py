@@ -1,0 +1,246 @@
+"""``python -m hbcore bench app``: the app's three targets, as a table and one JSON line.
+
+- ``monitor_refresh_s``: one refresh of the live monitor over 100,000 predictions (target ≤ 1 s):
+  the reader's snapshot, every figure (``hbcore.app.dashboard``) and the chart specs, median of runs.
+  The predictions are synthetic log lines read through a real :class:`ResultsReader` (over an
+  in-memory Logs Insights stand-in), so the frames have exactly the reader's shape and types.
+- ``first_paint_s``: ``streamlit run`` started → the home page's **Run the full demo** button drawn
+  in headless Chromium (target ≤ 5 s).
+- ``demo_to_predictions_s``: the button clicked → the live confusion matrix holding predictions
+  (target ≤ 60 s with the dataset and a model cached).
+
+The browser figures need Debian's ``chromium`` (``/usr/bin/chromium``) and Playwright; the
+real-browser test drives the app with the same :class:`AppServer` and :func:`chromium_page`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from hbcore.app import charts, dashboard
+from hbcore.bench.table import print_figures
+from hbcore.data.classes import CLASS_NAMES
+from hbcore.stream.reader import ResultsReader
+from hbcore.stream.tally import ResultsSnapshot
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+)
+SERVER_START_TIMEOUT_S = 60.0
+DEMO_BUTTON = "Run the full demo"
+PREDICTIONS_TEXT = re.compile(r"[1-9][\d,]* predictions in the confusion matrix")
+REFRESH_RUNS = 5
+SYNTHETIC_RATE_BPS = 500.0
+SYNTHETIC_RECORDS = 48
+BENCH_RUN = "bench"
+
+
+# --- the monitor refresh ----------------------------------------------------------------------------
+
+class InMemoryLogsInsights:
+    """Enough of the CloudWatch Logs client for a ResultsReader: queries over a fixed list of events."""
+
+    def __init__(self, events: list[tuple[int, str]]):
+        self.events = events  # (epoch ms, message), sorted by time
+        self.times_ms = np.array([ms for ms, _ in events], dtype=np.int64)
+        self.queries: dict[str, tuple[int, int, int]] = {}
+
+    def start_query(self, *, logGroupNames, startTime, endTime, queryString):  # noqa: N803 (boto3 names)
+        limit = int(re.search(r"limit (\d+)", queryString).group(1))
+        query_id = str(len(self.queries))
+        self.queries[query_id] = (startTime * 1000, endTime * 1000 + 999, limit)
+        return {"queryId": query_id}
+
+    def get_query_results(self, *, queryId):  # noqa: N803
+        start_ms, end_ms, limit = self.queries[queryId]
+        first = int(np.searchsorted(self.times_ms, start_ms, side="left"))
+        last = min(int(np.searchsorted(self.times_ms, end_ms, side="right")), first + limit)
+        rows = [[{"field": "@timestamp", "value": str(ms)}, {"field": "@message", "value": message},
+                 {"field": "@logStream", "value": "bench"}] for ms, message in self.events[first:last]]
+        return {"status": "Complete", "results": rows}
+
+
+def synthetic_snapshot(n_beats: int, *, seed: int = 0, now_s: float | None = None) -> ResultsSnapshot:
+    """A reader's snapshot after ``n_beats`` prediction lines of one run (95 % correct, 48 records)."""
+    rng = np.random.default_rng(seed)
+    now_s = time.time() if now_s is None else now_s
+    start_ms = int((now_s - n_beats / SYNTHETIC_RATE_BPS) * 1000)
+    labels = rng.choice(len(CLASS_NAMES), size=n_beats, p=[0.83, 0.03, 0.07, 0.01, 0.06])
+    preds = np.where(rng.random(n_beats) < 0.95, labels, rng.integers(0, len(CLASS_NAMES), n_beats))
+    records = rng.integers(100, 100 + SYNTHETIC_RECORDS, n_beats)
+    events = []
+    for i in range(n_beats):
+        line = {"type": "prediction", "id": f"{BENCH_RUN}:{records[i]}:{i}", "run": BENCH_RUN, "record": str(records[i]),
+                "sample": i * 300, "t": i * 0.8, "label": int(labels[i]), "pred": int(preds[i]),
+                "pred_name": CLASS_NAMES[preds[i]], "prob": 0.9, "model_version": "bench", "latency_ms": 200.0 + i % 300,
+                "endpoint_ms": 10.0, "rr_local_s": 0.8, "seq": str(i), "shard": "shardId-000000000000"}
+        events.append((start_ms + int(i * 1000 / SYNTHETIC_RATE_BPS), json.dumps(line)))
+    reader = ResultsReader(InMemoryLogsInsights(events), "/aws/lambda/bench", start_s=start_ms / 1000 - 1)
+    reader.poll_once(now_s=now_s)
+    return reader.snapshot()
+
+
+def refresh(reader_snapshot: ResultsSnapshot, run: str | None) -> None:
+    """What one monitor refresh computes: every figure and the Vega-Lite specs of both charts."""
+    figures = dashboard.dashboard_figures(reader_snapshot, run)
+    charts.class_timeline(figures.distribution).to_dict()
+    charts.confusion_heatmap(figures.confusion).to_dict()
+
+
+def monitor_refresh_seconds(n_beats: int, runs: int = REFRESH_RUNS) -> float:
+    """Median seconds of one monitor refresh over ``n_beats`` predictions."""
+    snapshot = synthetic_snapshot(n_beats)
+    assert snapshot.stats.predictions == n_beats, "the synthetic lines were not all read"
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        refresh(snapshot, BENCH_RUN)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+# --- the app in a browser ---------------------------------------------------------------------------
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+class AppServer:
+    """Owner of a ``streamlit run streamlit_app.py`` subprocess on a free loopback port.
+
+    ``env`` is the child's environment (HB_DATA_DIR, HB_CACHE_DIR...); ``log_path`` receives its
+    output. ``started_at`` is the monotonic time the process was started (for first-paint timing).
+    """
+
+    def __init__(self, env: dict[str, str], log_path: Path):
+        self.env = env
+        self.log_path = log_path
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.started_at = 0.0
+        self._process: subprocess.Popen | None = None
+        self._log = None
+
+    def start(self, timeout_s: float = SERVER_START_TIMEOUT_S) -> AppServer:
+        self._log = open(self.log_path, "w+")
+        self.started_at = time.monotonic()
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(self.port),
+             "--server.address", "127.0.0.1", "--server.headless", "true"],
+            cwd=REPO, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+        )
+        while not _healthy(self.url):
+            if self._process.poll() is not None:
+                raise RuntimeError(f"streamlit exited with {self._process.returncode}:\n{self.output()}")
+            if time.monotonic() - self.started_at > timeout_s:
+                self.stop()
+                raise TimeoutError(f"streamlit not healthy on {self.url} after {timeout_s:.0f} s")
+            time.sleep(0.1)
+        return self
+
+    def output(self) -> str:
+        """What the server has printed so far."""
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        if self._log is not None:
+            self._log.close()
+
+    def __enter__(self) -> AppServer:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def chromium_page(profile_dir: Path) -> Iterator[object]:
+    """A Playwright page in Debian's headless Chromium with a fresh profile (no browser download)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            profile_dir, executable_path=str(CHROMIUM), headless=True, args=list(CHROMIUM_ARGS),
+            viewport={"width": 1600, "height": 1300},
+        )
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+
+
+def run_demo_in_browser(page, server: AppServer, timeout_s: float) -> dict[str, float]:
+    """Open the app, click **Run the full demo**, wait for live predictions; the two timings."""
+    page.goto(server.url)
+    button = page.get_by_role("button", name=DEMO_BUTTON)
+    button.wait_for(timeout=SERVER_START_TIMEOUT_S * 1000)
+    first_paint_s = time.monotonic() - server.started_at
+    clicked = time.monotonic()
+    button.click()
+    page.wait_for_url(re.compile(r".*/monitor"), timeout=timeout_s * 1000)
+    page.get_by_text(PREDICTIONS_TEXT).first.wait_for(timeout=timeout_s * 1000)
+    return {"first_paint_s": round(first_paint_s, 2), "demo_to_predictions_s": round(time.monotonic() - clicked, 2)}
+
+
+def app_environment(cache_dir: str | None = None) -> dict[str, str]:
+    """This process's environment for the app, with dummy AWS credentials (the local cloud needs none)."""
+    env = dict(os.environ)
+    if cache_dir:
+        env["HB_CACHE_DIR"] = cache_dir
+    env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_CONFIG_FILE="/dev/null",
+               AWS_SHARED_CREDENTIALS_FILE="/dev/null", AWS_EC2_METADATA_DISABLED="true")
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        env.pop(name, None)
+    return env
+
+
+def cli_bench_app(args: argparse.Namespace) -> int:
+    """Print the app's figures as a table, then one JSON line."""
+    import tempfile
+
+    figures: dict[str, object] = {"monitor_predictions": args.predictions,
+                                  "monitor_refresh_s": round(monitor_refresh_seconds(args.predictions), 3)}
+    if args.browser and CHROMIUM.is_file():
+        with tempfile.TemporaryDirectory() as scratch:
+            with chromium_page(Path(scratch) / "profile") as page, \
+                    AppServer(app_environment(), Path(scratch) / "streamlit.log") as server:
+                figures |= run_demo_in_browser(page, server, args.timeout)
+    elif args.browser:
+        figures["browser"] = f"skipped: {CHROMIUM} absent"
+    print_figures("app", figures)
+    return 0

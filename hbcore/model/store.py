@@ -1,0 +1,87 @@
+"""The trained models kept on disk: one folder per model version under ``paths.models_dir()``.
+
+Each folder holds ``model.tar.gz`` and a copy of its ``metadata.json`` beside it, so that listing
+and comparing models never opens an archive (nor imports scikit-learn: the app's first page lists
+models before anything needs the estimator). A model records the data it was trained on
+(``data_key``) and its split, which lets the demo reuse a model instead of training again.
+
+Models saved by earlier releases hold a scikit-learn pickle (``model.joblib``) instead of
+``model.npz``; they stay listed, with their figures, but are not :attr:`SavedModel.servable`:
+the demo trains a new model rather than reuse one, and deploying one fails with a word to retrain.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hbcore import paths
+from hbcore.model.inference import MODEL_FORMAT
+
+if TYPE_CHECKING:
+    from hbcore.model.training import BeatModel
+
+MODEL_FILE = "model.tar.gz"
+METADATA_FILE = "metadata.json"  # the same name as inside the archive (hbcore.model.training.METADATA_FILE)
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    """A model in the store: where its artifact is and what it says about itself."""
+
+    version: str
+    path: Path  # model.tar.gz
+    metadata: dict
+
+    @property
+    def metrics(self) -> dict:
+        return self.metadata.get("metrics", {})
+
+    @property
+    def split(self) -> str | None:
+        return self.metadata.get("split")
+
+    @property
+    def data_key(self) -> str | None:
+        return self.metadata.get("data_key")
+
+    @property
+    def servable(self) -> bool:
+        """Whether this release's endpoint and ``load_model`` read it (earlier releases wrote pickles)."""
+        return self.metadata.get("model_format") == MODEL_FORMAT
+
+
+def save_model(model: BeatModel, store: Path | None = None) -> SavedModel:
+    """Write ``model`` into the store (a model already there under its version is kept as is)."""
+    from hbcore.model.training import (
+        write_model_tar,  # scikit-learn: imported only when a model is saved
+    )
+
+    folder = (store or paths.models_dir()) / model.version
+    path = folder / MODEL_FILE
+    if not path.is_file():
+        write_model_tar(model, path)
+        (folder / METADATA_FILE).write_text(json.dumps(model.metadata, indent=2) + "\n")
+    return SavedModel(model.version, path, model.metadata)
+
+
+def saved_models(store: Path | None = None) -> list[SavedModel]:
+    """Every complete model in the store, newest first (versions start with their UTC time)."""
+    models = []
+    for folder in (store or paths.models_dir()).iterdir():
+        path, metadata_path = folder / MODEL_FILE, folder / METADATA_FILE
+        if path.is_file() and metadata_path.is_file():
+            try:
+                metadata = json.loads(metadata_path.read_text())
+            except ValueError:  # a half-written or foreign file: not a model of ours
+                continue
+            models.append(SavedModel(folder.name, path, metadata))
+    return sorted(models, key=lambda saved: saved.version, reverse=True)
+
+
+def find_model(data_key: str, split: str, store: Path | None = None) -> SavedModel | None:
+    """The newest servable model trained on the data ``data_key`` with ``split``, or None."""
+    return next((saved for saved in saved_models(store)
+                 if saved.servable and saved.data_key == data_key and saved.split == split), None)

@@ -1,0 +1,639 @@
+"""Replay: stream the beats of a BeatSet into Kinesis as the patients' monitors would.
+
+A :class:`Replay` owns one background thread that sends beats with PutRecords, paced at a rate in
+beats/s, as fast as the stream takes them, or in real time from the PhysioNet timestamps (``t_s``)
+times a speed (several records replay at once, as several patients). Each beat is one stream
+record (docs/ARCHITECTURE.md, "Stream record"), partition key = its record.
+
+Delivery: calls carry ≤ 500 records and ≤ 5 MiB. Beats that fall due are buffered for up to
+PUT_BUFFER_S (as the Kinesis Producer Library's RecordMaxBufferedTime does), so a paced replay makes
+a few calls per second of many records, not one call per beat. Entries that fail (``ProvisionedThroughputExceeded``
+or ``InternalFailure`` in a partial failure, or the whole call throttled, failing with a 5xx or
+losing its connection) are resent with exponential backoff and jitter until they are accepted or
+the replay is stopped; accepted entries are never resent. Entries the stream refuses for good (any
+other per-record error code) are counted and kept in the :class:`Ledger`, which holds every accepted
+beat id (compactly, ``hbcore.stream.beatids``) so that lost and duplicated beats can be counted
+downstream. One ambiguity cannot be removed on the client: a call whose connection breaks after
+Kinesis stored it is resent and stored twice; the results reader deduplicates by beat id.
+
+The thread never calls Streamlit: pages poll :meth:`Replay.progress`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import random
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotocoreConnectionError
+
+from hbcore.aws.backend import Backend
+from hbcore.data.dataset import BeatSet
+from hbcore.stream.beatids import ABSENT, BeatIds, beat_id
+
+MAX_RECORDS_PER_CALL = 500
+MAX_BYTES_PER_CALL = 5 * 1024 * 1024
+BEAT_DECIMALS = 4
+SECONDS_DECIMALS = 4  # times and RR intervals in stream records
+RR_FIELDS = ("rr_prev_s", "rr_next_s", "rr_local_s")
+RETRYABLE_RECORD_ERRORS = frozenset({"ProvisionedThroughputExceededException", "InternalFailure",
+                                     "KMSThrottlingException"})
+RETRYABLE_CALL_ERRORS = frozenset({"ProvisionedThroughputExceededException", "LimitExceededException",
+                                   "InternalFailure", "ServiceUnavailable", "ThrottlingException",
+                                   "KMSThrottlingException", "RequestLimitExceeded"})
+# Connection refused or reset, timeouts: the call may not have reached the stream, so resend.
+RETRYABLE_BOTOCORE_ERRORS = (HTTPClientError, BotocoreConnectionError)
+BACKOFF_BASE_S = 0.05
+BACKOFF_MAX_S = 5.0
+IDLE_WAIT_MAX_S = 0.05  # longest sleep between checks for due beats, pause and stop
+PUT_BUFFER_S = 0.1  # longest a due beat waits for others to share its PutRecords call
+RATE_WINDOW_S = 2.0
+KEPT_ERRORS = 20
+STOP_JOIN_TIMEOUT_S = 10.0
+
+# The text of every value 0.0000..1.0000 (beats are scaled to [0, 1]): formatting a beat is then a
+# table lookup per value. ``repr(i / 10**4)`` is the shortest text that reads back as that value.
+_SCALE = 10**BEAT_DECIMALS
+_VALUE_TEXT = np.array([repr(index / _SCALE) for index in range(_SCALE + 1)], dtype=object)
+
+
+def new_run_id() -> str:
+    """A run id that sorts by start time and does not collide between concurrent replays."""
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def kinesis_client(backend: Backend):
+    """A Kinesis client for a replay: botocore's own retries off, so the replay counts every resend."""
+    return backend.client("kinesis", config=Config(retries={"total_max_attempts": 1}, connect_timeout=5,
+                                                   read_timeout=30, max_pool_connections=4))
+
+
+# --- which beats ------------------------------------------------------------------------------------
+
+def in_time_order(beats: BeatSet) -> BeatSet:
+    """Beats ordered by time in their record, records interleaved (as live patients would send them).
+
+    Rows without a time (Kaggle rows) keep their order, after the timed ones.
+    """
+    meta = beats.meta
+    t_s = meta["t_s"].to_numpy(dtype=float)
+    order = np.lexsort((meta["sample"].to_numpy(), np.where(np.isnan(t_s), np.inf, t_s)))
+    return beats.subset(order)
+
+
+def shuffled(beats: BeatSet, seed: int = 0) -> BeatSet:
+    """Beats in a random order (same seed, same order)."""
+    return beats.subset(np.random.default_rng(seed).permutation(len(beats)))
+
+
+def select_beats(
+    beats: BeatSet,
+    *,
+    split: str | None = None,
+    records: Sequence[str] | None = None,
+    order: str = "time",
+    limit: int | None = None,
+    seed: int = 0,
+) -> BeatSet:
+    """The beats to replay.
+
+    Parameters
+    ----------
+    beats : BeatSet
+        Everything available (built from WFDB records, or Kaggle rows).
+    split : {"intra", "inter"}, default=None
+        Keep only the test part of that split (``hbcore.data.splits``), so the replay shows beats the
+        model did not train on.
+    records : sequence of str, default=None
+        Keep only these records.
+    order : {"time", "shuffled", "as_is"}, default="time"
+    limit : int, default=None
+        Keep the first ``limit`` beats after ordering.
+    seed : int, default=0
+        Seed of the shuffled order.
+
+    Raises
+    ------
+    ValueError
+        An unknown split or order, records absent from ``beats``, or no beat left.
+    """
+    from hbcore.data import splits
+
+    if split == "intra":
+        beats = splits.intra_patient(beats)[1]
+    elif split == "inter":
+        beats = splits.inter_patient(beats)[1]
+    elif split is not None:
+        raise ValueError(f"unknown split {split!r}: expected 'intra', 'inter' or None")
+    if records is not None:
+        wanted = [str(record) for record in records]
+        available = set(beats.meta["record"])
+        missing = [record for record in wanted if record not in available]
+        if missing:
+            raise ValueError(f"records not in the beats to replay: {', '.join(missing)}")
+        beats = beats.subset(beats.meta["record"].isin(wanted).to_numpy())
+    if order == "time":
+        beats = in_time_order(beats)
+    elif order == "shuffled":
+        beats = shuffled(beats, seed)
+    elif order != "as_is":
+        raise ValueError(f"unknown order {order!r}: expected 'time', 'shuffled' or 'as_is'")
+    if limit is not None:
+        beats = beats.subset(np.arange(min(limit, len(beats))))
+    if len(beats) == 0:
+        raise ValueError("no beats to replay")
+    return beats
+
+
+# --- stream records ---------------------------------------------------------------------------------
+
+def beat_texts(X: np.ndarray) -> list[str]:
+    """Each row of ``X`` as comma-separated values with at most 4 decimals (JSON array content).
+
+    Rows within [0, 1] are table lookups (~10 µs a beat, against ~35 µs for ``repr`` of each
+    value); other rows go through ``repr`` of the rounded values, NaN included, so that a bad beat
+    still reaches the handler and is rejected there, where it is accounted for.
+    """
+    scaled = np.rint(np.asarray(X, dtype=np.float64) * _SCALE)
+    in_table = np.all((scaled >= 0) & (scaled <= _SCALE), axis=1)
+    indices = np.where(in_table[:, None], scaled, 0).astype(np.intp)
+    texts = [",".join(row) for row in _VALUE_TEXT[indices].tolist()]
+    for row in np.flatnonzero(~in_table):
+        texts[row] = ",".join(json.dumps(round(float(value), BEAT_DECIMALS)) for value in X[row])
+    return texts
+
+
+def sent_inputs(beats: BeatSet) -> tuple[np.ndarray, np.ndarray]:
+    """The windows and RR intervals of ``beats`` as their stream records carry them, parsed as the endpoint does.
+
+    Records hold 4 decimals, so a beat near a decision boundary may be classified differently from
+    its full-precision window: the model called directly on these inputs must agree with every
+    prediction logged for the beats (the demo's ``agreement``).
+    """
+    X = np.round(np.asarray(beats.X, dtype=np.float64), BEAT_DECIMALS).astype(np.float32)
+    rr = np.round(beats.meta[list(RR_FIELDS)].to_numpy(dtype=float), SECONDS_DECIMALS).astype(np.float32)
+    return X, rr
+
+
+class StreamSource:
+    """A BeatSet's columns as plain arrays, read once, so that each call formats only its rows."""
+
+    def __init__(self, beats: BeatSet):
+        meta = beats.meta
+        self.X = beats.X
+        self.labels = beats.y.astype(np.int64)
+        self.records = meta["record"].astype(str).to_numpy(dtype=object)
+        self.samples = meta["sample"].to_numpy(dtype=np.int64)
+        self.times = {name: meta[name].to_numpy(dtype=float) for name in ("t_s", *RR_FIELDS)}
+
+    def records_for(self, rows: np.ndarray, run: str, sent_at: float) -> list[tuple[str, str, bytes]]:
+        """``(beat id, partition key, data)`` of the stream records of ``rows`` (docs/ARCHITECTURE.md)."""
+        run_text = _json_text(run)
+        sent = repr(round(sent_at, 3))
+        t_s, rr_prev, rr_next, rr_local = (
+            _json_numbers(self.times[name][rows]) for name in ("t_s", *RR_FIELDS))
+        out = []
+        for i, (text, record, sample, label) in enumerate(zip(
+                beat_texts(self.X[rows]), self.records[rows].tolist(), self.samples[rows].tolist(),
+                self.labels[rows].tolist())):
+            record_text = _json_text(record)
+            data = (
+                f'{{"id":"{run_text}:{record_text}:{sample}","run":"{run_text}","record":"{record_text}",'
+                f'"sample":{sample},"t":{t_s[i]},"beat":[{text}],"label":{label if label >= 0 else "null"},'
+                f'"rr_prev_s":{rr_prev[i]},"rr_next_s":{rr_next[i]},"rr_local_s":{rr_local[i]},"sent_at":{sent}}}'
+            )
+            out.append((beat_id(run, record, sample), record, data.encode()))
+        return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _json_text(text: str) -> str:
+    """``text`` escaped for use between JSON quotes (cached: a replay has few runs and records)."""
+    return json.dumps(text)[1:-1]
+
+
+def _json_numbers(values: np.ndarray) -> list[str]:
+    """Seconds as JSON numbers with 4 decimals, ``null`` where NaN (the contract's "unknown")."""
+    texts = list(map(repr, np.round(values, SECONDS_DECIMALS).tolist()))
+    for index in np.flatnonzero(np.isnan(values)):
+        texts[index] = "null"
+    return texts
+
+
+# --- bookkeeping ------------------------------------------------------------------------------------
+
+class Ledger:
+    """What one replay run delivered: the beat ids Kinesis accepted, and refused ids → reason.
+
+    Written by the replay thread, read by the demo and the benchmarks while it runs (thread-safe).
+    ``duplicates`` counts ids Kinesis accepted twice (never expected: accepted entries are not resent).
+    Accepted ids are kept compactly (``hbcore.stream.beatids``, 9 bytes a beat), without their shard and
+    sequence number: as strings those cost ~350 bytes a beat, and resending and accounting need only
+    the ids. Refusals are rare (malformed entries) and kept as they are.
+    """
+
+    def __init__(self, run: str):
+        self.run = run
+        self._lock = threading.Lock()
+        self._accepted = BeatIds(run)
+        self._refused: dict[str, str] = {}
+        self.duplicates = 0
+
+    def accept(self, identity: str) -> None:
+        with self._lock:
+            if not self._accepted.add(identity):
+                self.duplicates += 1
+
+    def refuse(self, identity: str, reason: str) -> None:
+        with self._lock:
+            self._refused[identity] = reason
+
+    def forget(self, identities) -> None:
+        """Treat these accepted beats as never sent, so that a replay continuing the run resends them.
+
+        For a stream that lost what it held (a local cloud restarted: moto keeps nothing), the beats
+        the results reader has not seen must go again; beats it has seen must not.
+        """
+        with self._lock:
+            self._accepted.discard(identities)
+
+    def accepted(self) -> BeatIds:
+        """A copy of the accepted ids: a set (``in``, ``len``, iteration) with ``lookup`` and ``difference``."""
+        with self._lock:
+            return self._accepted.copy()
+
+    def refused(self) -> dict[str, str]:
+        """A copy: beat id → why the stream refused it for good."""
+        with self._lock:
+            return dict(self._refused)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._accepted)
+
+
+@dataclass(frozen=True)
+class ReplayProgress:
+    """A consistent snapshot of a replay, safe to read from any thread."""
+
+    run: str
+    state: str  # "idle" | "running" | "paused" | "stopped" | "finished" | "failed"
+    total: int
+    sent: int  # accepted by Kinesis
+    retried: int  # entries resent after a partial or whole-call failure
+    failed_calls: int  # PutRecords calls that failed as a whole
+    refused: int  # entries the stream refused for good
+    pending: int  # neither accepted nor refused yet
+    rate_bps: float  # beats accepted per second over the last RATE_WINDOW_S
+    elapsed_s: float  # time spent running (pauses excluded)
+    errors: tuple[str, ...]  # the last KEPT_ERRORS error messages
+    error_count: int
+    error: str | None  # why the replay failed, when state == "failed"
+
+    @property
+    def done(self) -> bool:
+        return self.state in ("stopped", "finished", "failed")
+
+
+class ReplayFailed(RuntimeError):
+    """A PutRecords error that retrying cannot fix (missing stream, no permission, bad request)."""
+
+
+# --- the replay -------------------------------------------------------------------------------------
+
+class Replay:
+    """Owner of the thread that streams ``beats`` into Kinesis stream ``stream``.
+
+    Parameters
+    ----------
+    kinesis : boto3 Kinesis client
+        Preferably :func:`kinesis_client` (botocore retries off: the replay retries and counts).
+    stream : str
+    beats : BeatSet
+        Sent in this order (see :func:`select_beats`), except in real-time mode, sent in ``t_s`` order.
+    rate : float, default=None
+        Beats per second; None sends as fast as the stream accepts.
+    speed : float, default=None
+        Real time from ``meta["t_s"]`` times this factor (2.0 = twice as fast); excludes ``rate``.
+    run : str, default=None
+        The run id in every beat id; a new one by default.
+    ledger : Ledger, default=None
+        Continue the run this ledger records (a replay stopped, or a stream lost): the beats it holds
+        as accepted or refused are not sent again, the others are sent in order, paced from the start.
+        The replay that wrote it must have ended.
+    """
+
+    def __init__(self, kinesis, stream: str, beats: BeatSet, *, rate: float | None = None,
+                 speed: float | None = None, run: str | None = None, ledger: Ledger | None = None):
+        if rate is not None and speed is not None:
+            raise ValueError("give a rate in beats/s or a real-time speed, not both")
+        if rate is not None and not rate > 0:
+            raise ValueError(f"rate must be > 0 beats/s, got {rate}")
+        if speed is not None and not speed > 0:
+            raise ValueError(f"speed must be > 0, got {speed}")
+        self.kinesis = kinesis
+        self.stream = stream
+        self.rate = rate
+        self.speed = speed
+        if ledger is not None and run not in (None, ledger.run):
+            raise ValueError(f"run {run!r} does not match the ledger's run {ledger.run!r}")
+        self.run = ledger.run if ledger is not None else run or new_run_id()
+        self.beats = self._in_sending_order(beats)
+        self._source = StreamSource(self.beats)
+        self.ledger = ledger if ledger is not None else Ledger(self.run)
+        self._rows, already_sent, already_refused = self._unsent_rows()
+        self._due_s = self._schedule()
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._thread: threading.Thread | None = None
+        self._state = "idle"
+        self._stop_requested = False
+        self._waiting = False  # the thread is in _wait_until_due (holding due beats in its buffer), not in a call
+        self._flush_requested = False  # a pause or stop while waiting lets the buffered beats go first
+        self._paused = False
+        self._started_at = 0.0
+        self._paused_total_s = 0.0
+        self._paused_at = 0.0
+        self._sent, self._refused = already_sent, already_refused
+        self._retried = self._failed_calls = 0
+        self._errors: deque[str] = deque(maxlen=KEPT_ERRORS)
+        self._error_count = 0
+        self._error: str | None = None
+        self._ended_at: float | None = None
+        self._accepted_at: deque[tuple[float, int]] = deque()  # (time, beats accepted) per call
+
+    def _in_sending_order(self, beats: BeatSet) -> BeatSet:
+        """The beats as given, or in ``t_s`` order in real-time mode."""
+        if self.speed is None:
+            return beats
+        t_s = beats.meta["t_s"].to_numpy(dtype=float)
+        if len(beats) and not np.isfinite(t_s).all():
+            raise ValueError(f"real-time replay needs a time for every beat; {int((~np.isfinite(t_s)).sum())} "
+                             "beats have none (Kaggle rows carry no time: use a rate instead)")
+        return beats.subset(np.argsort(t_s, kind="stable"))
+
+    def _unsent_rows(self) -> tuple[np.ndarray, int, int]:
+        """Rows the ledger holds neither as accepted nor refused, and how many it holds of each."""
+        accepted, refused = self.ledger.accepted(), self.ledger.refused()
+        if not len(accepted) and not refused:
+            return np.arange(len(self.beats)), 0, 0
+        records, samples = self._source.records, self._source.samples
+        sent = accepted.lookup(records, samples) != ABSENT
+        gone = np.zeros(len(records), dtype=bool)
+        if refused:
+            gone[:] = [beat_id(self.run, record, sample) in refused
+                       for record, sample in zip(records.tolist(), samples.tolist())]
+        return np.flatnonzero(~sent & ~gone), int(sent.sum()), int(gone.sum())
+
+    def _schedule(self) -> np.ndarray:
+        """When each row still to send is due (s after start, pauses excluded)."""
+        n = len(self._rows)
+        if self.speed is None:
+            return np.zeros(n) if self.rate is None else np.arange(n) / self.rate
+        t_s = self.beats.meta["t_s"].to_numpy(dtype=float)[self._rows]
+        return (t_s - (t_s[0] if n else 0.0)) / self.speed
+
+    # -- owner API --
+
+    def start(self) -> Replay:
+        """Start streaming in the background; returns self."""
+        with self._lock:
+            if self._thread is not None:
+                raise RuntimeError(f"replay {self.run} was already started")
+            self._state = "running"
+            self._started_at = time.monotonic()
+            self._thread = threading.Thread(target=self._run, name=f"replay-{self.run}", daemon=True)
+            self._thread.start()
+        return self
+
+    def pause(self) -> None:
+        """Stop sending after the call in flight; the schedule resumes where it paused."""
+        with self._lock:
+            if self._state == "running":
+                self._paused, self._paused_at, self._state = True, time.monotonic(), "paused"
+                self._flush_requested = self._waiting
+                self._wake.notify_all()
+
+    def resume(self) -> None:
+        with self._lock:
+            if self._state == "paused":
+                self._paused_total_s += time.monotonic() - self._paused_at
+                self._paused, self._state = False, "running"
+                self._wake.notify_all()
+
+    def stop(self, timeout_s: float = STOP_JOIN_TIMEOUT_S) -> ReplayProgress:
+        """Stop sending (beats not yet accepted stay pending) and wait for the thread to end."""
+        with self._lock:
+            self._stop_requested, self._flush_requested = True, self._waiting
+            self._wake.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout_s)
+        return self.progress()
+
+    def wait(self, timeout_s: float | None = None) -> ReplayProgress:
+        """Block until the replay has finished, failed or been stopped (or ``timeout_s`` passed)."""
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        return self.progress()
+
+    def __enter__(self) -> Replay:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def progress(self) -> ReplayProgress:
+        with self._lock:
+            now = time.monotonic()
+            self._forget_rates_before(now - RATE_WINDOW_S)
+            elapsed_s = self._elapsed_s(now) if self._thread else 0.0
+            window_s = min(RATE_WINDOW_S, elapsed_s)
+            window_sent = sum(count for _, count in self._accepted_at)
+            return ReplayProgress(
+                run=self.run, state=self._state, total=len(self.beats), sent=self._sent,
+                retried=self._retried, failed_calls=self._failed_calls, refused=self._refused,
+                pending=len(self.beats) - self._sent - self._refused,
+                rate_bps=window_sent / window_s if self._state == "running" and window_s > 0 else 0.0,
+                elapsed_s=elapsed_s,
+                errors=tuple(self._errors), error_count=self._error_count, error=self._error,
+            )
+
+    # -- the thread --
+
+    def _elapsed_s(self, now: float) -> float:
+        """Running time, pauses excluded, frozen once the run ended (caller holds the lock)."""
+        now = now if self._ended_at is None else self._ended_at
+        paused = self._paused_total_s + (now - self._paused_at if self._paused else 0.0)
+        return now - self._started_at - paused
+
+    def _wait_until_due(self, next_index: int) -> int | None:
+        """Sleep until a call's worth of beats is due; the index after the last one due, or None when stopping.
+
+        A call's worth: MAX_RECORDS_PER_CALL beats, or whatever is due once the first of them has
+        waited PUT_BUFFER_S. A pause or a stop that comes while the thread waits here first lets one
+        call go with what is due, so beats that fell due before it are sent, not held in the buffer
+        (one that comes during a call ends the sending after that call).
+        """
+        with self._lock:
+            self._waiting = True
+            while True:
+                now_s = self._elapsed_s(time.monotonic())  # frozen while paused
+                due_end = int(np.searchsorted(self._due_s, now_s, side="right"))
+                first_due_s = self._due_s[next_index]
+                buffered = due_end > next_index
+                if buffered and (self._flush_requested or not self._paused and (
+                        due_end - next_index >= MAX_RECORDS_PER_CALL or now_s - first_due_s >= PUT_BUFFER_S)):
+                    self._flush_requested = self._waiting = False
+                    return due_end
+                self._flush_requested = False
+                if self._stop_requested:
+                    self._waiting = False
+                    return None
+                wait_s = IDLE_WAIT_MAX_S if self._paused else min(IDLE_WAIT_MAX_S, first_due_s + PUT_BUFFER_S - now_s)
+                self._wake.wait(max(wait_s, 0.001))
+
+    def _run(self) -> None:
+        next_index, n = 0, len(self._rows)
+        try:
+            while next_index < n:
+                due_end = self._wait_until_due(next_index)
+                if due_end is None:
+                    break
+                rows = self._rows[next_index:min(due_end, next_index + MAX_RECORDS_PER_CALL)]
+                entries = self._source.records_for(rows, self.run, time.time())
+                for batch in _calls(entries):
+                    if not self._deliver(batch):
+                        break
+                next_index += len(rows)
+        except ReplayFailed as failure:
+            self._finish("failed", str(failure))
+            return
+        except Exception as error:  # a bug must still end the run visibly, not kill the thread silently
+            self._finish("failed", f"{type(error).__name__}: {error}")
+            raise
+        with self._lock:
+            stopped = self._stop_requested and self._sent + self._refused < len(self.beats)
+        self._finish("stopped" if stopped else "finished")
+
+    def _finish(self, state: str, error: str | None = None) -> None:
+        with self._lock:
+            self._state, self._error = state, error
+            self._ended_at = time.monotonic()
+            # What is left to describe the run is its beats, ledger and counters; the sending state
+            # (~14 MB for the 110k MIT-BIH beats) goes: a soak keeps every finished run to account for it.
+            self._source = self._rows = self._due_s = None
+            if self._paused:
+                self._paused_total_s += self._ended_at - self._paused_at
+                self._paused = False
+            if error:
+                self._note_error(error)
+
+    def _forget_rates_before(self, oldest: float) -> None:
+        """Drop the accepted counts older than the rate window, watched or not (caller holds the lock)."""
+        while self._accepted_at and self._accepted_at[0][0] < oldest:
+            self._accepted_at.popleft()
+
+    def _note_error(self, message: str) -> None:
+        """Caller holds the lock."""
+        self._errors.append(message)
+        self._error_count += 1
+
+    def _deliver(self, entries: list[tuple[str, str, bytes]]) -> bool:
+        """Put ``entries`` until each is accepted or refused; False if the replay was stopped first."""
+        attempt = 0
+        while entries:
+            if attempt:
+                if not self._backoff(attempt):
+                    return False
+            attempt += 1
+            try:
+                response = self.kinesis.put_records(
+                    StreamName=self.stream,
+                    Records=[{"Data": data, "PartitionKey": key} for _, key, data in entries],
+                )
+            except (ClientError, BotoCoreError) as error:
+                self._whole_call_failed(error, len(entries))
+                continue
+            entries = self._account(entries, response["Records"])
+        return True
+
+    def _account(self, entries: list[tuple[str, str, bytes]], results: list[dict]) -> list[tuple[str, str, bytes]]:
+        """Record what the stream accepted or refused; return the entries to resend."""
+        retry = []
+        accepted = 0
+        with self._lock:
+            for entry, result in zip(entries, results, strict=True):
+                identity, code = entry[0], result.get("ErrorCode")
+                if code is None:
+                    self.ledger.accept(identity)
+                    accepted += 1
+                elif code in RETRYABLE_RECORD_ERRORS:
+                    retry.append(entry)
+                else:
+                    reason = f"{code}: {result.get('ErrorMessage', '')}"
+                    self.ledger.refuse(identity, reason)
+                    self._refused += 1
+                    self._note_error(f"{identity} refused by stream {self.stream!r}: {reason}")
+            self._sent += accepted
+            now = time.monotonic()
+            self._accepted_at.append((now, accepted))
+            self._forget_rates_before(now - RATE_WINDOW_S)
+            if retry:
+                self._retried += len(retry)
+                self._note_error(f"{len(retry)} of {len(entries)} records failed "
+                                 f"({', '.join(sorted({result.get('ErrorCode', '') for result in results} - {''}))}); resending")
+        return retry
+
+    def _whole_call_failed(self, error: Exception, count: int) -> None:
+        """Count a failed call; raise ``ReplayFailed`` when retrying cannot help."""
+        if isinstance(error, ClientError):
+            code = error.response.get("Error", {}).get("Code", "")
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            message = f"PutRecords failed: {code}: {error.response.get('Error', {}).get('Message', '')}"
+            if code not in RETRYABLE_CALL_ERRORS and status < 500:
+                raise ReplayFailed(f"{message} (not retryable; stream {self.stream!r})")
+        else:
+            message = f"PutRecords failed: {type(error).__name__}: {error}"
+            if not isinstance(error, RETRYABLE_BOTOCORE_ERRORS):
+                raise ReplayFailed(f"{message} (not retryable; stream {self.stream!r})")
+        with self._lock:
+            self._failed_calls += 1
+            self._retried += count
+            self._note_error(message)
+
+    def _backoff(self, attempt: int) -> bool:
+        """Sleep before resend ``attempt`` (exponential, equal jitter); False if stopped meanwhile."""
+        cap_s = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (attempt - 1))
+        delay_s = cap_s / 2 + random.uniform(0, cap_s / 2)
+        deadline = time.monotonic() + delay_s
+        with self._lock:
+            while not self._stop_requested:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return True
+                self._wake.wait(remaining)
+        return False
+
+
+def _calls(entries: list[tuple[str, str, bytes]]) -> list[list[tuple[str, str, bytes]]]:
+    """Split entries into PutRecords calls of ≤ MAX_RECORDS_PER_CALL records and ≤ MAX_BYTES_PER_CALL."""
+    calls: list[list[tuple[str, str, bytes]]] = [[]]
+    size = 0
+    for entry in entries:
+        entry_size = len(entry[1].encode()) + len(entry[2])
+        if calls[-1] and (len(calls[-1]) == MAX_RECORDS_PER_CALL or size + entry_size > MAX_BYTES_PER_CALL):
+            calls.append([])
+            size = 0
+        calls[-1].append(entry)
+        size += entry_size
+    return calls if calls[0] else []

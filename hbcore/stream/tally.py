@@ -1,0 +1,383 @@
+"""The reader's store: log lines deduplicated and tallied, with bounded memory however long it runs.
+
+- Deduplication: a log event read twice (overlapping windows) is recognised by its timestamp,
+  stream and text; a beat logged twice (Kinesis retries, a replay resend) by its id. The first
+  prediction of an id is kept and later ones are counted as duplicates; rejected records are keyed
+  by shard and sequence number.
+- Memory stays bounded (the soak: 500 beats/s for an hour and more): rows are kept in full only for
+  the latest ``keep_rows`` predictions (the live figures: throughput, latency, heart rates, latest
+  abnormal beats, a beat's neighbours) and the latest ``keep_misclassified`` / ``keep_rejected``
+  misclassified predictions and rejected records (rare); every prediction ever read is counted in
+  :class:`RunTotals` per run (confusion matrix, per record, per second and class) and its id kept
+  compactly with its class (``hbcore.stream.beatids``, 9 bytes a beat) for deduplication and
+  exactly-once accounting.
+- Lines: ours are the JSON ``prediction`` / ``rejected`` / ``summary`` lines of lambda_function.py;
+  START/END/REPORT lines, other text and other JSON are counted and ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hbcore.data.classes import CLASS_NAMES
+from hbcore.stream.beatids import BeatIds
+
+LAMBDA_PREFIXES = ("START RequestId:", "END RequestId:", "REPORT RequestId:", "INIT_START", "INIT_REPORT",
+                   "EXTENSION", "TELEMETRY")
+KEEP_ROWS = 100_000  # latest predictions kept in full: ~22 MB, 200 s at 500 beats/s (the monitor bench's 100k)
+KEEP_MISCLASSIFIED_ROWS = 50_000
+KEEP_REJECTED_ROWS = 50_000  # also the rejected records whose copies are recognised (see _file_rejected)
+UNLABELLED = len(CLASS_NAMES)  # the row of RunTotals.confusion counting beats without a known label
+
+PREDICTION_COLUMNS = ("id", "run", "record", "sample", "t", "label", "pred", "prob", "model_version",
+                      "latency_ms", "endpoint_ms", "rr_local_s", "seq", "shard", "ts")
+REJECTED_COLUMNS = ("id", "run", "record", "seq", "shard", "reason", "ts")
+SUMMARY_COLUMNS = ("records", "predicted", "rejected", "failed", "endpoint_calls", "endpoint_ms", "handler_ms",
+                   "error", "ts")
+_DTYPES = {
+    "id": "str", "run": "str", "record": "str", "sample": "Int64", "t": "float64", "label": "Int64",
+    "pred": "int8", "prob": "float64", "model_version": "str", "latency_ms": "float64", "endpoint_ms": "float64",
+    "rr_local_s": "float64", "seq": "str", "shard": "str", "ts": "float64", "reason": "str",
+    "records": "int64", "predicted": "int64", "rejected": "int64", "failed": "int64", "endpoint_calls": "int64",
+    "handler_ms": "float64", "error": "str",
+}
+STORE_COUNTS = ("events", "reread_events", "duplicate_predictions", "duplicate_rejections", "lambda_lines",
+                "foreign_lines")
+
+
+@dataclass(frozen=True)
+class ReaderStats:
+    """Counters of what the reader has read and how (a snapshot)."""
+
+    state: str  # "idle" | "running" | "stopped"
+    queries: int
+    failed_queries: int
+    events: int  # distinct log events read
+    reread_events: int  # events read again in overlapping windows (expected)
+    predictions: int  # distinct beat ids predicted
+    duplicate_predictions: int  # prediction lines for an id already seen (Kinesis retries)
+    rejected: int
+    duplicate_rejections: int
+    summaries: int
+    lambda_lines: int  # START / END / REPORT ...
+    foreign_lines: int  # text or JSON that is not one of our line types
+    truncated_windows: int  # seconds holding more events than one query returns
+    read_until_s: float | None  # epoch seconds read up to
+    last_poll_s: float | None
+    errors: tuple[str, ...]
+    error_count: int
+    dropped_misclassified: int = 0  # misclassified rows no longer kept in full (still counted in the totals)
+    dropped_rejected: int = 0  # rejected rows no longer kept (still counted in the totals)
+
+
+def _sum_timelines(parts: list[tuple[int, np.ndarray]]) -> tuple[int, np.ndarray]:
+    """Per-second counts ``(start second, (seconds, classes))`` added up over one span covering them all."""
+    parts = [(start, timeline) for start, timeline in parts if len(timeline)]
+    if not parts:
+        return 0, np.zeros((0, len(CLASS_NAMES)), np.int32)
+    start = min(first for first, _ in parts)
+    total = np.zeros((max(first + len(timeline) for first, timeline in parts) - start, len(CLASS_NAMES)), np.int32)
+    for first, timeline in parts:
+        total[first - start:first - start + len(timeline)] += timeline
+    return int(start), total
+
+
+def _sum_records(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Per-record counts added up (new arrays: the parts are never edited)."""
+    total: dict[str, np.ndarray] = {}
+    for part in parts:
+        for record, counts in part.items():
+            total[record] = total[record] + counts if record in total else counts
+    return total
+
+
+@dataclass(frozen=True)
+class RunTotals:
+    """Counts over every prediction of one run (or of all runs) read so far, however long ago."""
+
+    run: str | None
+    predicted: int  # distinct beat ids
+    rejected: int  # distinct rejected records
+    confusion: np.ndarray  # (6, 5) int64: true class (row UNLABELLED: no known label) × predicted class
+    records: dict[str, np.ndarray]  # record → its own (6, 5) counts
+    timeline_start_s: int  # epoch second of the timeline's first row
+    timeline: np.ndarray  # (seconds, 5) int32: predictions logged in each second, per class
+    first_ts: float  # epoch seconds of the first and last prediction logged (NaN with none)
+    last_ts: float
+    ids: BeatIds | None  # the predicted ids, value = class index (None for all runs together)
+
+    @classmethod
+    def empty(cls, run: str | None) -> RunTotals:
+        return cls(run, 0, 0, np.zeros((UNLABELLED + 1, len(CLASS_NAMES)), np.int64), {}, 0,
+                   np.zeros((0, len(CLASS_NAMES)), np.int32), np.nan, np.nan, BeatIds(run or ""))
+
+    @classmethod
+    def merged(cls, parts: list[RunTotals]) -> RunTotals:
+        """All runs together (no ids: they are per run)."""
+        timed = [part for part in parts if len(part.timeline)]
+        start, timeline = _sum_timelines([(part.timeline_start_s, part.timeline) for part in timed])
+        records = _sum_records([part.records for part in parts])
+        return cls(None, sum(part.predicted for part in parts), sum(part.rejected for part in parts),
+                   sum((part.confusion for part in parts), np.zeros((UNLABELLED + 1, len(CLASS_NAMES)), np.int64)),
+                   records, start, timeline, min((part.first_ts for part in timed), default=np.nan),
+                   max((part.last_ts for part in timed), default=np.nan), None)
+
+
+@dataclass(frozen=True)
+class ResultsSnapshot:
+    """Deduplicated results at one moment. Frames and totals are shared with the reader: read, do not modify."""
+
+    predictions: pd.DataFrame  # PREDICTION_COLUMNS, one row per beat id, the latest keep_rows in the order read
+    rejected: pd.DataFrame  # REJECTED_COLUMNS, one row per rejected record, the latest keep_rejected
+    summaries: pd.DataFrame  # SUMMARY_COLUMNS, one row per invocation, the latest keep_rows
+    misclassified: pd.DataFrame  # PREDICTION_COLUMNS: the latest keep_misclassified with a label ≠ pred
+    runs: dict[str | None, RunTotals]  # run → its totals
+    stats: ReaderStats
+
+    def totals(self, run: str | None = None) -> RunTotals:
+        """The totals of ``run``, or of all runs together when None."""
+        if run is None:
+            return RunTotals.merged(list(self.runs.values()))
+        return self.runs.get(run) or RunTotals.empty(run)
+
+
+class _Table:
+    """Rows appended as columns of Python lists, folded into a frame that keeps the latest ``keep_rows``."""
+
+    def __init__(self, columns: tuple[str, ...], keep_rows: int):
+        self.columns = columns
+        self.keep_rows = keep_rows
+        self.pending: dict[str, list] = {name: [] for name in columns}
+        self.frame = _empty_frame(columns)
+        self.dropped = 0  # rows no longer kept
+
+    def append(self, values: tuple) -> None:
+        for name, value in zip(self.columns, values):
+            self.pending[name].append(value)
+
+    def fold(self) -> pd.DataFrame:
+        """Move the appended rows into the frame; returns them as a frame of their own (empty if none)."""
+        if not self.pending[self.columns[0]]:
+            return self.frame.iloc[:0]
+        chunk = pd.DataFrame({name: pd.array(values, dtype=_DTYPES[name]) for name, values in self.pending.items()})
+        self.pending = {name: [] for name in self.columns}
+        self.extend(chunk)
+        return chunk
+
+    def extend(self, chunk: pd.DataFrame) -> None:
+        """Append the rows of ``chunk`` (same columns), dropping the oldest beyond ``keep_rows``."""
+        if chunk.empty:
+            return
+        frame = chunk if self.frame.empty else pd.concat([self.frame, chunk], ignore_index=True)
+        excess = len(frame) - self.keep_rows
+        if excess > 0:
+            frame = frame.iloc[excess:].reset_index(drop=True)
+            self.dropped += excess
+        self.frame = frame
+
+
+class _RunTally:
+    """The live counts behind one run's :class:`RunTotals`; arrays are replaced, never edited in place."""
+
+    def __init__(self, run: str | None):
+        self.run = run
+        self.ids = BeatIds(run or "")
+        self.rejected = 0
+        empty = RunTotals.empty(run)
+        self.confusion, self.records = empty.confusion, {}
+        self.timeline_start_s, self.timeline = 0, empty.timeline
+        self.first_ts = self.last_ts = np.nan
+        self._frozen: RunTotals | None = empty
+
+    def changed(self) -> None:
+        self._frozen = None
+
+    def add(self, rows: pd.DataFrame) -> None:
+        """Count these prediction rows (of this run, not counted before)."""
+        n_classes = len(CLASS_NAMES)
+        labels = rows["label"].to_numpy(dtype=float, na_value=np.nan)
+        true = np.where(np.isnan(labels), UNLABELLED, labels).astype(np.int64)
+        cells = true * n_classes + rows["pred"].to_numpy(np.int64)
+        self.confusion = self.confusion + np.bincount(cells, minlength=self.confusion.size).reshape(self.confusion.shape)
+        codes, names = pd.factorize(rows["record"])
+        known = codes >= 0
+        per_record = np.bincount(codes[known] * self.confusion.size + cells[known],
+                                 minlength=len(names) * self.confusion.size).reshape(-1, *self.confusion.shape)
+        self.records = _sum_records([self.records, dict(zip(names.tolist(), per_record))])
+        ts = rows["ts"].to_numpy(dtype=float)
+        seconds = np.floor(ts).astype(np.int64)
+        start = int(seconds.min())
+        added = np.bincount((seconds - start) * n_classes + rows["pred"].to_numpy(np.int64),
+                            minlength=(int(seconds.max()) + 1 - start) * n_classes).reshape(-1, n_classes).astype(np.int32)
+        self.timeline_start_s, self.timeline = _sum_timelines([(self.timeline_start_s, self.timeline), (start, added)])
+        self.first_ts = float(np.fmin(self.first_ts, ts.min()))
+        self.last_ts = float(np.fmax(self.last_ts, ts.max()))
+        self.changed()
+
+    def totals(self) -> RunTotals:
+        """The current totals (the same object until the next change)."""
+        if self._frozen is None:
+            self._frozen = RunTotals(self.run, len(self.ids), self.rejected, self.confusion, dict(self.records),
+                                     self.timeline_start_s, self.timeline, self.first_ts, self.last_ts, self.ids.copy())
+        return self._frozen
+
+
+def _empty_frame(columns: tuple[str, ...]) -> pd.DataFrame:
+    return pd.DataFrame({name: pd.array([], dtype=_DTYPES[name]) for name in columns})
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else np.nan
+
+
+def _integer(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+class ResultsStore:
+    """Log events filed once each: the rows kept, the per-run tallies and the counts.
+
+    Thread-safe: :meth:`ingest` (the reader's poll) and :meth:`snapshot` (any page) may run at once.
+
+    Parameters
+    ----------
+    keep_rows, keep_misclassified, keep_rejected : int
+        How many of the latest predictions (and summaries), misclassified predictions and rejected
+        records are kept as rows; everything read is counted in the totals whatever these are.
+    """
+
+    def __init__(self, keep_rows: int = KEEP_ROWS, keep_misclassified: int = KEEP_MISCLASSIFIED_ROWS,
+                 keep_rejected: int = KEEP_REJECTED_ROWS):
+        self._lock = threading.Lock()
+        self._predictions = _Table(PREDICTION_COLUMNS, keep_rows)
+        self._misclassified = _Table(PREDICTION_COLUMNS, keep_misclassified)
+        self._rejected = _Table(REJECTED_COLUMNS, keep_rejected)
+        self._summaries = _Table(SUMMARY_COLUMNS, keep_rows)
+        self._runs: dict[str | None, _RunTally] = {}
+        self._rejected_keys: dict[tuple, None] = {}  # insertion-ordered: the oldest go first
+        self._recent_events: dict[tuple[float, str, int], float] = {}  # event key → epoch s, for overlaps
+        self._summaries_read = 0
+        self._counts = dict.fromkeys(STORE_COUNTS, 0)
+
+    def snapshot(self, **reader_stats: Any) -> ResultsSnapshot:
+        """The deduplicated results so far, with ``reader_stats`` (the reader's own counters) in its stats."""
+        with self._lock:
+            runs = {run: tally.totals() for run, tally in self._runs.items()}
+            return ResultsSnapshot(
+                predictions=self._predictions.frame,
+                rejected=self._rejected.frame,
+                summaries=self._summaries.frame,
+                misclassified=self._misclassified.frame,
+                runs=runs,
+                stats=ReaderStats(
+                    predictions=sum(totals.predicted for totals in runs.values()),
+                    rejected=sum(totals.rejected for totals in runs.values()), summaries=self._summaries_read,
+                    dropped_misclassified=self._misclassified.dropped, dropped_rejected=self._rejected.dropped,
+                    **self._counts, **reader_stats,
+                ),
+            )
+
+    def forget_events_before(self, start_s: float) -> None:
+        """Drop overlap keys of events no later window can return again."""
+        with self._lock:
+            if self._recent_events:
+                self._recent_events = {key: ts for key, ts in self._recent_events.items() if ts >= start_s - 1}
+
+    def ingest(self, events: list[tuple[float, str, str]]) -> int:
+        """File new log events ``(epoch seconds, log stream, message)``; the number not read before."""
+        new = 0
+        with self._lock:
+            for ts, stream, message in events:
+                key = (ts, stream, hash(message))  # the hash keeps the text out of memory
+                if key in self._recent_events:
+                    self._counts["reread_events"] += 1
+                    continue
+                self._recent_events[key] = ts
+                self._counts["events"] += 1
+                new += 1
+                self._file(message.strip(), ts)
+            self._fold()
+        return new
+
+    def _fold(self) -> None:
+        """Turn the rows filed since the last fold into frames and totals (caller holds the lock)."""
+        chunk = self._predictions.fold()
+        if not chunk.empty:
+            runs = chunk["run"].to_numpy(dtype=object, na_value=None)
+            distinct = dict.fromkeys(runs.tolist())
+            for run in distinct:
+                self._runs[run].add(chunk if len(distinct) == 1 else chunk[runs == run])
+            labels = chunk["label"].to_numpy(dtype=float, na_value=np.nan)
+            self._misclassified.extend(chunk[~np.isnan(labels) & (labels != chunk["pred"].to_numpy())])
+        self._rejected.fold()
+        self._summaries_read += len(self._summaries.fold())
+
+    def _tally(self, run: str | None) -> _RunTally:
+        tally = self._runs.get(run)
+        if tally is None:
+            tally = self._runs[run] = _RunTally(run)
+        return tally
+
+    def _file(self, message: str, ts: float) -> None:
+        """Put one log line where it belongs (caller holds the lock)."""
+        line = None
+        if message.startswith("{"):
+            try:
+                line = json.loads(message)
+            except ValueError:
+                pass
+        kind = line.get("type") if isinstance(line, dict) else None
+        if kind == "prediction" and isinstance(line.get("id"), str) and _integer(line.get("pred")) in range(len(CLASS_NAMES)):
+            self._file_prediction(line, ts)
+        elif kind == "rejected" and isinstance(line.get("reason"), str):
+            self._file_rejected(line, ts)
+        elif kind == "summary" and _integer(line.get("records")) is not None:
+            self._summaries.append((line["records"], _integer(line.get("predicted")) or 0,
+                                    _integer(line.get("rejected")) or 0, _integer(line.get("failed")) or 0,
+                                    _integer(line.get("endpoint_calls")) or 0, _number(line.get("endpoint_ms")),
+                                    _number(line.get("handler_ms")), _text(line.get("error")), ts))
+        elif message.startswith(LAMBDA_PREFIXES):
+            self._counts["lambda_lines"] += 1
+        else:
+            self._counts["foreign_lines"] += 1
+
+    def _file_prediction(self, line: dict, ts: float) -> None:
+        identity, run = line["id"], _text(line.get("run"))
+        tally = self._tally(run)
+        if not tally.ids.add(identity, line["pred"]):
+            self._counts["duplicate_predictions"] += 1
+            return
+        label = _integer(line.get("label"))
+        self._predictions.append((
+            identity, run, _text(line.get("record")), _integer(line.get("sample")),
+            _number(line.get("t")), label if label in range(len(CLASS_NAMES)) else None, line["pred"],
+            _number(line.get("prob")),
+            _text(line.get("model_version")), _number(line.get("latency_ms")), _number(line.get("endpoint_ms")),
+            _number(line.get("rr_local_s")), _text(line.get("seq")), _text(line.get("shard")), ts,
+        ))
+
+    def _file_rejected(self, line: dict, ts: float) -> None:
+        """File a rejected record once. Only the latest keep_rejected keys are remembered: a copy of an
+        older one (a retry an hour later, past that many malformed records) would count again."""
+        key = (line.get("shard"), line.get("seq")) if line.get("seq") is not None else (line.get("id"), line["reason"])
+        if key in self._rejected_keys:
+            self._counts["duplicate_rejections"] += 1
+            return
+        self._rejected_keys[key] = None
+        if len(self._rejected_keys) > self._rejected.keep_rows:
+            del self._rejected_keys[next(iter(self._rejected_keys))]
+        tally = self._tally(_text(line.get("run")))
+        tally.rejected += 1
+        tally.changed()
+        self._rejected.append((_text(line.get("id")), tally.run, _text(line.get("record")),
+                               _text(line.get("seq")), _text(line.get("shard")), line["reason"], ts))

@@ -1,0 +1,54 @@
+"""The PhysioNet download: argument plumbing only (wfdb.dl_database is replaced; no network)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import wfdb
+
+from hbcore import cli, paths
+from hbcore.data import physionet
+
+
+@pytest.fixture
+def fake_download(monkeypatch) -> list[tuple]:
+    """Replace wfdb.dl_database with one that writes two headers and chats on stdout, as wfdb does."""
+    calls: list[tuple] = []
+
+    def dl_database(db_dir, dl_dir, annotators="all", **kwargs):
+        calls.append((db_dir, dl_dir, annotators))
+        print("Downloading files...")
+        for record in ("100", "101"):
+            (Path(dl_dir) / f"{record}.hea").write_text("")
+
+    monkeypatch.setattr(wfdb, "dl_database", dl_database)
+    return calls
+
+
+def test_download_fetches_mitdb_with_its_atr_annotations(tmp_path: Path, fake_download: list) -> None:
+    assert physionet.download_mitdb(tmp_path / "mitdb") == tmp_path / "mitdb"
+    assert fake_download == [("mitdb", str(tmp_path / "mitdb"), ["atr"])]
+
+
+def test_download_defaults_to_the_cache_where_the_build_looks(fake_download: list, monkeypatch) -> None:
+    monkeypatch.delenv("HB_DATA_DIR", raising=False)
+    dest = physionet.download_mitdb()
+    assert dest == paths.download_dir() and paths.default_mitdb_dir() == dest
+
+
+def test_cli_download_prints_only_json_on_stdout(tmp_path: Path, fake_download: list, capsys) -> None:
+    assert cli.main(["data", "download", "--dir", str(tmp_path / "d")]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out) == {"mitdb": str(tmp_path / "d"), "records": 2}
+    assert "Downloading files" in out.err
+
+
+def test_cli_download_failure_exits_2_with_the_reason(tmp_path: Path, monkeypatch, capsys) -> None:
+    def offline(*args, **kwargs):
+        raise ConnectionError("Name or service not known")
+
+    monkeypatch.setattr(wfdb, "dl_database", offline)
+    assert cli.main(["data", "download", "--dir", str(tmp_path)]) == 2
+    assert "downloading mitdb from PhysioNet failed (Name or service not known)" in capsys.readouterr().err

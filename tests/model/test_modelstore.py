@@ -1,0 +1,69 @@
+"""The model store: saving, listing newest first, finding a model for the same data and split."""
+
+import json
+
+import pytest
+
+from hbcore.model import store as modelstore
+from hbcore.model.inference import MODEL_FORMAT
+
+
+@pytest.fixture
+def store(tmp_path):
+    return tmp_path / "models"
+
+
+def fake(store, version: str, **metadata) -> None:
+    """A stored model of this release (``model_format=None`` makes one of an earlier release)."""
+    folder = store / version
+    folder.mkdir(parents=True)
+    (folder / modelstore.MODEL_FILE).write_bytes(b"archive")
+    metadata = {"version": version, "model_format": MODEL_FORMAT, **metadata}
+    (folder / modelstore.METADATA_FILE).write_text(json.dumps({k: v for k, v in metadata.items() if v is not None}))
+
+
+def test_saved_models_are_listed_newest_first(store):
+    fake(store, "20260101T000000Z-aaaa", split="intra")
+    fake(store, "20260301T000000Z-bbbb", split="inter")
+    assert [saved.version for saved in modelstore.saved_models(store)] == ["20260301T000000Z-bbbb", "20260101T000000Z-aaaa"]
+
+
+def test_incomplete_or_foreign_folders_are_skipped(store):
+    fake(store, "20260101T000000Z-good")
+    (store / "half").mkdir()
+    (store / "half" / modelstore.MODEL_FILE).write_bytes(b"x")
+    fake(store, "20260201T000000Z-bad")
+    (store / "20260201T000000Z-bad" / modelstore.METADATA_FILE).write_text("{not json")
+    assert [saved.version for saved in modelstore.saved_models(store)] == ["20260101T000000Z-good"]
+
+
+def test_find_model_matches_data_and_split(store):
+    fake(store, "20260101T000000Z-a", split="intra", data_key="k1")
+    fake(store, "20260201T000000Z-b", split="inter", data_key="k1")
+    fake(store, "20260301T000000Z-c", split="intra", data_key="k2")
+    assert modelstore.find_model("k1", "intra", store).version == "20260101T000000Z-a"
+    assert modelstore.find_model("k1", "inter", store).version == "20260201T000000Z-b"
+    assert modelstore.find_model("k3", "intra", store) is None
+
+
+def test_models_of_an_earlier_release_are_listed_but_not_servable(store):
+    fake(store, "20260101T000000Z-old", split="intra", data_key="k1", model_format=None)
+    [saved] = modelstore.saved_models(store)
+    assert (saved.version, saved.servable) == ("20260101T000000Z-old", False)
+
+
+def test_find_model_passes_over_models_of_an_earlier_release(store):
+    fake(store, "20260101T000000Z-a", split="intra", data_key="k1")
+    fake(store, "20260201T000000Z-old", split="intra", data_key="k1", model_format=None)
+    assert modelstore.find_model("k1", "intra", store).version == "20260101T000000Z-a"
+
+
+def test_save_model_writes_the_archive_and_its_metadata(store, small_model_tar):
+    from hbcore.model.training import load_model
+
+    model = load_model(small_model_tar)
+    saved = modelstore.save_model(model, store)
+    assert saved.path == store / model.version / modelstore.MODEL_FILE
+    assert load_model(saved.path).version == model.version
+    assert modelstore.saved_models(store)[0].metrics["accuracy"] == model.metadata["metrics"]["accuracy"]
+    assert modelstore.saved_models(store)[0].servable
