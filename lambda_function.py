@@ -24,7 +24,9 @@ Per invocation (one shard's batch):
 Environment: ``ENDPOINT_NAME`` (required), ``ENDPOINT_TIMEOUT_S`` (read timeout of one call, default
 20), ``ENDPOINT_MAX_ATTEMPTS`` (botocore attempts per call, default 2: the real retry is Kinesis'),
 ``ENDPOINT_MAX_REQUEST_BYTES`` (default 6,000,000; 4,000,000 for serverless endpoints).
-Contracts (stream record, inference JSON, log lines): docs/ARCHITECTURE.md.
+Contracts (stream record, inference JSON, log lines, beat id): ``hbcore/contracts/`` and
+docs/ARCHITECTURE.md. This file keeps its own copy of their writers and readers (it imports nothing
+of the project); tests/contracts/ holds the copy to them, field by field.
 """
 
 # No ``from __future__ import annotations`` here: with it, the dataclass below breaks under a loader
@@ -43,6 +45,12 @@ from typing import Any, TypedDict
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+
+# The versions of the formats this file reads and writes (hbcore/contracts/<format>.py VERSION).
+STREAM_RECORD_VERSION = 1
+INFERENCE_VERSION = 1
+LOG_LINES_VERSION = 1
+BEAT_ID_VERSION = 1
 
 BEAT_LENGTH = 187
 N_CLASSES = 5
@@ -393,7 +401,7 @@ def rejected_line(record: KinesisRecord, error: BadRecord) -> str:
 
 def prediction_line(beat: Beat, prediction: dict[str, Any], model_version: str, endpoint_ms: float,
                     now_s: float) -> str:
-    """The log line of one classified beat (``prediction`` already checked by ``_predictions``)."""
+    """The log line of one classified beat (``prediction`` already checked by ``parse_response``)."""
     index = prediction["class_index"]
     return _to_json({
         "type": "prediction",
@@ -429,7 +437,7 @@ def request_chunks(beats: list[Beat], max_bytes: int = ENDPOINT_MAX_REQUEST_BYTE
     return chunks
 
 
-def _predictions(payload: bytes, expected: int) -> tuple[list[dict[str, Any]], str]:
+def parse_response(payload: bytes, expected: int) -> tuple[list[dict[str, Any]], str]:
     """The endpoint's predictions, checked against the inference contract."""
     try:
         body = json.loads(payload)
@@ -466,9 +474,14 @@ def refused_line(beat: Beat, refusal: InputRefused) -> str:
     })
 
 
+def request_body(beats: list[Beat]) -> bytes:
+    """The inference request for ``beats``: their instances, as parsed, in one ``instances`` array."""
+    return _REQUEST_HEAD + b",".join(beat.instance for beat in beats) + _REQUEST_TAIL
+
+
 def invoke(beats: list[Beat]) -> tuple[list[dict[str, Any]], str, float]:
     """Classify ``beats`` in one endpoint call: (predictions, model version, call time in ms)."""
-    body = _REQUEST_HEAD + b",".join(beat.instance for beat in beats) + _REQUEST_TAIL
+    body = request_body(beats)
     started = time.perf_counter()
     try:
         response = runtime.invoke_endpoint(
@@ -478,13 +491,30 @@ def invoke(beats: list[Beat]) -> tuple[list[dict[str, Any]], str, float]:
     except ClientError as error:
         details = error.response.get("Error", {})
         if details.get("Code") == "ModelError" and 400 <= _status(error.response.get("OriginalStatusCode")) < 500:
-            raise InputRefused(str(error.response.get("OriginalMessage") or details.get("Message"))[:MAX_REASON_CHARS]) from None
+            reason = str(error.response.get("OriginalMessage") or details.get("Message"))
+            raise InputRefused(reason[:MAX_REASON_CHARS]) from None
         raise EndpointError(f"{details.get('Code', 'ClientError')}: {details.get('Message', error)}") from None
     except BotoCoreError as error:
         raise EndpointError(f"{type(error).__name__}: {error}") from None
     endpoint_ms = round((time.perf_counter() - started) * 1000.0, 1)
-    predictions, version = _predictions(payload, len(beats))
+    predictions, version = parse_response(payload, len(beats))
     return predictions, version, endpoint_ms
+
+
+def summary_line(records: int, predicted: int, rejected: int, failed: int, endpoint_calls: int,
+                 endpoint_ms: float, handler_ms: float, error: str | None) -> str:
+    """The log line closing one invocation: what became of its records, and where the time went."""
+    return _to_json({
+        "type": "summary",
+        "records": records,
+        "predicted": predicted,
+        "rejected": rejected,
+        "failed": failed,
+        "endpoint_calls": endpoint_calls,
+        "endpoint_ms": round(endpoint_ms, 1),
+        "handler_ms": round(handler_ms, 1),
+        "error": error,
+    })
 
 
 def _emit(lines: list[str]) -> None:
@@ -516,7 +546,8 @@ def lambda_handler(event: dict[str, Any], context: Any) -> PartialBatchResponse:
         beats.append(beat)
     _emit(rejected)
 
-    predicted, refused, calls, endpoint_ms, error = 0, 0, 0, 0.0, None
+    predicted, refused, calls, endpoint_ms = 0, 0, 0, 0.0
+    failure_reason: str | None = None  # why the endpoint failed the rest of the batch
     pending = deque(request_chunks(beats))  # in sequence order: beats[:predicted + refused] are done
     while pending:
         chunk = pending.popleft()
@@ -531,7 +562,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> PartialBatchResponse:
                 refused += 1
             continue
         except EndpointError as failure:
-            error = str(failure)
+            failure_reason = str(failure)
             break
         endpoint_ms += chunk_ms
         now_s = time.time()
@@ -540,15 +571,6 @@ def lambda_handler(event: dict[str, Any], context: Any) -> PartialBatchResponse:
         predicted += len(chunk)
 
     failed = beats[predicted + refused:]
-    _emit([_to_json({
-        "type": "summary",
-        "records": len(records),
-        "predicted": predicted,
-        "rejected": len(rejected) + refused,
-        "failed": len(failed),
-        "endpoint_calls": calls,
-        "endpoint_ms": round(endpoint_ms, 1),
-        "handler_ms": round((time.perf_counter() - started) * 1000.0, 1),
-        "error": error,
-    })])
+    _emit([summary_line(len(records), predicted, len(rejected) + refused, len(failed), calls, endpoint_ms,
+                        (time.perf_counter() - started) * 1000.0, failure_reason)])
     return {"batchItemFailures": [{"itemIdentifier": beat.seq} for beat in failed]}

@@ -61,16 +61,17 @@ class Plan:
             f"upload     {stack.LAMBDA_SOURCE.name} alone, zipped, to lambda/<sha256>/function.zip",
             self._model_line(),
             f"stack      {names.stack} from deploy/{stack.TEMPLATE_PATH.name}:",
-            f"  stream   {names.stream} ({self.stack.describe_stream()}, {self.stack.stream_retention_hours} h retention)",
-            f"  function {names.function} (python3.12, arm64, {self.stack.function_memory_mb} MB, "
-            f"timeout {self.stack.function_timeout_s} s, ENDPOINT_NAME={names.endpoint})",
+            (f"  stream   {names.stream} ({self.stack.describe_stream()}, "
+             f"{self.stack.stream_retention_hours} h retention)"),
+            (f"  function {names.function} (python3.12, arm64, {self.stack.function_memory_mb} MB, "
+             f"timeout {self.stack.function_timeout_s} s, ENDPOINT_NAME={names.endpoint})"),
             f"  mapping  {names.stream} -> {names.function}: {mapping}, on failure -> {names.function}-failures (SQS)",
             f"  logs     {names.log_group} ({self.stack.log_retention_days} days retention)",
-            "  roles    function: read the stream, invoke the endpoint, write the log group, send dead letters; "
-            "SageMaker: read models/, pull the scikit-learn image, write its logs",
+            ("  roles    function: read the stream, invoke the endpoint, write the log group, send dead letters; "
+             "SageMaker: read models/, pull the scikit-learn image, write its logs"),
             f"  dashboard {names.stack}" if self.stack.dashboard else "  dashboard none (--dashboard adds one)",
-            f"endpoint   {names.endpoint}: {self.endpoint.describe()}, "
-            f"image {serving.image_uri(self.region, self.endpoint.framework_version)}",
+            (f"endpoint   {names.endpoint}: {self.endpoint.describe()}, "
+             f"image {serving.image_uri(self.region, self.endpoint.framework_version)}"),
         ]
 
     @property
@@ -104,7 +105,8 @@ def up(backend: Backend, plan: Plan, *, progress: Progress = silent) -> UpResult
     result = stack.deploy_stack(backend, plan.names, options=plan.stack, progress=progress)
     role_arn = result.outputs["EndpointRoleArn"]
     if plan.model_in_s3:
-        deployment = serving.deploy_model_uri(backend, plan.names, plan.model, role_arn, plan.endpoint, progress=progress)
+        deployment = serving.deploy_model_uri(backend, plan.names, plan.model, role_arn, plan.endpoint,
+                                              progress=progress)
     else:
         deployment = serving.deploy_model(backend, plan.names, plan.model, role_arn, plan.endpoint, progress=progress)
     return UpResult(result.code.bucket, result, deployment)
@@ -128,7 +130,8 @@ def summary_lines(result: UpResult) -> list[str]:
     if outputs.get("DashboardName"):
         lines.append(f"  dashboard {outputs['DashboardName']}")
     lines += [
-        f"endpoint   {deployment.endpoint}: {deployment.status}, {deployment.spec.describe()} ({verb(deployment.changed)})",
+        (f"endpoint   {deployment.endpoint}: {deployment.status}, {deployment.spec.describe()} "
+         f"({verb(deployment.changed)})"),
         f"  model    {deployment.model} <- {deployment.model_uri}",
         f"bucket     {result.bucket}",
     ]

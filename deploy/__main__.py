@@ -90,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "(e.g. ml.t2.medium; bills every hour until `down`)")
     up.add_argument("--instance-count", type=int, default=1, help="instances for --instance-type (default: 1)")
     up.add_argument("--memory-mb", type=int, default=serving.DEFAULT_MEMORY_MB,
-                    help=f"serverless memory, one of {serving.SERVERLESS_MEMORY_MB} (default: {serving.DEFAULT_MEMORY_MB})")
+                    help=f"serverless memory, one of {serving.SERVERLESS_MEMORY_MB} "
+                         f"(default: {serving.DEFAULT_MEMORY_MB})")
     up.add_argument("--max-concurrency", type=int, default=serving.DEFAULT_MAX_CONCURRENCY,
                     help=f"serverless concurrent invocations (default: {serving.DEFAULT_MAX_CONCURRENCY})")
 
@@ -196,7 +197,8 @@ def _status_lines(state: dict) -> list[str]:
     else:
         mode = (f"serverless {endpoint['serverless']['MemorySizeInMB']} MB" if endpoint.get("serverless")
                 else endpoint.get("instance_type"))
-        lines.append(f"endpoint   {endpoint['endpoint']}: {endpoint['status']} ({mode}), model {endpoint.get('model_uri')}")
+        lines.append(f"endpoint   {endpoint['endpoint']}: {endpoint['status']} ({mode}), "
+                     f"model {endpoint.get('model_uri')}")
         if endpoint.get("failure_reason"):
             lines.append(f"  failure  {endpoint['failure_reason']}")
     lines.append(f"bucket     {state['bucket']}: {state['objects']} object(s) written by deployments"

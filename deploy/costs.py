@@ -54,7 +54,7 @@ def idle_cost_lines(stack: StackOptions | None, endpoint: EndpointSpec | None) -
         per_second = SERVERLESS_GB_SECOND_USD * endpoint.memory_mb / 1024
         lines.append(CostLine(f"SageMaker serverless endpoint ({endpoint.memory_mb} MB)", 0.0,
                               f"idle is free; ${per_second:.5f} per second of inference"))
-    elif endpoint is not None:
+    elif endpoint is not None and endpoint.instance_type is not None:  # not serverless: instances
         price = SAGEMAKER_INSTANCE_HOUR_USD.get(endpoint.instance_type)
         lines.append(CostLine(f"SageMaker endpoint {endpoint.instance_count} x {endpoint.instance_type}",
                               None if price is None else price * endpoint.instance_count,

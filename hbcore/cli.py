@@ -1,42 +1,214 @@
 """``python -m hbcore``: everything a page of the app can do, headless.
 
-Each command is a thin wrapper: argparse here, the work in the module named in ``COMMANDS``. Modules
-are imported only when their command runs, so ``--help`` stays fast. Errors go to stderr with a
-non-zero exit code.
+The only argparse of the package (with ``deploy/__main__.py`` for AWS, and the SageMaker entry point,
+which runs on its own in the training container). Each command reads its options, calls one plain
+function of the library and prints what it returns. The library is imported only when its command
+runs, so ``--help`` stays fast. A failure the user can act on (:class:`hbcore.errors.HbError`, a
+missing file, a bad value) becomes one redacted line on stderr and exit code 2; a command whose
+run completed but failed its own check (beats lost, a target missed) exits 1.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import contextlib
+import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from pathlib import Path
 
 from hbcore.aws.redaction import redact
+from hbcore.errors import HbError
 
-# command path -> "module:function"; the function takes the parsed args and returns an exit code.
-COMMANDS: dict[tuple[str, ...], str] = {
-    ("data", "build"): "hbcore.data.dataset:cli_build",
-    ("data", "download"): "hbcore.data.physionet:cli_download",
-    ("train",): "hbcore.model.training:cli_train",
-    ("evaluate",): "hbcore.model.training:cli_evaluate",
-    ("bench", "model"): "hbcore.bench.modelbench:cli_bench_model",
-    ("bench", "pipeline"): "hbcore.bench.pipelinebench:cli_bench_pipeline",
-    ("bench", "faults"): "hbcore.bench.faultbench:cli_bench_faults",
-    ("bench", "soak"): "hbcore.bench.soakbench:cli_bench_soak",
-    ("bench", "app"): "hbcore.bench.appbench:cli_bench_app",
-    ("bench", "stages"): "hbcore.bench.stagebench:cli_bench_stages",
-    ("bench", "cloud"): "hbcore.bench.cloudbench:cli_bench_cloud",
-    ("cloud", "up"): "hbcore.localcloud.owner:cli_up",
-    ("cloud", "down"): "hbcore.localcloud.owner:cli_down",
-    ("cloud", "status"): "hbcore.localcloud.owner:cli_status",
-    ("cloud", "serve"): "hbcore.localcloud.server:cli_serve",
-    ("demo",): "hbcore.app.demo:cli_demo",
-}
+USER_ERROR_EXIT = 2
+INTERRUPTED_EXIT = 130
 
 
-class CliError(Exception):
-    """An error to report to the user in one line (no traceback), exit code 2."""
+# --- the commands -----------------------------------------------------------------------------------
+
+def _print_json(result: object) -> int:
+    print(json.dumps(result))
+    return 0
+
+
+def _print_flushed(line: str) -> None:
+    """A table row of a long benchmark, visible as soon as it is measured."""
+    print(line, flush=True)
+
+
+def _print_progress(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _rounded(figures: dict[str, float]) -> dict[str, float]:
+    """Figures for the JSON line: three decimals are beyond any benchmark's noise."""
+    return {name: round(value, 3) for name, value in figures.items()}
+
+
+def cmd_data_build(args: argparse.Namespace) -> int:
+    from hbcore.data import dataset
+
+    return _print_json(dataset.run_build(mitdb=args.mitdb, recipe=args.recipe, out=args.out))
+
+
+def cmd_data_download(args: argparse.Namespace) -> int:
+    from hbcore.data import physionet
+
+    return _print_json(physionet.run_download(dest=args.dir))
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from hbcore.model import training
+
+    return _print_json(training.run_train(split=args.split, csv=args.csv, mitdb=args.mitdb, out=args.out,
+                                          max_iter=args.max_iter))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from hbcore.model import training
+
+    return _print_json(training.run_evaluate(model_path=args.model, csv_path=args.csv))
+
+
+def cmd_bench_model(args: argparse.Namespace) -> int:
+    from hbcore.bench import modelbench
+    from hbcore.bench.table import print_figures
+
+    print_figures("model", modelbench.run_bench_model(mitdb=args.mitdb))
+    return 0
+
+
+def cmd_bench_pipeline(args: argparse.Namespace) -> int:
+    """The medians table, the targets met, one JSON line; exit 1 when a target is missed."""
+    from hbcore.bench import pipelinebench
+
+    result = pipelinebench.run_bench_pipeline(beats=args.beats, latency_rate=args.latency_rate,
+                                              repeats=args.repeats, model=args.model, mitdb=args.mitdb)
+    pipelinebench.print_table({phase: result[phase] for phase in result["runs"]})
+    print(f"medians of {args.repeats} run(s) per phase; counts and agreement: the worst run")
+    for target, ok in result["targets"].items():
+        print(f"{'met' if ok else 'MISSED':<7}{target}")
+    print(json.dumps(result))
+    return 0 if all(result["targets"].values()) else 1
+
+
+def cmd_bench_faults(args: argparse.Namespace) -> int:
+    """The fault table row by row, one JSON line; exit 1 when a scenario lost or duplicated beats."""
+    from hbcore.bench import faultbench
+
+    result = faultbench.run_bench_faults(beats=args.beats, rate=args.rate, model=args.model,
+                                         scenarios=args.scenario, mitdb=args.mitdb, log=_print_flushed)
+    print(json.dumps(result))
+    failed = sum(not row["exactly_once"] for row in result["scenarios"])
+    print(f"{failed} scenario(s) lost or duplicated beats", file=sys.stderr)
+    return 0 if result["all_exactly_once"] else 1
+
+
+def cmd_bench_soak(args: argparse.Namespace) -> int:
+    """A line per sample, the summary, one JSON line; exit 1 unless every beat came back exactly once."""
+    from hbcore.bench import soakbench
+
+    summary, samples = soakbench.run_bench_soak(
+        minutes=args.minutes, rate=args.rate, sample_s=args.sample_s, log_retention_s=args.log_retention_s,
+        model=args.model, mitdb=args.mitdb, log=_print_flushed)
+    width = max(map(len, summary))
+    for name, value in summary.items():
+        print(f"{name:<{width}}  {value}")
+    print(json.dumps({"bench": "soak", **summary, "samples": samples}))
+    return 0 if summary["exactly_once"] else 1
+
+
+def cmd_bench_app(args: argparse.Namespace) -> int:
+    from hbcore.bench import appbench
+    from hbcore.bench.table import print_figures
+
+    print_figures("app", appbench.run_bench_app(predictions=args.predictions, browser=args.browser,
+                                                timeout_s=args.timeout))
+    return 0
+
+
+def cmd_bench_stages(args: argparse.Namespace) -> int:
+    from hbcore.bench import stagebench
+    from hbcore.bench.table import print_figures
+
+    figures = stagebench.run_bench_stages(repeats=args.repeats, put_beats=args.put_beats,
+                                          patched_moto=args.patched_moto, reader_lines=args.reader_lines)
+    print_figures("stages", figures, {"patched_moto": args.patched_moto, **_rounded(figures)})
+    return 0
+
+
+def cmd_bench_cloud(args: argparse.Namespace) -> int:
+    from hbcore.bench import cloudbench
+    from hbcore.bench.table import print_figures
+
+    figures = cloudbench.run_bench_cloud(repeats=args.repeats, model=args.model, moto_fill=args.moto_fill,
+                                         poller_records=args.poller_records, beats=args.beats,
+                                         retention_s=args.retention_s)
+    print_figures("cloud", figures, _rounded(figures))
+    return 0
+
+
+def cmd_cloud_up(args: argparse.Namespace) -> int:
+    """The URLs and the two export lines; exit 1 (and the running one's exports) when one already runs."""
+    from hbcore.localcloud import owner
+
+    state, started = owner.start_detached(port=args.port, runtime_port=args.runtime_port)
+    if not started:
+        print(f"A local cloud is already running (pid {state['pid']}); `python -m hbcore cloud down` stops it.\n"
+              + owner.exports(state))
+        return 1
+    print(f"local cloud running (pid {state['pid']}, log {owner.detached_log_file()})\n"
+          f"moto:              {state['moto_url']}\n"
+          f"sagemaker-runtime: {state['sagemaker_runtime_url']}\n\n" + owner.exports(state))
+    return 0
+
+
+def cmd_cloud_down(args: argparse.Namespace) -> int:
+    from hbcore.localcloud import owner
+
+    state = owner.stop_detached()
+    print("no local cloud is running" if state is None else f"local cloud (pid {state['pid']}) stopped")
+    return 0
+
+
+def cmd_cloud_status(args: argparse.Namespace) -> int:
+    from hbcore.localcloud import owner
+
+    print(json.dumps(owner.detached_status(), indent=2))
+    return 0
+
+
+def cmd_cloud_serve(args: argparse.Namespace) -> int:
+    """The state as one JSON line once healthy (``cloud up`` reads the state file instead), then serve."""
+    from hbcore.localcloud import server
+
+    server.run_serve(port=args.port, runtime_port=args.runtime_port, retention_s=args.retention_s,
+                     log_retention_s=args.log_retention_s, state_file=args.state_file, parent_pid=args.parent_pid,
+                     on_ready=lambda state: print(json.dumps(state), flush=True))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Progress on stderr, the summary JSON on stdout; exit 1 when beats were lost."""
+    from hbcore.app import demo
+
+    summary = demo.run_demo(n_beats=args.beats, rate_bps=args.rate, records=args.records,
+                                 model_path=Path(args.model) if args.model else None, mitdb=args.mitdb,
+                                 log=_print_progress)
+    print(json.dumps(summary, indent=2))
+    return 0 if summary["lost"] == 0 else 1
+
+
+# --- the parser -------------------------------------------------------------------------------------
+
+def rate_bps(value: str) -> float | None:
+    """``--rate``: beats per second, or ``max`` (None: as fast as the stream takes them)."""
+    if value == "max":
+        return None
+    with contextlib.suppress(ValueError):
+        if (rate := float(value)) > 0:
+            return rate
+    raise argparse.ArgumentTypeError(f"{value!r}: expected beats per second > 0, or 'max'")
 
 
 def _add_mitdb(parser: argparse.ArgumentParser) -> None:
@@ -47,7 +219,7 @@ def _add_mitdb(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser (also used by the tests to check every command has help)."""
+    """The full argument parser; each command's ``run`` default is its ``cmd_*`` function."""
     parser = argparse.ArgumentParser(
         prog="python -m hbcore",
         description="Real-time heartbeat classification on MIT-BIH: data, model, local cloud, demo.",
@@ -57,87 +229,126 @@ def build_parser() -> argparse.ArgumentParser:
     data = commands.add_parser("data", help="build or download the MIT-BIH beat dataset")
     data_commands = data.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
     build = data_commands.add_parser("build", help="build (and cache) beat windows from WFDB records")
+    build.set_defaults(run=cmd_data_build)
     _add_mitdb(build)
     build.add_argument("--out", help="also write the dataset to this folder (npz + parquet metadata)")
     build.add_argument("--recipe", choices=("paper", "kaggle"),
                        help="paper (default): 125 Hz, 1.2 x median RR of 10 s (Kachuee 2018 as written); "
                             "kaggle: what the Kaggle rows hold (every 3rd sample, 1.2 x next RR)")
     download = data_commands.add_parser("download", help="download mitdb from PhysioNet with wfdb")
+    download.set_defaults(run=cmd_data_download)
     download.add_argument("--dir", help="destination folder (default: the cache's mitdb/)")
 
     train = commands.add_parser("train", help="train the classifier and write model.tar.gz")
+    train.set_defaults(run=cmd_train)
     train.add_argument("--split", choices=("intra", "inter"), default="intra",
-                       help="intra-patient 80/20 beats (Kaggle convention) or inter-patient DS1/DS2")
+                              help="intra-patient 80/20 beats (Kaggle convention) or inter-patient DS1/DS2")
     _add_mitdb(train)
     train.add_argument("--csv", action="append", default=[],
-                       help="train on Kaggle-format CSV file(s) instead of WFDB records (repeatable)")
+                              help="train on Kaggle-format CSV file(s) instead of WFDB records (repeatable)")
     train.add_argument("--out", default="model.tar.gz", help="where to write the model artifact")
     train.add_argument("--max-iter", type=int, default=None,
-                       help="training epochs of the network (default: the split's benchmarked value)")
+                              help="training epochs of the network (default: the split's benchmarked value)")
 
     evaluate = commands.add_parser("evaluate", help="evaluate a model.tar.gz on a Kaggle-format CSV")
+    evaluate.set_defaults(run=cmd_evaluate)
     evaluate.add_argument("--model", required=True, help="path to model.tar.gz")
     evaluate.add_argument("--csv", required=True, help="Kaggle-format CSV (.csv or .csv.gz)")
 
+    _add_bench(commands)
+    _add_cloud(commands)
+
+    demo = commands.add_parser("demo", help="run the whole pipeline locally and print a JSON summary")
+    demo.set_defaults(run=cmd_demo)
+    demo.add_argument("--beats", type=int, default=2000, help="beats to stream")
+    demo.add_argument("--rate", type=rate_bps, default="max", help="beats per second, or 'max'")
+    demo.add_argument("--records", nargs="*", default=None,
+                             help="MIT-BIH records to replay (default: test split)")
+    demo.add_argument("--model", help="an existing model.tar.gz (default: train one, or reuse the cached one)")
+    _add_mitdb(demo)
+    return parser
+
+
+def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bench = commands.add_parser("bench", help="benchmarks: a table on stdout and a JSON line")
     bench_commands = bench.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
-    bench_model = bench_commands.add_parser("model", help="accuracy, macro-F1, training time, inference rate")
-    _add_mitdb(bench_model)
-    bench_pipeline = bench_commands.add_parser("pipeline", help="end-to-end throughput, latency, memory")
-    bench_pipeline.add_argument("--beats", type=int, default=100_000, help="beats to stream")
-    bench_pipeline.add_argument("--latency-rate", type=float, default=500.0,
-                                help="beats/s for the latency measurement")
-    bench_pipeline.add_argument("--repeats", type=int, default=3,
-                                help="runs of each phase, each in a fresh local cloud (medians reported)")
-    bench_pipeline.add_argument("--model", help="model.tar.gz to serve (default: the demo's model, trained if absent)")
-    _add_mitdb(bench_pipeline)
-    bench_faults = bench_commands.add_parser("faults", help="inject faults during replays; count lost/duplicated")
-    bench_faults.add_argument("--beats", type=int, default=3000, help="beats per fault scenario")
-    bench_faults.add_argument("--rate", type=float, default=500.0, help="replay rate in beats/s")
-    bench_faults.add_argument("--model", help="model.tar.gz to serve (default: the demo's model, trained if absent)")
-    bench_faults.add_argument("--scenario", action="append", default=[],
-                              help="run only this scenario (its name in the table; repeatable)")
-    _add_mitdb(bench_faults)
-    bench_soak = bench_commands.add_parser("soak", help="steady replay for minutes: memory, latency, nothing lost")
-    bench_soak.add_argument("--minutes", type=float, default=10.0, help="how long to replay")
-    bench_soak.add_argument("--rate", type=float, default=500.0, help="replay rate in beats/s")
-    bench_soak.add_argument("--sample-s", type=float, default=30.0, help="seconds between samples")
-    bench_soak.add_argument("--log-retention-s", type=float, default=None,
-                            help="how long the local cloud keeps log events (default: its 15 min; "
-                                 "shorter reaches the steady state sooner)")
-    bench_soak.add_argument("--model", help="model.tar.gz to serve (default: the demo's model, trained if absent)")
-    _add_mitdb(bench_soak)
-    bench_app = bench_commands.add_parser("app", help="the app: monitor refresh, first paint, demo to predictions")
-    bench_app.add_argument("--predictions", type=int, default=100_000, help="predictions behind the monitor refresh")
-    bench_app.add_argument("--no-browser", dest="browser", action="store_false",
-                           help="skip the headless-Chromium timings (first paint, demo to first predictions)")
-    bench_app.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the demo's predictions")
-    bench_stages = bench_commands.add_parser("stages", help="handler, replay and reader costs, each on its own")
-    bench_stages.add_argument("--repeats", type=int, default=30, help="timed repeats per figure (medians reported)")
-    bench_stages.add_argument("--put-beats", type=int, default=20_000,
-                              help="beats the replay puts into a loopback moto server (0: skip)")
-    bench_stages.add_argument("--patched-moto", action="store_true",
-                              help="apply hbcore.localcloud.motopatches to that moto server, as the local cloud does")
-    bench_stages.add_argument("--reader-lines", type=int, default=100_000, help="prediction lines the reader parses")
+    served_model = "model.tar.gz to serve (default: the demo's model, trained if absent)"
 
-    bench_cloud = bench_commands.add_parser("cloud", help="local cloud: moto put cost, invoke round trip, poller, memory")
-    bench_cloud.add_argument("--repeats", type=int, default=20, help="timed repeats per figure (medians reported)")
-    bench_cloud.add_argument("--model", help="model.tar.gz to serve (default: train a small one on sample rows)")
-    bench_cloud.add_argument("--moto-fill", type=int, default=100_000,
-                             help="records in the shard for the put-cost figures, plain and patched moto (0: skip)")
-    bench_cloud.add_argument("--poller-records", type=int, default=20_000, help="records each poller figure drains (0: skip)")
-    bench_cloud.add_argument("--beats", type=int, default=100_000, help="stream records of the memory soak (0: skip)")
-    bench_cloud.add_argument("--retention-s", type=float, default=None,
-                             help="the soak cloud's Kinesis retention (default: the local cloud's)")
+    model = bench_commands.add_parser("model", help="accuracy, macro-F1, training time, inference rate")
+    model.set_defaults(run=cmd_bench_model)
+    _add_mitdb(model)
 
+    pipeline = bench_commands.add_parser("pipeline", help="end-to-end throughput, latency, memory")
+    pipeline.set_defaults(run=cmd_bench_pipeline)
+    pipeline.add_argument("--beats", type=int, default=100_000, help="beats to stream")
+    pipeline.add_argument("--latency-rate", type=float, default=500.0, help="beats/s for the latency measurement")
+    pipeline.add_argument("--repeats", type=int, default=3,
+                          help="runs of each phase, each in a fresh local cloud (medians reported)")
+    pipeline.add_argument("--model", help=served_model)
+    _add_mitdb(pipeline)
+
+    faults = bench_commands.add_parser("faults", help="inject faults during replays; count lost/duplicated")
+    faults.set_defaults(run=cmd_bench_faults)
+    faults.add_argument("--beats", type=int, default=3000, help="beats per fault scenario")
+    faults.add_argument("--rate", type=float, default=500.0, help="replay rate in beats/s")
+    faults.add_argument("--model", help=served_model)
+    faults.add_argument("--scenario", action="append", default=[],
+                        help="run only this scenario (its name in the table; repeatable)")
+    _add_mitdb(faults)
+
+    soak = bench_commands.add_parser("soak", help="steady replay for minutes: memory, latency, nothing lost")
+    soak.set_defaults(run=cmd_bench_soak)
+    soak.add_argument("--minutes", type=float, default=10.0, help="how long to replay")
+    soak.add_argument("--rate", type=float, default=500.0, help="replay rate in beats/s")
+    soak.add_argument("--sample-s", type=float, default=30.0, help="seconds between samples")
+    soak.add_argument("--log-retention-s", type=float, default=None,
+                      help="how long the local cloud keeps log events (default: its 15 min; "
+                           "shorter reaches the steady state sooner)")
+    soak.add_argument("--model", help=served_model)
+    _add_mitdb(soak)
+
+    app = bench_commands.add_parser("app", help="the app: monitor refresh, first paint, demo to predictions")
+    app.set_defaults(run=cmd_bench_app)
+    app.add_argument("--predictions", type=int, default=100_000, help="predictions behind the monitor refresh")
+    app.add_argument("--no-browser", dest="browser", action="store_false",
+                     help="skip the headless-Chromium timings (first paint, demo to first predictions)")
+    app.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the demo's predictions")
+
+    stages = bench_commands.add_parser("stages", help="handler, replay and reader costs, each on its own")
+    stages.set_defaults(run=cmd_bench_stages)
+    stages.add_argument("--repeats", type=int, default=30, help="timed repeats per figure (medians reported)")
+    stages.add_argument("--put-beats", type=int, default=20_000,
+                        help="beats the replay puts into a loopback moto server (0: skip)")
+    stages.add_argument("--patched-moto", action="store_true",
+                        help="apply hbcore.localcloud.motopatches to that moto server, as the local cloud does")
+    stages.add_argument("--reader-lines", type=int, default=100_000, help="prediction lines the reader parses")
+
+    cloud = bench_commands.add_parser("cloud", help="local cloud: moto put cost, invoke round trip, poller, memory")
+    cloud.set_defaults(run=cmd_bench_cloud)
+    cloud.add_argument("--repeats", type=int, default=20, help="timed repeats per figure (medians reported)")
+    cloud.add_argument("--model", help="model.tar.gz to serve (default: train a small one on sample rows)")
+    cloud.add_argument("--moto-fill", type=int, default=100_000,
+                       help="records in the shard for the put-cost figures, plain and patched moto (0: skip)")
+    cloud.add_argument("--poller-records", type=int, default=20_000,
+                       help="records each poller figure drains (0: skip)")
+    cloud.add_argument("--beats", type=int, default=100_000, help="stream records of the memory soak (0: skip)")
+    cloud.add_argument("--retention-s", type=float, default=None,
+                       help="the soak cloud's Kinesis retention (default: the local cloud's)")
+
+
+def _add_cloud(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cloud = commands.add_parser("cloud", help="the embedded local cloud (moto + endpoint server + poller)")
     cloud_commands = cloud.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
     up = cloud_commands.add_parser("up", help="start a detached local cloud and print its endpoint URLs")
+    up.set_defaults(run=cmd_cloud_up)
     up.add_argument("--port", type=int, default=0, help="moto port (default: a free one)")
     up.add_argument("--runtime-port", type=int, default=0, help="SageMaker runtime port (default: a free one)")
-    cloud_commands.add_parser("down", help="stop the detached local cloud")
-    cloud_commands.add_parser("status", help="print the local cloud's state as JSON")
+    down = cloud_commands.add_parser("down", help="stop the detached local cloud")
+    down.set_defaults(run=cmd_cloud_down)
+    status = cloud_commands.add_parser("status", help="print the local cloud's state as JSON")
+    status.set_defaults(run=cmd_cloud_status)
     serve = cloud_commands.add_parser("serve", help="run the local cloud in the foreground (used by 'up')")
+    serve.set_defaults(run=cmd_cloud_serve)
     serve.add_argument("--port", type=int, default=0, help="moto port (default: a free one)")
     serve.add_argument("--runtime-port", type=int, default=0, help="SageMaker runtime port (default: a free one)")
     serve.add_argument("--retention-s", type=float, default=None,
@@ -147,30 +358,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--state-file", help="write the endpoint URLs here once healthy")
     serve.add_argument("--parent-pid", type=int, default=0, help="exit when this process is gone (0: never)")
 
-    demo = commands.add_parser("demo", help="run the whole pipeline locally and print a JSON summary")
-    demo.add_argument("--beats", type=int, default=2000, help="beats to stream")
-    demo.add_argument("--rate", default="max", help="beats per second, or 'max'")
-    demo.add_argument("--records", nargs="*", default=None, help="MIT-BIH records to replay (default: test split)")
-    demo.add_argument("--model", help="an existing model.tar.gz (default: train one, or reuse the cached one)")
-    _add_mitdb(demo)
-    return parser
-
-
-def resolve(path: Sequence[str]) -> Callable[[argparse.Namespace], int]:
-    """Import the function that implements a command."""
-    target = COMMANDS[tuple(path)]
-    module_name, function_name = target.split(":")
-    return getattr(importlib.import_module(module_name), function_name)
-
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` and run the command; user errors print one line to stderr and exit 2."""
+    """Parse ``argv`` and run the command; a user error prints one redacted line to stderr and exits 2."""
     args = build_parser().parse_args(argv)
-    path = [args.command] + ([args.subcommand] if getattr(args, "subcommand", None) else [])
     try:
-        return resolve(path)(args) or 0
-    except (CliError, FileNotFoundError, ValueError) as error:
-        print(f"error: {redact(str(error))}", file=sys.stderr)
-        return 2
+        return args.run(args)
+    except (HbError, FileNotFoundError, ValueError) as error:
+        # The first line says what failed and what to do; the rest (a child's log tail) is for logs.
+        first_line = redact(str(error)).partition("\n")[0]
+        print(f"error: {first_line}", file=sys.stderr)
+        return USER_ERROR_EXIT
     except KeyboardInterrupt:
-        return 130
+        return INTERRUPTED_EXIT

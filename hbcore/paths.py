@@ -33,8 +33,9 @@ def download_dir() -> Path:
 def default_mitdb_dir() -> Path | None:
     """``$HB_DATA_DIR/mitdb`` if it holds records, else the download cache if it does, else None."""
     candidates = []
-    if data_dir() is not None:
-        candidates.append(data_dir() / "mitdb")
+    data = data_dir()
+    if data is not None:
+        candidates.append(data / "mitdb")
     candidates.append(download_dir())
     for candidate in candidates:
         if any(candidate.glob("*.hea")):

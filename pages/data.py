@@ -65,7 +65,8 @@ else:
         if upload is not None and st.button("Use the uploaded file", key="data_upload_load", type="primary"):
             with st.spinner(f"Validating {upload.name}…"):
                 try:
-                    res.use_kaggle(kaggle.load_kaggle_csv(upload, name=upload.name, max_bytes=UPLOAD_LIMIT_BYTES), upload.name)
+                    res.use_kaggle(kaggle.load_kaggle_csv(upload, name=upload.name, max_bytes=UPLOAD_LIMIT_BYTES),
+                                   upload.name)
                 except (OSError, ValueError) as error:
                     st.error(user_message(error))
     with path_column:
@@ -82,7 +83,8 @@ beats = res.current_beats()
 source = res.current_source()
 if beats is None:
     if source is None:
-        st.info("No data yet: give a folder of MIT-BIH records, download them from PhysioNet, or load a Kaggle CSV above.")
+        st.info("No data yet: give a folder of MIT-BIH records, download them from PhysioNet, "
+                "or load a Kaggle CSV above.")
     else:
         st.info(f"The beats of {source[1]} are not built yet: press **Build / load the beats** above "
                 "(a few seconds, once).")
@@ -120,4 +122,5 @@ start_s = right.slider("Start (s)", 0, int(length_s - window_s), key="data_recor
 segment = res.record_segment(name, record, start_s, window_s)
 st.altair_chart(charts.ecg_trace(segment.signal, segment.beats, title=f"record {record}, lead {segment.lead}"),
                 width="stretch")
-st.caption(" · ".join(f"{c}: {n}" for c, n in segment.beats["class"].value_counts().items()) or "no beats annotated here")
+st.caption(" · ".join(f"{c}: {n}" for c, n in segment.beats["class"].value_counts().items())
+           or "no beats annotated here")

@@ -5,6 +5,7 @@ whose diagram and table load the browser's heavier chart code.
 """
 
 import time
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import streamlit as st
@@ -15,6 +16,9 @@ from hbcore.app import resources as res
 from hbcore.aws.redaction import redact, user_message
 from hbcore.data import physionet
 from hbcore.model import store as modelstore
+
+if TYPE_CHECKING:  # imported for real in start_demo: hbcore.app.demo loads scikit-learn
+    from hbcore.app.demo import DemoRun
 
 DEMO_RATE_BPS = 250.0
 POLL_S = 0.5
@@ -46,8 +50,8 @@ def part_rows() -> dict[str, tuple[str, str]]:
         data = ("idle", f"{source[1]}: beats not built yet (the demo builds them, a few seconds)")
     else:
         data = ("ok", f"{source[1]}: beats ready")
-    model = (("ok", f"{len(saved)} saved, newest {saved[0].version} "
-                    f"(accuracy {saved[0].metrics.get('accuracy', float('nan')):.2%})") if saved
+    model = (("ok", (f"{len(saved)} saved, newest {saved[0].version} "
+                     f"(accuracy {saved[0].metrics.get('accuracy', float('nan')):.2%})")) if saved
              else ("missing", "none trained yet (the demo trains one)"))
     rows = {"data": data, "model": model}
     if settings.backend == "aws" and not res.backend_ready():
@@ -122,7 +126,8 @@ if st.session_state["home_demo_error"]:
 st.divider()
 rows = part_rows()
 st.graphviz_chart(diagram.pipeline_dot({name: state for name, (state, _) in rows.items()}), width="stretch")
-status = pd.DataFrame([{"part": name, "state": state, "detail": redact(detail)} for name, (state, detail) in rows.items()])
+status = pd.DataFrame([{"part": name, "state": state, "detail": redact(detail)}
+                       for name, (state, detail) in rows.items()])
 st.dataframe(status.style.map(lambda state: f"background-color: {diagram.STATE_COLORS.get(state, 'white')}",
                               subset=["state"]),
              hide_index=True, width="stretch")

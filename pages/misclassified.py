@@ -25,7 +25,8 @@ st.session_state.setdefault("mis_loaded", None)
 st.title("Misclassified beats")
 pipeline = res.pipeline()
 if not res.backend_ready():
-    st.info("No results yet: run the demo (or deploy a model and start a replay) and come back when beats have been classified.")
+    st.info("No results yet: run the demo (or deploy a model and start a replay) and come back when beats "
+            "have been classified.")
     st.page_link("pages/home.py", label="Run the full demo", icon=":material/play_arrow:")
     st.stop()
 
@@ -56,7 +57,8 @@ st.session_state["mis_record"] = [r for r in st.session_state["mis_record"] if r
 filters[2].multiselect("Record", available, key="mis_record")
 filters[3].slider("Confidence (probability of the predicted class)", 0.0, 1.0, step=0.05, key="mis_confidence")
 shown = review.filter_misclassified(wrong, true=st.session_state["mis_true"], predicted=st.session_state["mis_pred"],
-                                    records=st.session_state["mis_record"], confidence=st.session_state["mis_confidence"])
+                                    records=st.session_state["mis_record"],
+                                    confidence=st.session_state["mis_confidence"])
 
 st.caption(f"{len(shown):,} of {len(wrong):,} misclassified beats ({classified:,} classified"
            + (f"; the {loaded['dropped']:,} oldest are no longer kept" if loaded["dropped"] else "")
@@ -100,7 +102,8 @@ with right:
 
 if source is not None and source[0] == "mitdb" and (Path(source[1]) / f"{beat['record']}.hea").is_file():
     try:
-        segment = records.segment_around(Path(source[1]), beat["record"], int(beat["sample"]), seconds_each_side=CONTEXT_S)
+        segment = records.segment_around(Path(source[1]), beat["record"], int(beat["sample"]),
+                                         seconds_each_side=CONTEXT_S)
         st.altair_chart(charts.ecg_trace(segment.signal, segment.beats, highlight_t_s=float(beat["t"]),
                                          title=f"record {beat['record']} (lead {segment.lead}) around the beat; "
                                                "points coloured by the reference class"),

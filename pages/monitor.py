@@ -19,7 +19,7 @@ st.session_state["monitor_run_every"] = INTERVALS_S[st.session_state["monitor_in
 st.title("Live monitor")
 pipeline = res.pipeline()
 ready = res.backend_ready()
-if not ready or pipeline.replay is None and not st.session_state["monitor_all_runs"]:
+if not ready or (pipeline.replay is None and not st.session_state["monitor_all_runs"]):
     st.info("Nothing is streaming yet. Run the whole demo from the home page, or start a replay on the Stream page.")
     left, right = st.columns(2)
     with left:
@@ -55,7 +55,8 @@ def live() -> None:
     kpis = st.columns(6)
     kpis[0].metric("Beats processed", f"{figures.beats:,}")
     kpis[1].metric("Beats/s", _number(figures.beats_per_s, "{:,.0f}"))
-    kpis[2].metric("Abnormal rate", _number(figures.abnormal_rate, "{:.1%}"), help="Share of beats predicted S, V, F or Q")
+    kpis[2].metric("Abnormal rate", _number(figures.abnormal_rate, "{:.1%}"),
+                   help="Share of beats predicted S, V, F or Q")
     kpis[3].metric("p95 latency", _number(figures.latency_p95_ms, "{:,.0f} ms"), help="From PutRecords to the log line")
     kpis[4].metric("Rejected records", f"{figures.rejected:,}")
     kpis[5].metric("Accuracy", _number(figures.accuracy, "{:.2%}"), help="Over the beats with a known label")

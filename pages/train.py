@@ -83,15 +83,17 @@ kpis[3].metric("Train time", f"{chosen.metadata.get('train_seconds', float('nan'
 left, right = st.columns([2, 3])
 with left:
     st.dataframe(pd.DataFrame(figures["per_class"]).T.rename_axis("class"),
-                 column_config={name: st.column_config.NumberColumn(format="%.3f") for name in ("precision", "recall", "f1")},
+                 column_config={name: st.column_config.NumberColumn(format="%.3f")
+                                for name in ("precision", "recall", "f1")},
                  width="stretch")
     if "aami4" in figures:
         st.caption(f"Over N, S, V, F only (de Chazal's convention): accuracy {figures['aami4']['accuracy']:.2%}, "
                    f"macro-F1 {figures['aami4']['macro_f1']:.3f}.")
 with right:
     st.toggle("Row shares", key="train_normalise", help="Each true class's beats as shares (recall on the diagonal)")
+    n_test = chosen.metadata.get("n_test", "?")
     st.altair_chart(charts.confusion_heatmap(figures["confusion"], normalise=st.session_state["train_normalise"],
-                                             title=f"test confusion matrix ({chosen.metadata.get('n_test', '?'):,} beats)"),
+                                             title=f"test confusion matrix ({n_test:,} beats)"),
                     width="stretch")
 st.download_button("Download model.tar.gz", chosen.path.read_bytes, file_name=f"model-{chosen.version}.tar.gz",
                    mime="application/gzip", key="train_download")

@@ -102,8 +102,8 @@ def synthetic_model_tar(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def fault_rig(small_model_tar):
-    """The whole pipeline deployed on a local cloud (a child process) serving the small model, with
-    the fault controls of ``hbcore.bench.faultbench.FaultRig`` (tests/bench/test_faults.py, tests/bench/test_bad_input.py)."""
+    """The whole pipeline deployed on a local cloud (a child process) serving the small model, with the
+    fault controls of ``hbcore.bench.faultbench.FaultRig`` (tests/bench/test_faults.py and test_bad_input.py)."""
     from hbcore.bench.faultbench import FaultRig
 
     with FaultRig(small_model_tar) as rig:

@@ -44,7 +44,8 @@ def confusion_frame(matrix: Sequence[Sequence[float]] | np.ndarray) -> pd.DataFr
     """
     counts = np.asarray(matrix, dtype=float)
     if counts.ndim != 2 or counts.shape[0] != counts.shape[1] or not 0 < len(counts) <= len(CLASS_NAMES):
-        raise ValueError(f"a confusion matrix must be square with at most {len(CLASS_NAMES)} classes, got {counts.shape}")
+        raise ValueError(f"a confusion matrix must be square with at most {len(CLASS_NAMES)} classes, "
+                         f"got {counts.shape}")
     names = CLASS_NAMES[:len(counts)]
     totals = counts.sum(axis=1, keepdims=True)
     shares = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
@@ -140,7 +141,7 @@ def beat_overlay(beat: np.ndarray, templates: Mapping[str, np.ndarray], *, title
     """One beat (thick black line) over the mean templates of the named classes (dashed)."""
     names = list(templates)
     frame = beats_frame(np.vstack([np.asarray(beat)] + [templates[n] for n in names]),
-                        ["this beat"] + [f"mean {n}" for n in names], ["this beat"] + names)
+                        ["this beat"] + [f"mean {n}" for n in names], ["this beat", *names])
     scale = alt.Scale(domain=["this beat"] + [f"mean {n}" for n in names],
                       range=["black"] + [CLASS_COLORS.get(n, "grey") for n in names])
     return alt.Chart(frame, title=title).mark_line().encode(
@@ -152,10 +153,12 @@ def beat_overlay(beat: np.ndarray, templates: Mapping[str, np.ndarray], *, title
     ).properties(height=260)
 
 
-def ecg_trace(signal: pd.DataFrame, marks: pd.DataFrame, *, title: str, highlight_t_s: float | None = None) -> alt.Chart:
+def ecg_trace(signal: pd.DataFrame, marks: pd.DataFrame, *, title: str,
+              highlight_t_s: float | None = None) -> alt.LayerChart | alt.FacetChart:
     """An ECG trace (columns t_s, mv) with one labelled point per beat (t_s, mv, class, symbol).
 
-    ``highlight_t_s`` draws a vertical rule at one beat (the beat being inspected).
+    ``highlight_t_s`` draws a vertical rule at one beat (the beat being inspected). The type is
+    ``alt.layer``'s; with no facet encodings in its layers, the chart is a LayerChart.
     """
     line = alt.Chart(signal).mark_line(color="#333", strokeWidth=1).encode(
         x=alt.X("t_s:Q", title="seconds in record"), y=alt.Y("mv:Q", title="mV"),

@@ -8,17 +8,16 @@ prints what was sent, predicted, rejected, lost and duplicated.
 
 from __future__ import annotations
 
-import argparse
-import json
-import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from hbcore.app.pipeline import Pipeline
 from hbcore.app.training_run import beats_key
+from hbcore.background import BackgroundTask
 from hbcore.data import dataset
 from hbcore.data.dataset import BeatSet
 from hbcore.model import store as modelstore
@@ -72,9 +71,12 @@ class DemoProgress:
         return self.replay is not None or self.error is not None
 
 
-@dataclass
-class DemoRun:
+class DemoRun(BackgroundTask[DemoProgress]):
     """Owner of the set-up thread of one demo run (see the module docstring).
+
+    Started and waited for as every :class:`~hbcore.background.BackgroundTask`; its steps run to the
+    end (``stop`` waits for them up to its timeout). A failed step is the progress's ``error``,
+    ``"<step>: <reason>"``.
 
     Parameters
     ----------
@@ -89,77 +91,67 @@ class DemoRun:
         Deploy this model instead of finding or training one.
     """
 
-    pipeline: Pipeline
-    load: object
-    n_beats: int = DEMO_BEATS
-    rate_bps: float | None = None
-    records: list[str] | None = None
-    model_path: Path | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _state: DemoProgress = field(default_factory=lambda: DemoProgress(None, (), (), None), repr=False)
-    _thread: threading.Thread | None = field(default=None, repr=False)
-    beats: BeatSet | None = field(default=None, repr=False)
-
-    def start(self) -> DemoRun:
-        self._thread = threading.Thread(target=self._run, name="demo-setup", daemon=True)
-        self._thread.start()
-        return self
-
-    def wait(self, timeout_s: float | None = None) -> DemoProgress:
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-        return self.progress()
+    def __init__(self, pipeline: Pipeline, load: Callable[[], BeatSet], n_beats: int = DEMO_BEATS,
+                 rate_bps: float | None = None, records: list[str] | None = None, model_path: Path | None = None):
+        super().__init__("demo-setup")
+        self.pipeline = pipeline
+        self.load = load
+        self.n_beats = n_beats
+        self.rate_bps = rate_bps
+        self.records = records
+        self.model_path = model_path
+        self.beats: BeatSet | None = None
+        self._progress = DemoProgress(None, (), (), None)  # its error stays None: progress() adds the task's
 
     def progress(self) -> DemoProgress:
         with self._lock:
-            return DemoProgress(**vars(self._state))
+            error = None if self._error is None else f"{self._progress.step}: {self._error}"
+            return replace(self._progress, error=error)
 
     def _note(self, message: str) -> None:
         with self._lock:
-            self._state.messages = (*self._state.messages, message)
+            self._progress.messages = (*self._progress.messages, message)
 
     def _enter(self, step: str) -> None:
         with self._lock:
-            self._state.step = step
+            self._progress.step = step
 
     def _leave(self, step: str, message: str) -> None:
         with self._lock:
-            self._state.done_steps = (*self._state.done_steps, step)
-            self._state.messages = (*self._state.messages, message)
+            self._progress.done_steps = (*self._progress.done_steps, step)
+            self._progress.messages = (*self._progress.messages, message)
 
-    def _run(self) -> None:
-        try:
-            self._enter("data")
-            self.beats = self.load()
-            self._leave("data", f"{len(self.beats):,} beats loaded")
-            self._enter("model")
-            if self.model_path is not None:
-                model_path = Path(self.model_path)
-                self._leave("model", f"using {model_path}")
-            else:
-                saved = find_or_train_model(self.beats)
-                with self._lock:
-                    self._state.model = saved
-                model_path = saved.path
-                self._leave("model", f"model {saved.version}")
-            self._enter("stack")
-            self.pipeline.ensure_stack(progress=self._note)
-            self._leave("stack", "stream, function and mapping ready")
-            self._enter("endpoint")
-            deployment = self.pipeline.deploy(model_path, progress=self._note)
-            self._leave("endpoint", f"endpoint {deployment.endpoint} {deployment.status}")
-            self._enter("replay")
-            selection = replay_selection(self.beats, self.n_beats, self.records)
-            started_s = time.time()
-            replay = self.pipeline.start_replay(selection, rate_bps=self.rate_bps)
+    def _work(self) -> str:
+        """The set-up steps in order; "done" once the replay streams. A step that raises fails the run."""
+        self._enter("data")
+        self.beats = self.load()
+        self._leave("data", f"{len(self.beats):,} beats loaded")
+        self._enter("model")
+        if self.model_path is not None:
+            model_path = Path(self.model_path)
+            self._leave("model", f"using {model_path}")
+        else:
+            saved = find_or_train_model(self.beats)
             with self._lock:
-                self._state.replay, self._state.replay_started_s = replay, started_s
-            self._leave("replay", f"streaming {len(selection):,} beats (run {replay.run})")
-            with self._lock:
-                self._state.step = None
-        except Exception as error:  # reported through progress(); the page shows it
-            with self._lock:
-                self._state.error = f"{self._state.step}: {type(error).__name__}: {error}"
+                self._progress.model = saved
+            model_path = saved.path
+            self._leave("model", f"model {saved.version}")
+        self._enter("stack")
+        self.pipeline.ensure_stack(progress=self._note)
+        self._leave("stack", "stream, function and mapping ready")
+        self._enter("endpoint")
+        deployment = self.pipeline.deploy(model_path, progress=self._note)
+        self._leave("endpoint", f"endpoint {deployment.endpoint} {deployment.status}")
+        self._enter("replay")
+        selection = replay_selection(self.beats, self.n_beats, self.records)
+        started_s = time.time()
+        replay = self.pipeline.start_replay(selection, rate_bps=self.rate_bps)
+        with self._lock:
+            self._progress.replay, self._progress.replay_started_s = replay, started_s
+        self._leave("replay", f"streaming {len(selection):,} beats (run {replay.run})")
+        with self._lock:
+            self._progress.step = None
+        return "done"
 
 
 def settle(pipeline: Pipeline, replay: Replay, timeout_s: float | None = None) -> tally.ResultsSnapshot:
@@ -186,8 +178,9 @@ def settle(pipeline: Pipeline, replay: Replay, timeout_s: float | None = None) -
 def unaccounted(replay: Replay, snapshot: tally.ResultsSnapshot) -> list[str]:
     """Ids Kinesis accepted for the replay's run that have neither a prediction nor a rejected record."""
     rejected = set(aggregations.for_run(snapshot.rejected, replay.run)["id"].dropna())
-    return [identity for identity in replay.ledger.accepted().difference(snapshot.totals(replay.run).ids)
-            if identity not in rejected]
+    predicted = snapshot.totals(replay.run).ids
+    assert predicted is not None  # one run's totals hold its ids (only all runs merged have none)
+    return [identity for identity in replay.ledger.accepted().difference(predicted) if identity not in rejected]
 
 
 def account(replay: Replay, snapshot: tally.ResultsSnapshot, model: models.BeatModel, started_s: float) -> dict:
@@ -199,6 +192,7 @@ def account(replay: Replay, snapshot: tally.ResultsSnapshot, model: models.BeatM
     latest rows the reader keeps (``tally.KEEP_ROWS``: all of a run shorter than that).
     """
     totals = snapshot.totals(replay.run)
+    assert totals.ids is not None  # one run's totals hold its ids (only all runs merged have none)
     sent_beats = replay.beats
     logged = totals.ids.lookup(sent_beats.meta["record"], sent_beats.meta["sample"])
     found = logged != ABSENT
@@ -239,25 +233,12 @@ def run_demo(n_beats: int = DEMO_BEATS, rate_bps: float | None = None, records: 
             time.sleep(0.2)
         if state.error:
             raise RuntimeError(state.error)
-        snapshot = settle(pipeline, state.replay)
-        model = models.load_model(model_path or state.model.path)
-        return account(state.replay, snapshot, model, state.replay_started_s)
+        replay, started_s = state.replay, state.replay_started_s
+        assert replay is not None and started_s is not None  # finished without an error: the replay streams
+        snapshot = settle(pipeline, replay)
+        if model_path is None:
+            assert state.model is not None  # the run found or trained one
+            model_path = state.model.path
+        model = models.load_model(model_path)
+        return account(replay, snapshot, model, started_s)
 
-
-def _rate(value: str) -> float | None:
-    if value == "max":
-        return None
-    rate = float(value)
-    if not rate > 0:
-        raise ValueError(f"--rate {value}: expected beats per second > 0, or 'max'")
-    return rate
-
-
-def cli_demo(args: argparse.Namespace) -> int:
-    """``python -m hbcore demo``: progress on stderr, the summary JSON on stdout."""
-    import sys
-
-    summary = run_demo(args.beats, _rate(args.rate), args.records, args.model, args.mitdb,
-                       log=lambda message: print(message, file=sys.stderr))
-    print(json.dumps(summary, indent=2))
-    return 0 if summary["lost"] == 0 else 1

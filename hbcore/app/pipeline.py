@@ -16,6 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,10 +26,14 @@ from hbcore.aws import stack
 from hbcore.aws.backend import Backend
 from hbcore.aws.names import Names
 from hbcore.aws.progress import Progress, silent
+from hbcore.contracts import inference, stream_record
 from hbcore.data.dataset import BeatSet
 from hbcore.stream import reader
 from hbcore.stream.reader import ResultsReader
 from hbcore.stream.replay import Replay, kinesis_client
+
+if TYPE_CHECKING:
+    from hbcore.localcloud.owner import LocalCloud
 
 # The reader starts this long before a replay's first beat, so beats logged early are not missed.
 READER_MARGIN_S = 60
@@ -64,7 +69,7 @@ class Pipeline:
         if backend is None and settings.backend == "aws":
             backend = Backend(kind="aws", region=settings.region, profile=settings.profile)  # makes no call
         self._backend = backend
-        self._cloud = None
+        self._cloud: LocalCloud | None = None  # the embedded cloud (local backend), once started
         self._lock = threading.RLock()
         self._stack_outputs: dict[str, str] | None = None
         self._deployment: serving.Deployment | None = None
@@ -86,7 +91,7 @@ class Pipeline:
 
                 self._cloud = LocalCloud().start()
                 self._backend = self._cloud.backend
-            elif self._cloud_died:
+            elif self._cloud is not None and not self._cloud.running:  # _cloud_died
                 self._cloud.restart()
                 self._stack_outputs = None
                 self._deployment = None
@@ -135,19 +140,18 @@ class Pipeline:
         return serving.endpoint_status(self.backend, self.names) if self.backend_started else None
 
     def test_invoke(self, beats: np.ndarray, rr: np.ndarray | None = None) -> dict:
-        """Call the endpoint with a few beats, as the handler does (JSON instances)."""
-        instances = []
-        for index, beat in enumerate(np.atleast_2d(beats)):
-            instance: dict[str, object] = {"beat": [round(float(v), 4) for v in beat]}
-            if rr is not None:
-                instance.update(zip(("rr_prev_s", "rr_next_s", "rr_local_s"),
-                                    (None if np.isnan(v) else float(v) for v in rr[index])))
-            instances.append(instance)
+        """Call the endpoint with a few beats as the handler would send them once replayed (values as
+        a stream record carries them); the endpoint's JSON answer, checked against the contract."""
+        beats = np.atleast_2d(beats)
+        body = inference.encode_request(stream_record.carried_beats(beats),
+                                        None if rr is None else stream_record.carried_seconds(rr))
         started = time.perf_counter()
         response = self.backend.client("sagemaker-runtime").invoke_endpoint(
-            EndpointName=self.names.endpoint, ContentType="application/json", Accept="application/json",
-            Body=json.dumps({"instances": instances}))
-        answer = json.loads(response["Body"].read())
+            EndpointName=self.names.endpoint, ContentType=inference.CONTENT_TYPE, Accept=inference.CONTENT_TYPE,
+            Body=body)
+        payload = response["Body"].read()
+        inference.decode_response(payload, expected=len(beats))
+        answer = json.loads(payload)
         answer["round_trip_ms"] = (time.perf_counter() - started) * 1000
         return answer
 
@@ -157,7 +161,7 @@ class Pipeline:
         """Stop any running replay and stream ``beats`` (already selected and ordered) into the stream."""
         with self._lock:
             self.stop_replay()
-            self.reader  # start reading before the first beat is logged
+            self.reader  # noqa: B018 (the property starts reading, before the first beat is logged)
             self.replay = Replay(kinesis_client(self.backend), self.names.stream, beats, rate=rate_bps,
                                  speed=speed).start()
             return self.replay
@@ -211,6 +215,7 @@ class Pipeline:
         if self._cloud_died:
             return PartStatus("error", "the local cloud stopped and lost its state: Run the full demo (or deploy) "
                                        "starts it again")
+        assert self._backend is not None  # set with the cloud (backend), cleared with it (close)
         return PartStatus("ok", f"local cloud at {self._backend.endpoint_url}")
 
     def _endpoint_part(self) -> PartStatus:
@@ -234,8 +239,12 @@ class Pipeline:
         if self._reader is None:
             return PartStatus("idle", "not started")
         stats = self._reader.snapshot().stats
+        counts = f"{stats.predictions:,} predictions, {stats.rejected:,} rejected"
+        if stats.state == "failed":
+            return PartStatus("error", f"the reader stopped: {stats.errors[-1] if stats.errors else 'unknown error'} "
+                                       f"({counts})")
         state = "error" if stats.errors and stats.failed_queries else "ok"
-        return PartStatus(state, f"{stats.predictions:,} predictions, {stats.rejected:,} rejected")
+        return PartStatus(state, counts)
 
     def close(self) -> None:
         """Stop the replay, the reader and (local backend) the embedded cloud."""

@@ -45,7 +45,8 @@ def export_csv(frame: pd.DataFrame) -> bytes:
     return frame.loc[:, list(EXPORT_COLUMNS)].to_csv(index=False).encode("utf-8")
 
 
-def neighbours(predictions: pd.DataFrame, run: str | None, record: str, t_s: float, seconds_each_side: float) -> pd.DataFrame:
+def neighbours(predictions: pd.DataFrame, run: str | None, record: str, t_s: float,
+               seconds_each_side: float) -> pd.DataFrame:
     """The predictions of the beats of ``record`` within ``seconds_each_side`` of ``t_s``, in time order.
 
     Shows whether a mistake stands alone or sits in a run of odd beats (noise, a rhythm change).

@@ -10,6 +10,7 @@ import json
 import re
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 from hbcore.aws.names import DEFAULT_REGION, Names
 from hbcore.paths import cache_dir
@@ -17,6 +18,15 @@ from hbcore.paths import cache_dir
 BACKENDS = ("local", "aws")
 PREFIX_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 REGION_PATTERN = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+
+
+class SettingsChanges(TypedDict, total=False):
+    """The fields :meth:`Settings.with_changes` may change (those of :class:`Settings`)."""
+
+    backend: str
+    region: str
+    profile: str | None
+    prefix: str
 
 
 @dataclass(frozen=True)
@@ -40,7 +50,7 @@ class Settings:
     def names(self) -> Names:
         return Names(self.prefix)
 
-    def with_changes(self, **changes: object) -> Settings:
+    def with_changes(self, **changes: Unpack[SettingsChanges]) -> Settings:
         """A validated copy with some fields changed (empty profile = the default chain)."""
         if changes.get("profile") == "":
             changes["profile"] = None

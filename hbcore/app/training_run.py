@@ -10,12 +10,12 @@ The thread never calls Streamlit.
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hbcore.background import BackgroundTask
 from hbcore.data.dataset import BeatSet
 from hbcore.model.store import SavedModel, save_model
 
@@ -48,7 +48,7 @@ def expected_seconds(n_beats: int, params: ModelParams) -> float:
 class TrainingProgress:
     """A snapshot of a training run, safe to read from any thread."""
 
-    state: str  # "running" | "done" | "failed"
+    state: str  # "idle" | "running" | "done" | "failed"
     elapsed_s: float
     expected_s: float
     saved: SavedModel | None
@@ -56,17 +56,20 @@ class TrainingProgress:
 
     @property
     def fraction(self) -> float:
-        if self.state != "running":
+        if self.done:
             return 1.0
         return min(ESTIMATE_CAP, self.elapsed_s / self.expected_s)
 
     @property
     def done(self) -> bool:
-        return self.state != "running"
+        return self.state in ("done", "failed")
 
 
-class TrainingRun:
+class TrainingRun(BackgroundTask[TrainingProgress]):
     """Owner of the thread that trains, evaluates and saves one model.
+
+    Started and waited for as every :class:`~hbcore.background.BackgroundTask`; the fit is one
+    scikit-learn call, so ``stop`` cannot cut it short: it waits for the run up to its timeout.
 
     Parameters
     ----------
@@ -87,50 +90,27 @@ class TrainingRun:
             default_params,  # scikit-learn: imported when training, not on page load
         )
 
+        super().__init__("training")
         self.beats = beats
         self.split = split
         self.params = params or default_params(split)
         self.store = store
         self.info = info
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._started_at = 0.0
-        self._ended_at: float | None = None
         self._saved: SavedModel | None = None
-        self._error: str | None = None
 
-    def start(self) -> TrainingRun:
-        with self._lock:
-            if self._thread is not None:
-                raise RuntimeError("this training run was already started")
-            self._started_at = time.monotonic()
-            self._thread = threading.Thread(target=self._run, name="training", daemon=True)
-            self._thread.start()
-        return self
-
-    def _run(self) -> None:
+    def _work(self) -> str:
+        """Train, evaluate and save the model; "done" once it is in the store."""
         from hbcore.model.training import train_and_evaluate
 
-        try:
-            trained = train_and_evaluate(self.beats, self.split, self.params,
-                                                data_key=beats_key(self.beats), **self.info)
-            saved = save_model(trained, self.store)
-        except Exception as error:  # reported to the page, which shows it; the thread must not die silently
-            with self._lock:
-                self._error, self._ended_at = f"{type(error).__name__}: {error}", time.monotonic()
-            return
+        # views given, so that every key of info goes to the model's metadata
+        trained = train_and_evaluate(self.beats, self.split, self.params, views=(), data_key=beats_key(self.beats),
+                                     **self.info)
+        saved = save_model(trained, self.store)
         with self._lock:
-            self._saved, self._ended_at = saved, time.monotonic()
+            self._saved = saved
+        return "done"
 
     def progress(self) -> TrainingProgress:
         with self._lock:
-            end = self._ended_at if self._ended_at is not None else time.monotonic()
-            state = "failed" if self._error else "done" if self._saved else "running"
-            return TrainingProgress(state, end - self._started_at, expected_seconds(len(self.beats), self.params),
-                                    self._saved, self._error)
-
-    def wait(self, timeout_s: float | None = None) -> TrainingProgress:
-        """Block until the run has ended (or ``timeout_s`` passed)."""
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-        return self.progress()
+            return TrainingProgress(self._state, self._elapsed_s_locked(time.monotonic()),
+                                    expected_seconds(len(self.beats), self.params), self._saved, self._error)

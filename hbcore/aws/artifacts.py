@@ -109,7 +109,7 @@ def upload_once(backend: Backend, bucket: str, prefix: str, data: bytes, filenam
 def managed_keys(backend: Backend, bucket: str) -> list[str]:
     """Every key under the prefixes deployments write to."""
     s3 = backend.client("s3")
-    keys = []
+    keys: list[str] = []
     for prefix in KEY_PREFIXES:
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             keys.extend(item["Key"] for item in page.get("Contents", []))

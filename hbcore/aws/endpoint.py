@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -125,11 +126,13 @@ class EndpointSpec:
             if not 1 <= self.max_concurrency <= 200:
                 raise ValueError(f"max concurrency {self.max_concurrency}: expected 1..200")
         elif not self.instance_type.startswith("ml."):
-            raise ValueError(f"instance type {self.instance_type!r}: SageMaker types start with 'ml.' (e.g. ml.m5.large)")
+            raise ValueError(f"instance type {self.instance_type!r}: SageMaker types start with 'ml.' "
+                             "(e.g. ml.m5.large)")
         if self.instance_count < 1:
             raise ValueError(f"instance count {self.instance_count}: expected at least 1")
         if self.framework_version not in SKLEARN_FRAMEWORKS:
-            raise ValueError(f"framework version {self.framework_version!r}: expected one of {sorted(SKLEARN_FRAMEWORKS)}")
+            raise ValueError(f"framework version {self.framework_version!r}: "
+                             f"expected one of {sorted(SKLEARN_FRAMEWORKS)}")
 
     @property
     def serverless(self) -> bool:
@@ -141,9 +144,9 @@ class EndpointSpec:
             return f"serverless, {self.memory_mb} MB, max concurrency {self.max_concurrency}"
         return f"{self.instance_count} x {self.instance_type}"
 
-    def production_variant(self, model_name: str) -> dict:
+    def production_variant(self, model_name: str) -> dict[str, Any]:
         """The single ``ProductionVariants`` entry of the endpoint config."""
-        variant = {"VariantName": "AllTraffic", "ModelName": model_name}
+        variant: dict[str, Any] = {"VariantName": "AllTraffic", "ModelName": model_name}
         if self.serverless:
             variant["ServerlessConfig"] = {"MemorySizeInMB": self.memory_mb, "MaxConcurrency": self.max_concurrency}
         else:
@@ -200,7 +203,8 @@ def read_model_artifact(path: str | Path) -> ModelArtifact:
 def container_mismatch(artifact: ModelArtifact, framework_version: str) -> str | None:
     """A warning when the artifact's ``code/inference.py`` needs a newer Python or numpy than the
     container has: the endpoint would fail only when it starts, many minutes after the deploy."""
-    python = tuple(int(part) for part in SKLEARN_FRAMEWORKS[framework_version][1].split("."))
+    major, minor = SKLEARN_FRAMEWORKS[framework_version][1].split(".")
+    python = (int(major), int(minor))
     reasons = pycompat.incompatibilities(artifact.inference_source, python, INFERENCE_MEMBER)
     if reasons:
         return (f"{artifact.path.name}: the {framework_version} container (Python {python[0]}.{python[1]}, numpy 1 "
@@ -375,7 +379,8 @@ def _wait_in_service(sagemaker, endpoint: str, progress: Progress, poll_interval
         if status == "InService":
             return status
         if status not in TRANSITIONAL_STATUSES:
-            raise RuntimeError(f"endpoint {endpoint} is {status}: {description.get('FailureReason', 'no reason given')} "
+            reason = description.get("FailureReason", "no reason given")
+            raise RuntimeError(f"endpoint {endpoint} is {status}: {reason} "
                                f"(see CloudWatch log group /aws/sagemaker/Endpoints/{endpoint})")
         if elapsed_s > timeout_s:
             raise TimeoutError(f"endpoint {endpoint} still {status} after {timeout_s:.0f} s")

@@ -82,7 +82,7 @@ def incompatibilities(source: str, python: tuple[int, int], name: str = "<source
         tree = ast.parse(source, filename=name, feature_version=python)
     except SyntaxError as error:
         return [f"{name} line {error.lineno}: {error.msg} (Python {python[0]}.{python[1]} syntax)"]
-    reasons = {}  # ordered and without repeats: np.strings.upper also uses np.strings
+    reasons: dict[str, None] = {}  # ordered and without repeats: np.strings.upper also uses np.strings
     for line, dotted in sorted(set(_used_names(tree))):
         needs = NEWER_STDLIB.get(dotted)
         if needs and needs > python:

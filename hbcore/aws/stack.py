@@ -241,7 +241,8 @@ def _wait_for_stack(
             for event in reversed(events):  # the API lists newest first
                 if event["EventId"] not in seen:
                     seen.add(event["EventId"])
-                    progress(f"  {event['ResourceStatus']:<20} {event['ResourceType']:<30} {event['LogicalResourceId']}")
+                    progress(f"  {event['ResourceStatus']:<20} {event['ResourceType']:<30} "
+                             f"{event['LogicalResourceId']}")
         status = stack["StackStatus"] if stack else "DELETE_COMPLETE"
         if not status.endswith("IN_PROGRESS"):
             if status in FAILED_STATUSES:
@@ -284,6 +285,8 @@ def deploy_stack(
                                 poll_interval_s=poll_interval_s)
     else:
         stack = _describe_stack(cfn, names.stack)
+    if stack is None:  # a create or update that ends in DELETE_COMPLETE, or a stack deleted meanwhile
+        raise RuntimeError(f"stack {names.stack} does not exist after the deploy")
     outputs = {item["OutputKey"]: item["OutputValue"] for item in stack.get("Outputs", [])}
     mapping_uuid = outputs.get("EventSourceMappingId")
     if mapping_via_api:

@@ -15,7 +15,7 @@ import json
 import tarfile
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from hbcore.aws import artifacts
@@ -57,7 +57,7 @@ def source_archive(hbcore_dir: Path | None = None) -> bytes:
 
 def job_name(names: Names, now: datetime | None = None) -> str:
     """``<prefix>-train-<UTC timestamp>`` (the execution role scopes its log streams to the prefix)."""
-    stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%d-%H%M%S")
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
     return f"{names.prefix}-train-{stamp}"
 
 

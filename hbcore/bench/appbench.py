@@ -15,7 +15,6 @@ real-browser test drives the app with the same :class:`AppServer` and :func:`chr
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -28,11 +27,11 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
 from hbcore.app import charts, dashboard
-from hbcore.bench.table import print_figures
 from hbcore.data.classes import CLASS_NAMES
 from hbcore.stream.reader import ResultsReader
 from hbcore.stream.tally import ResultsSnapshot
@@ -62,13 +61,15 @@ class InMemoryLogsInsights:
         self.times_ms = np.array([ms for ms, _ in events], dtype=np.int64)
         self.queries: dict[str, tuple[int, int, int]] = {}
 
-    def start_query(self, *, logGroupNames, startTime, endTime, queryString):  # noqa: N803 (boto3 names)
-        limit = int(re.search(r"limit (\d+)", queryString).group(1))
+    def start_query(self, *, logGroupNames, startTime, endTime, queryString):  # boto3's parameter names
+        match = re.search(r"limit (\d+)", queryString)
+        assert match is not None, queryString  # the reader's queries all end with a limit
+        limit = int(match.group(1))
         query_id = str(len(self.queries))
         self.queries[query_id] = (startTime * 1000, endTime * 1000 + 999, limit)
         return {"queryId": query_id}
 
-    def get_query_results(self, *, queryId):  # noqa: N803
+    def get_query_results(self, *, queryId):
         start_ms, end_ms, limit = self.queries[queryId]
         first = int(np.searchsorted(self.times_ms, start_ms, side="left"))
         last = min(int(np.searchsorted(self.times_ms, end_ms, side="right")), first + limit)
@@ -87,10 +88,11 @@ def synthetic_snapshot(n_beats: int, *, seed: int = 0, now_s: float | None = Non
     records = rng.integers(100, 100 + SYNTHETIC_RECORDS, n_beats)
     events = []
     for i in range(n_beats):
-        line = {"type": "prediction", "id": f"{BENCH_RUN}:{records[i]}:{i}", "run": BENCH_RUN, "record": str(records[i]),
-                "sample": i * 300, "t": i * 0.8, "label": int(labels[i]), "pred": int(preds[i]),
-                "pred_name": CLASS_NAMES[preds[i]], "prob": 0.9, "model_version": "bench", "latency_ms": 200.0 + i % 300,
-                "endpoint_ms": 10.0, "rr_local_s": 0.8, "seq": str(i), "shard": "shardId-000000000000"}
+        line = {"type": "prediction", "id": f"{BENCH_RUN}:{records[i]}:{i}", "run": BENCH_RUN,
+                "record": str(records[i]), "sample": i * 300, "t": i * 0.8, "label": int(labels[i]),
+                "pred": int(preds[i]), "pred_name": CLASS_NAMES[preds[i]], "prob": 0.9, "model_version": "bench",
+                "latency_ms": 200.0 + i % 300, "endpoint_ms": 10.0, "rr_local_s": 0.8, "seq": str(i),
+                "shard": "shardId-000000000000"}
         events.append((start_ms + int(i * 1000 / SYNTHETIC_RATE_BPS), json.dumps(line)))
     reader = ResultsReader(InMemoryLogsInsights(events), "/aws/lambda/bench", start_s=start_ms / 1000 - 1)
     reader.poll_once(now_s=now_s)
@@ -147,10 +149,10 @@ class AppServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.started_at = 0.0
         self._process: subprocess.Popen | None = None
-        self._log = None
+        self._log: IO[str] | None = None
 
     def start(self, timeout_s: float = SERVER_START_TIMEOUT_S) -> AppServer:
-        self._log = open(self.log_path, "w+")
+        self._log = open(self.log_path, "w+")  # noqa: SIM115 (open while the server runs; stop() closes it)
         self.started_at = time.monotonic()
         self._process = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(self.port),
@@ -229,18 +231,16 @@ def app_environment(cache_dir: str | None = None) -> dict[str, str]:
     return env
 
 
-def cli_bench_app(args: argparse.Namespace) -> int:
-    """Print the app's figures as a table, then one JSON line."""
+def run_bench_app(predictions: int = 100_000, browser: bool = True, timeout_s: float = 900.0) -> dict[str, object]:
+    """The app's figures: a monitor refresh, and with Chromium at hand first paint and demo → predictions."""
     import tempfile
 
-    figures: dict[str, object] = {"monitor_predictions": args.predictions,
-                                  "monitor_refresh_s": round(monitor_refresh_seconds(args.predictions), 3)}
-    if args.browser and CHROMIUM.is_file():
-        with tempfile.TemporaryDirectory() as scratch:
-            with chromium_page(Path(scratch) / "profile") as page, \
-                    AppServer(app_environment(), Path(scratch) / "streamlit.log") as server:
-                figures |= run_demo_in_browser(page, server, args.timeout)
-    elif args.browser:
+    figures: dict[str, object] = {"monitor_predictions": predictions,
+                                  "monitor_refresh_s": round(monitor_refresh_seconds(predictions), 3)}
+    if browser and CHROMIUM.is_file():
+        with tempfile.TemporaryDirectory() as scratch, chromium_page(Path(scratch) / "profile") as page, \
+                AppServer(app_environment(), Path(scratch) / "streamlit.log") as server:
+            figures |= run_demo_in_browser(page, server, timeout_s)
+    elif browser:
         figures["browser"] = f"skipped: {CHROMIUM} absent"
-    print_figures("app", figures)
-    return 0
+    return figures

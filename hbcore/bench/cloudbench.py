@@ -16,10 +16,8 @@ Medians over repeats (the machine is noisy). A table, then one JSON line.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import io
-import json
 import multiprocessing
 import statistics
 import tempfile
@@ -32,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from hbcore.aws.backend import Backend
-from hbcore.bench.table import print_figures
+from hbcore.contracts import inference, log_lines, stream_record
 from hbcore.localcloud.owner import LocalCloud, fetch_status
 
 PUT_BATCH = 500
@@ -48,15 +46,15 @@ def noop_handler(event: dict, context: object) -> dict:
 
 
 def print_handler(event: dict, context: object) -> dict:
-    """One prediction-sized JSON line per record: the poller plus the log writes."""
+    """One prediction line per record, as the handler writes it: the poller plus the log writes."""
     for record in event["Records"]:
-        beat = json.loads(base64.b64decode(record["kinesis"]["data"]))
-        print(json.dumps({
-            "type": "prediction", "id": beat["id"], "run": beat["run"], "record": beat["record"],
-            "sample": beat["sample"], "t": beat["t"], "label": beat["label"], "pred": 0, "pred_name": "N",
-            "prob": 0.987654, "model_version": "20260101T000000Z-0123abcd", "latency_ms": 12.345,
-            "endpoint_ms": 6.789, "rr_local_s": beat["rr_local_s"],
-            "seq": record["kinesis"]["sequenceNumber"], "shard": record["eventID"].split(":")[0]}))
+        beat = stream_record.decode_record(base64.b64decode(record["kinesis"]["data"]))
+        assert beat.id is not None  # the bench's records are the replay's, each with its id
+        print(log_lines.encode_line(log_lines.Prediction(
+            id=beat.id, run=beat.run, record=beat.record, sample=beat.sample, t=beat.t, label=beat.label, pred=0,
+            pred_name="N", prob=0.9877, model_version="20260101T000000Z-0123abcd", latency_ms=12.3,
+            endpoint_ms=6.8, rr_local_s=beat.rr_local_s, seq=record["kinesis"]["sequenceNumber"],
+            shard=record["eventID"].split(":")[0])))
     return {"batchItemFailures": []}
 
 
@@ -96,13 +94,17 @@ def _moto_put_cost(patched: bool, fill: int, calls: int, queue) -> None:
     backend = kinesis_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
     backend.create_stream("bench", 1)
     shard = next(iter(backend.streams["bench"].shards.values()))
-    entries = [{"PartitionKey": key, "Data": base64.b64encode(data).decode()} for key, data in stream_records(PUT_BATCH)]
+    entries = [{"PartitionKey": key, "Data": base64.b64encode(data).decode()}
+               for key, data in stream_records(PUT_BATCH)]
+    # The ignores below: moto annotates these parameters as str / datetime, yet its own responses layer
+    # passes None for a parameter the request leaves out (no hash key, no ARN, no timestamp), as here.
     for number in range(1, fill + 1):  # filled directly: through put_record, plain moto would take minutes
-        shard.records[number] = Record("k", entries[number % PUT_BATCH]["Data"], number, None)
-    shard.hb_last_sequence_number = fill
-    backend.put_records(None, "bench", entries)  # first call pays for CloudWatch's metric set-up
-    put_s = _median(lambda: backend.put_records(None, "bench", entries), calls)
-    iterator = backend.get_shard_iterator(None, "bench", shard.shard_id, "AFTER_SEQUENCE_NUMBER", str(fill), None)
+        shard.records[number] = Record("k", entries[number % PUT_BATCH]["Data"], number, None)  # type: ignore[arg-type]
+    shard.hb_last_sequence_number = fill  # type: ignore[attr-defined]  # motopatches' own, on moto's Shard
+    backend.put_records(None, "bench", entries)  # type: ignore[arg-type]  # first call: CloudWatch's metric set-up
+    put_s = _median(lambda: backend.put_records(None, "bench", entries), calls)  # type: ignore[arg-type]
+    iterator = backend.get_shard_iterator(None, "bench", shard.shard_id, "AFTER_SEQUENCE_NUMBER", fill,
+                                          None)  # type: ignore[arg-type]
     get_s = _median(lambda: backend.get_records(None, iterator, 100), calls)
     queue.put({"put_records_per_s": PUT_BATCH / put_s, "put_call_ms": put_s * 1000, "get_100_ms": get_s * 1000})
 
@@ -110,7 +112,7 @@ def _moto_put_cost(patched: bool, fill: int, calls: int, queue) -> None:
 def bench_moto_puts(fill: int, calls: int) -> dict[str, float]:
     """Put and get cost at 0 and ``fill`` records, plain moto and patched, one spawned process each."""
     context = multiprocessing.get_context("spawn")
-    figures = {}
+    figures: dict[str, float] = {}
     for patched in (False, True):
         for size in (0, fill):
             queue = context.Queue()
@@ -154,10 +156,9 @@ def bench_invoke(backend: Backend, model_path: Path, repeats: int) -> dict[str, 
     beats = sample_beats(500)
     figures = {}
     for n in (100, 500):
-        body = json.dumps({"instances": [
-            {"beat": [round(float(v), 4) for v in row], "rr_prev_s": 0.8, "rr_next_s": 0.8, "rr_local_s": 0.8}
-            for row in beats.X[:n]]})
-        call = lambda: runtime.invoke_endpoint(EndpointName="bench", Body=body, ContentType="application/json")["Body"].read()  # noqa: E731
+        body = inference.encode_request(stream_record.carried_beats(beats.X[:n]), np.full((n, 3), 0.8))
+        call = lambda: runtime.invoke_endpoint(  # noqa: E731
+            EndpointName="bench", Body=body, ContentType=inference.CONTENT_TYPE)["Body"].read()  # noqa: B023 (timed here)
         call()  # loads the model
         figures[f"invoke_{n}_beats_ms"] = _median(call, repeats) * 1000
         figures[f"invoke_{n}_body_kb"] = len(body) / 1024
@@ -201,7 +202,9 @@ def drain(backend: Backend, stream_arn: str, handler: str, n: int, batch_size: i
     started = time.perf_counter()
     uuid = backend.client("lambda").create_event_source_mapping(
         EventSourceArn=stream_arn, FunctionName=function, StartingPosition="TRIM_HORIZON", BatchSize=batch_size)["UUID"]
-    while mapping_records(backend.endpoint_url, uuid) < n:
+    moto_url = backend.endpoint_url
+    assert moto_url is not None  # a local cloud's backend
+    while mapping_records(moto_url, uuid) < n:
         if time.perf_counter() - started > DRAIN_TIMEOUT_S:
             raise RuntimeError(f"the poller did not drain {n} records within {DRAIN_TIMEOUT_S:.0f} s")
         time.sleep(0.02)
@@ -229,6 +232,8 @@ def bench_soak(beats: int, retention_s: float | None) -> dict[str, float]:
     """Put ``beats`` records at full speed while a mapping consumes them; memory and rates."""
     with LocalCloud(retention_s=retention_s) as cloud:
         backend = cloud.backend
+        moto_url = backend.endpoint_url
+        assert moto_url is not None  # a local cloud's backend
         stream_arn = create_stream(backend, "soak", shards=1)
         function = create_function(backend, f"{BENCH_HANDLERS}.print_handler")
         uuid = backend.client("lambda").create_event_source_mapping(
@@ -240,15 +245,15 @@ def bench_soak(beats: int, retention_s: float | None) -> dict[str, float]:
         writer = threading.Thread(target=put_all, args=(backend, stream_arn, records))
         writer.start()
         while writer.is_alive():
-            peak["retained"] = max(peak["retained"], fetch_status(backend.endpoint_url)["kinesis"]["retained_records"])
+            peak["retained"] = max(peak["retained"], fetch_status(moto_url)["kinesis"]["retained_records"])
             time.sleep(0.5)
         put_s = time.perf_counter() - started
-        while mapping_records(backend.endpoint_url, uuid) < beats:
+        while mapping_records(moto_url, uuid) < beats:
             if time.perf_counter() - started > DRAIN_TIMEOUT_S:
                 raise RuntimeError(f"the soak did not finish within {DRAIN_TIMEOUT_S:.0f} s")
             time.sleep(0.1)
         total_s = time.perf_counter() - started
-        status = fetch_status(backend.endpoint_url)
+        status = fetch_status(moto_url)
     return {
         "soak_beats": beats,
         "soak_put_records_per_s": beats / put_s,
@@ -260,17 +265,18 @@ def bench_soak(beats: int, retention_s: float | None) -> dict[str, float]:
     }
 
 
-def cli_bench_cloud(args: argparse.Namespace) -> int:
-    """Print the local cloud's table and one JSON line."""
+def run_bench_cloud(repeats: int = 20, model: Path | str | None = None, moto_fill: int = 100_000,
+                    poller_records: int = 20_000, beats: int = 100_000,
+                    retention_s: float | None = None) -> dict[str, float]:
+    """The local cloud's own costs; a zero count skips its figures (``model`` None: a small one is trained)."""
     figures: dict[str, float] = {}
-    if args.moto_fill:
-        figures |= bench_moto_puts(args.moto_fill, max(3, args.repeats // 3))
+    if moto_fill:
+        figures |= bench_moto_puts(moto_fill, max(3, repeats // 3))
     with tempfile.TemporaryDirectory() as folder, LocalCloud() as cloud:
-        model_path = Path(args.model) if args.model else default_model(Path(folder))
-        figures |= bench_invoke(cloud.backend, model_path, args.repeats)
-        if args.poller_records:
-            figures |= bench_poller(cloud.backend, args.poller_records)
-    if args.beats:
-        figures |= bench_soak(args.beats, args.retention_s)
-    print_figures("cloud", figures, {name: round(value, 3) for name, value in figures.items()})
-    return 0
+        model_path = Path(model) if model else default_model(Path(folder))
+        figures |= bench_invoke(cloud.backend, model_path, repeats)
+        if poller_records:
+            figures |= bench_poller(cloud.backend, poller_records)
+    if beats:
+        figures |= bench_soak(beats, retention_s)
+    return figures

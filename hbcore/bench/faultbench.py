@@ -27,11 +27,9 @@ resent after a lost answer is logged again); the reader drops them, and the tabl
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
-import sys
 import time
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -92,20 +90,27 @@ class FaultRig:
         self.model = models.load_model(self.model_path)
         self.options = stack.StackOptions(endpoint_timeout_s=endpoint_timeout_s)
         self.cloud = LocalCloud(log_retention_s=log_retention_s)
-        self.pipeline: Pipeline | None = None
+        self._pipeline: Pipeline | None = None
         self.restarts = 0
 
     def start(self) -> FaultRig:
         self.cloud.start()
-        self.pipeline = Pipeline(backend=self.cloud.backend)
+        self._pipeline = Pipeline(backend=self.cloud.backend)
         self.deploy()
-        self.pipeline.reader  # reading from before the first beat
+        self.pipeline.reader  # noqa: B018 (the property starts reading, from before the first beat)
         return self
 
     def close(self) -> None:
-        if self.pipeline is not None:
-            self.pipeline.close()
+        if self._pipeline is not None:
+            self._pipeline.close()
         self.cloud.stop()
+
+    @property
+    def pipeline(self) -> Pipeline:
+        """The pipeline on the rig's cloud (from :meth:`start` on)."""
+        if self._pipeline is None:
+            raise RuntimeError("the fault rig is not started")
+        return self._pipeline
 
     def __enter__(self) -> FaultRig:
         return self.start()
@@ -133,7 +138,9 @@ class FaultRig:
     # -- faults --
 
     def _runtime(self, method: str, path: str, body: dict | None = None) -> dict:
-        request = urllib.request.Request(self.backend.sagemaker_runtime_url + path, method=method,
+        base_url = self.backend.sagemaker_runtime_url
+        assert base_url is not None  # a local cloud's backend has both URLs
+        request = urllib.request.Request(base_url + path, method=method,
                                          data=None if body is None else json.dumps(body).encode())
         with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:
             return json.loads(response.read())
@@ -173,7 +180,9 @@ class FaultRig:
 
     def kill_cloud(self) -> None:
         """SIGKILL the local cloud's process, as a crash would end it."""
-        os.kill(self.cloud.pid, signal.SIGKILL)
+        pid = self.cloud.pid
+        assert pid is not None, "the rig's cloud runs from start to close"
+        os.kill(pid, signal.SIGKILL)
 
     def restart_cloud(self) -> None:
         """Bring an (empty) cloud back on the same ports and deploy the pipeline again."""
@@ -288,6 +297,7 @@ def beat_results(replay: Replay, snapshot: tally.ResultsSnapshot) -> dict:
     sent or not (a replay that failed lost the beats it did not send). Copies of a predicted beat (a
     second record rejected as a duplicate id in its batch) are copies, not results."""
     predicted = snapshot.totals(replay.run).ids
+    assert predicted is not None  # one run's totals hold its ids (only all runs merged have none)
     rejected = aggregations.for_run(snapshot.rejected, replay.run)
     rejected_ids = rejected["id"].dropna()
     copies = (rejected_ids.map(predicted.__contains__).astype(bool)
@@ -382,21 +392,24 @@ def run_faults(model_path: Path, beats: BeatSet, rate_bps: float | None = FAULT_
     return rows
 
 
-def cli_bench_faults(args: argparse.Namespace) -> int:
-    """Print the fault table (``retried`` = PutRecords entries resent / batches retried) and a JSON line."""
+def run_bench_faults(beats: int = SCENARIO_BEATS, rate: float = FAULT_RATE_BPS, model: Path | str | None = None,
+                     scenarios: Sequence[str] | None = None, mitdb: str | None = None,
+                     log: Callable[[str], None] = print) -> dict:
+    """The fault table, a row through ``log`` as each scenario ends (they take minutes), and its JSON.
+
+    ``scenarios`` are table names (all when None); ``model`` None serves the demo's model, trained if absent.
+    ``retried`` in the table = PutRecords entries resent / batches retried.
+    """
     from hbcore.data import dataset
 
-    scenarios = scenarios_named(args.scenario or None)
-    all_beats = dataset.load_beats(args.mitdb)
-    model_path = Path(args.model) if args.model else demo.find_or_train_model(all_beats).path
-    beats = demo.replay_selection(all_beats, args.beats)
+    chosen = scenarios_named(list(scenarios) if scenarios else None)
+    all_beats = dataset.load_beats(mitdb)
+    model_path = Path(model) if model else demo.find_or_train_model(all_beats).path
+    selection = demo.replay_selection(all_beats, beats)
     header = "  ".join(f"{name:{spec}}" for name, spec in TABLE_COLUMNS)
-    print(header)
-    print("-" * len(header))
-    rows = run_faults(model_path, beats, args.rate, scenarios,
-                      log=lambda line: print(line, flush=True))
-    print(json.dumps({"bench": "faults", "beats_per_scenario": len(beats), "rate_bps": args.rate,
-                      "all_exactly_once": all(row["exactly_once"] for row in rows),
-                      "lost": sum(row["lost"] for row in rows), "scenarios": rows}))
-    print(f"{sum(not row['exactly_once'] for row in rows)} scenario(s) lost or duplicated beats", file=sys.stderr)
-    return 0 if all(row["exactly_once"] for row in rows) else 1
+    log(header)
+    log("-" * len(header))
+    rows = run_faults(model_path, selection, rate, chosen, log=log)
+    return {"bench": "faults", "beats_per_scenario": len(selection), "rate_bps": rate,
+            "all_exactly_once": all(row["exactly_once"] for row in rows),
+            "lost": sum(row["lost"] for row in rows), "scenarios": rows}

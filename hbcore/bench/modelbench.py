@@ -9,17 +9,14 @@ intra model on the real Kaggle rows in ``$HB_DATA_DIR/kaggle_mitbih/`` when they
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import statistics
 import time
 from collections.abc import Callable
 
-import numpy as np
-
 from hbcore import paths
-from hbcore.bench.table import print_figures
+from hbcore.contracts import inference as contract
+from hbcore.contracts import stream_record
 from hbcore.data.dataset import BeatSet
 from hbcore.model import inference
 from hbcore.model.training import (
@@ -88,12 +85,11 @@ def bench_inference(model: BeatModel, test: BeatSet) -> dict:
     rr = rr_of(test)
     batch_s = median_seconds(lambda: predict_proba(model, test.X, rr), INFERENCE_RUNS)
     rows = test.X[:REQUEST_BEATS]
-    instances = [{"beat": [round(float(v), 4) for v in row],
-                  **{key: None if np.isnan(v) else float(v) for key, v in zip(inference.RR_KEYS, intervals)}}
-                 for row, intervals in zip(rows, rr[:REQUEST_BEATS])]
+    request = contract.encode_request(stream_record.carried_beats(rows),
+                                      stream_record.carried_seconds(rr[:REQUEST_BEATS])).decode()
     bodies = {
         "csv": ("\n".join(",".join(f"{v:.4f}" for v in row) for row in rows), inference.CSV),
-        "json": (json.dumps({"instances": instances}), inference.JSON),
+        "json": (request, inference.JSON),
     }
     payload = model.payload()
     figures = {"inference_beats_per_s": len(test) / batch_s, "inference_batch_beats": len(test),
@@ -103,17 +99,18 @@ def bench_inference(model: BeatModel, test: BeatSet) -> dict:
         data = inference.input_fn(body.encode(), content_type)
         prediction = inference.predict_fn(data, payload)
         figures[f"request_{name}_parse_ms"] = 1e3 * median_seconds(
-            lambda: inference.input_fn(body.encode(), content_type), REQUEST_RUNS)
+            lambda: inference.input_fn(body.encode(), content_type), REQUEST_RUNS)  # noqa: B023 (timed here)
         figures[f"request_{name}_predict_ms"] = 1e3 * median_seconds(
-            lambda: inference.predict_fn(data, payload), REQUEST_RUNS)
+            lambda: inference.predict_fn(data, payload), REQUEST_RUNS)  # noqa: B023 (timed here)
         figures[f"request_{name}_output_ms"] = 1e3 * median_seconds(
-            lambda: inference.output_fn(prediction, inference.JSON), REQUEST_RUNS)
+            lambda: inference.output_fn(prediction, inference.JSON), REQUEST_RUNS)  # noqa: B023 (timed here)
     return figures
 
 
 def bench_kaggle(model: BeatModel) -> dict:
     """The rebuild-trained model on the real Kaggle rows (class-balanced: accuracy = mean recall)."""
-    folder = paths.data_dir() / "kaggle_mitbih" if paths.data_dir() else None
+    data_dir = paths.data_dir()
+    folder = data_dir / "kaggle_mitbih" if data_dir else None
     if folder is None or not (folder / KAGGLE_SAMPLE).is_file():
         return {"kaggle_accuracy": None, "kaggle_recall": None, "kaggle_rows": 0}
     from hbcore.data.kaggle import load_kaggle_csv
@@ -124,10 +121,10 @@ def bench_kaggle(model: BeatModel) -> dict:
             "kaggle_recall": recalls(figures), "kaggle_rows": len(rows)}
 
 
-def cli_bench_model(args: argparse.Namespace) -> int:
-    """Print the model's figures as a table, then one JSON line."""
+def run_bench_model(mitdb: str | None = None) -> dict[str, object]:
+    """Every figure of the README's model table, and how busy the machine was while they were measured."""
     load_before = os.getloadavg()[0]
-    beats, views = load_training_beats(mitdb=args.mitdb)
+    beats, views = load_training_beats(mitdb=mitdb)
     model, test, figures = bench_intra(beats, views)
     figures |= bench_inter(beats, views)
     figures |= bench_inference(model, test)
@@ -135,5 +132,4 @@ def cli_bench_model(args: argparse.Namespace) -> int:
     figures["model_version"] = model.version
     # Other work on the machine slows every timing above: say how busy it was.
     figures["load_avg_1m"] = {"before": load_before, "after": os.getloadavg()[0]}
-    print_figures("model", figures)
-    return 0
+    return figures

@@ -17,8 +17,6 @@ the table and the JSON line; the runs themselves are in the JSON line too.
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -56,7 +54,7 @@ def run_once(beats: BeatSet, selection: BeatSet, model_path: Path, model: models
         snapshot = demo.settle(pipeline, replay)
         read_s = time.time() - started_s
         figures = demo.account(replay, snapshot, model, started_s)
-        status = fetch_status(pipeline.backend.endpoint_url)
+        status = _cloud_status(pipeline)
         after = _mapping(pipeline, status)
     invocations = after["invocations"] - before["invocations"]
     return {
@@ -66,15 +64,23 @@ def run_once(beats: BeatSet, selection: BeatSet, model_path: Path, model: models
         "read_beats_per_s": round(figures["predicted"] / read_s, 1),
         "cloud_peak_rss_mb": status["peak_rss_mb"],
         "invocations": invocations,
-        "records_per_invocation": round((after["records"] - before["records"]) / invocations, 1) if invocations else None,
+        "records_per_invocation": (round((after["records"] - before["records"]) / invocations, 1)
+                                   if invocations else None),
         "skipped_records": after["skipped_records"],
         "wall_s": round(time.monotonic() - opened, 1),
     }
 
 
+def _cloud_status(pipeline: Pipeline) -> dict:
+    """The local cloud's ``/_hb/status`` (the bench's pipeline runs on the local backend)."""
+    moto_url = pipeline.backend.endpoint_url
+    assert moto_url is not None  # the local backend has one
+    return fetch_status(moto_url)
+
+
 def _mapping(pipeline: Pipeline, status: dict | None = None) -> dict:
     """The counters of the stack's one mapping in the local cloud's status."""
-    status = status or fetch_status(pipeline.backend.endpoint_url)
+    status = status or _cloud_status(pipeline)
     (mapping,) = status["mappings"]
     return mapping
 
@@ -111,24 +117,23 @@ def print_table(phases: dict[str, dict]) -> None:
         print(f"{key:<24}" + "".join(f"{cell(figures.get(key)):>14}" for figures in phases.values()) + f"  {target}")
 
 
-def cli_bench_pipeline(args: argparse.Namespace) -> int:
-    """Print the table (medians), the targets met, then one JSON line; exit 1 when a target is missed."""
-    beats = dataset.load_beats(args.mitdb)
-    model_path = Path(args.model) if args.model else demo.find_or_train_model(beats).path
-    model = models.load_model(model_path)
+def run_bench_pipeline(beats: int = 100_000, latency_rate: float = 500.0, repeats: int = 3,
+                       model: Path | str | None = None, mitdb: str | None = None) -> dict:
+    """Both phases ``repeats`` times: the JSON line's content (medians per phase, targets met, every run).
+
+    ``model`` None serves the demo's model, trained if absent.
+    """
+    all_beats = dataset.load_beats(mitdb)
+    model_path = Path(model) if model else demo.find_or_train_model(all_beats).path
+    served = models.load_model(model_path)
     runs: dict[str, list[dict]] = {"throughput": [], "latency": []}
-    plans = {"throughput": (select_beats(beats, order="time", limit=args.beats), None),
-             "latency": (select_beats(beats, order="time", limit=int(args.latency_rate * LATENCY_S)), args.latency_rate)}
-    for _ in range(args.repeats):
+    plans = {"throughput": (select_beats(all_beats, order="time", limit=beats), None),
+             "latency": (select_beats(all_beats, order="time", limit=int(latency_rate * LATENCY_S)), latency_rate)}
+    for _ in range(repeats):
         for phase, (selection, rate_bps) in plans.items():
-            runs[phase].append(run_once(beats, selection, model_path, model, rate_bps))
+            runs[phase].append(run_once(all_beats, selection, model_path, served, rate_bps))
     phases = {phase: medians(phase_runs) for phase, phase_runs in runs.items()}
-    met = targets(phases["throughput"], phases["latency"])
-    print_table(phases)
-    print(f"medians of {args.repeats} run(s) per phase; counts and agreement: the worst run")
-    for target, ok in met.items():
-        print(f"{'met' if ok else 'MISSED':<7}{target}")
     mapping = {key: stack.MAPPING_SETTINGS[key] for key in ("BatchSize", "MaximumBatchingWindowInSeconds")}
-    print(json.dumps({"bench": "pipeline", "repeats": args.repeats, "mapping": mapping, **phases, "targets": met,
-                      "model_version": model.version, "runs": runs}))
-    return 0 if all(met.values()) else 1
+    return {"bench": "pipeline", "repeats": repeats, "mapping": mapping, **phases,
+            "targets": targets(phases["throughput"], phases["latency"]), "model_version": served.version,
+            "runs": runs}

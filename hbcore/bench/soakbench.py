@@ -14,9 +14,8 @@ steady state sooner). At the end every run is settled and accounted (``demo.sett
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -130,22 +129,27 @@ def drift(samples: list[SoakSample], field: str) -> float:
     return float(np.polyfit(t_min, [getattr(s, field) for s in half], 1)[0])
 
 
-def cli_bench_soak(args: argparse.Namespace) -> int:
-    """Print a line per sample, a summary table and one JSON line."""
+def run_bench_soak(minutes: float = 10.0, rate: float = RATE_BPS, sample_s: float = SAMPLE_S,
+                   log_retention_s: float | None = None, model: Path | str | None = None, mitdb: str | None = None,
+                   log: Callable[[str], None] = print) -> tuple[dict[str, object], list[dict[str, object]]]:
+    """The soak's summary and its samples; a table line per sample goes to ``log`` as the soak runs.
+
+    ``model`` None serves the demo's model (trained if absent); the summary's drifts (per minute)
+    are what says whether memory and latency stayed steady.
+    """
     from hbcore.data import dataset
 
-    all_beats = dataset.load_beats(args.mitdb)
-    model_path = Path(args.model) if args.model else demo.find_or_train_model(all_beats).path
+    all_beats = dataset.load_beats(mitdb)
+    model_path = Path(model) if model else demo.find_or_train_model(all_beats).path
     beats = select_beats(all_beats, order="time")
-    columns = list(SoakSample.__dataclass_fields__)
-    print("  ".join(f"{name:>15}" for name in columns))
+    log("  ".join(f"{name:>15}" for name in SoakSample.__dataclass_fields__))
     options = stack.StackOptions()
     with FaultRig(model_path, endpoint_timeout_s=options.endpoint_timeout_s,
-                  log_retention_s=args.log_retention_s) as rig:
-        samples, accounts = soak(rig, beats, args.minutes, args.rate, args.sample_s,
-                                 log=lambda s: print("  ".join(f"{v:>15}" for v in asdict(s).values()), flush=True))
+                  log_retention_s=log_retention_s) as rig:
+        samples, accounts = soak(rig, beats, minutes, rate, sample_s,
+                                 log=lambda s: log("  ".join(f"{v:>15}" for v in asdict(s).values())))
     summary = {
-        "minutes": args.minutes, "rate_bps": args.rate, "log_retention_s": args.log_retention_s,
+        "minutes": minutes, "rate_bps": rate, "log_retention_s": log_retention_s,
         "sent": sum(a["sent"] for a in accounts), "predicted": sum(a["predicted"] for a in accounts),
         "rejected": sum(a["rejected"] for a in accounts), "lost": sum(a["lost"] for a in accounts),
         "duplicates": accounts[-1]["duplicates"] if accounts else 0,
@@ -158,8 +162,4 @@ def cli_bench_soak(args: argparse.Namespace) -> int:
         "median_latency_p50_ms": _round(np.nanmedian([s.latency_p50_ms for s in samples[1:-1]] or [np.nan])),
         "median_latency_p95_ms": _round(np.nanmedian([s.latency_p95_ms for s in samples[1:-1]] or [np.nan])),
     }
-    width = max(map(len, summary))
-    for name, value in summary.items():
-        print(f"{name:<{width}}  {value}")
-    print(json.dumps({"bench": "soak", **summary, "samples": [asdict(s) for s in samples]}))
-    return 0 if summary["exactly_once"] else 1
+    return summary, [asdict(s) for s in samples]

@@ -14,12 +14,10 @@ synthetic ones otherwise. Medians over repeats (the machine is noisy); a table, 
 
 from __future__ import annotations
 
-import argparse
 import base64
 import contextlib
 import importlib.util
 import io
-import json
 import os
 import statistics
 import sys
@@ -27,13 +25,15 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, Protocol, cast
 
 import numpy as np
 
 from hbcore import paths
 from hbcore.app import dashboard
 from hbcore.aws.names import DEFAULT_REGION
-from hbcore.bench.table import print_figures
+from hbcore.contracts import inference, log_lines
+from hbcore.contracts.beat_id import beat_id
 from hbcore.data.dataset import BeatSet, meta_frame
 from hbcore.stream import aggregations, reader, replay, tally
 
@@ -52,7 +52,8 @@ def _median_ms(action: Callable[[], object], repeats: int) -> float:
 
 def sample_beats(n: int) -> BeatSet:
     """``n`` beat windows: the real Kaggle sample rows (tiled) when present, else synthetic ones."""
-    path = paths.data_dir() / "kaggle_mitbih" / "mitbih_train_sample500.csv" if paths.data_dir() else None
+    data_dir = paths.data_dir()
+    path = data_dir / "kaggle_mitbih" / "mitbih_train_sample500.csv" if data_dir else None
     if path is not None and path.exists():
         from hbcore.data.kaggle import load_kaggle_csv
 
@@ -72,12 +73,19 @@ def sample_beats(n: int) -> BeatSet:
 
 # --- handler ----------------------------------------------------------------------------------------
 
+class _HandlerModule(Protocol):
+    """What the bench uses of a ``lambda_function`` loaded from its file."""
+
+    runtime: Any  # the SageMaker runtime client
+
+    def lambda_handler(self, event: dict[str, Any], context: Any) -> Any: ...
+
+
 class _InstantEndpoint:
     """Stands in for the SageMaker runtime client: a canned answer, so only the handler is timed."""
 
     def __init__(self, n: int):
-        prediction = {"class_index": 0, "class_name": "N", "probabilities": [0.96, 0.01, 0.01, 0.01, 0.01]}
-        self.body = json.dumps({"model_version": "bench", "predictions": [prediction] * n}).encode()
+        self.body = inference.encode_response(np.tile([0.96, 0.01, 0.01, 0.01, 0.01], (n, 1)), "bench").encode()
 
     def invoke_endpoint(self, **request):
         return {"Body": io.BytesIO(self.body)}
@@ -92,14 +100,18 @@ def _kinesis_event(payloads: list[bytes]) -> dict:
     } for seq, payload in enumerate(payloads, start=1)]}
 
 
-def _fresh_handler():
+def _fresh_handler() -> _HandlerModule:
     """``lambda_function`` imported anew with an endpoint name, its runtime client replaced."""
     os.environ.setdefault("ENDPOINT_NAME", "bench")
     os.environ.setdefault("AWS_DEFAULT_REGION", DEFAULT_REGION)
     spec = importlib.util.spec_from_file_location("lambda_function_bench", REPO / "lambda_function.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {REPO / 'lambda_function.py'}")
+    loaded = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = loaded
+    spec.loader.exec_module(loaded)
+    # A module executed from its file has no static type: this is the part of lambda_function used here.
+    module = cast(_HandlerModule, loaded)
     module.runtime = _InstantEndpoint(BATCH)
     return module
 
@@ -108,7 +120,8 @@ def bench_handler(beats: BeatSet, repeats: int) -> dict[str, float]:
     """Milliseconds per 500-record batch through ``lambda_handler``, endpoint excluded."""
     handler = _fresh_handler()
     rows = np.arange(BATCH)
-    json_event = _kinesis_event([data for _, _, data in replay.StreamSource(beats).records_for(rows, "bench", time.time())])
+    json_event = _kinesis_event([data for _, _, data in
+                                 replay.StreamSource(beats).records_for(rows, "bench", time.time())])
     csv_event = _kinesis_event([",".join(f"{value:.18e}" for value in row).encode() + b"\n" for row in beats.X[:BATCH]])
     figures = {}
     for name, event in (("json", json_event), ("kaggle_csv", csv_event)):
@@ -116,7 +129,8 @@ def bench_handler(beats: BeatSet, repeats: int) -> dict[str, float]:
             response = handler.lambda_handler(event, None)
             if response["batchItemFailures"]:
                 raise RuntimeError(f"bench event {name} failed in the handler: {response}")
-            figures[f"handler_{name}_ms_per_{BATCH}"] = _median_ms(lambda: handler.lambda_handler(event, None), repeats)
+            figures[f"handler_{name}_ms_per_{BATCH}"] = _median_ms(
+                lambda: handler.lambda_handler(event, None), repeats)  # noqa: B023 (timed here)
     return figures
 
 
@@ -173,12 +187,13 @@ class _LogRows:
 def _log_rows(start: int, count: int, base_ms: int) -> list[list[dict]]:
     rows = []
     for index in range(start, start + count):
-        line = {"type": "prediction", "id": f"bench:100:{index}", "run": "bench", "record": str(100 + index % 20),
-                "sample": index * 288, "t": index * 0.8, "label": index % 5, "pred": (index * 7) % 5,
-                "pred_name": "N", "prob": 0.9, "model_version": "bench", "latency_ms": 20.0 + index % 100,
-                "endpoint_ms": 8.0, "rr_local_s": 0.8, "seq": str(index), "shard": "shardId-000000000000"}
+        line = log_lines.Prediction(
+            id=beat_id("bench", "100", index), run="bench", record=str(100 + index % 20), sample=index * 288,
+            t=index * 0.8, label=index % 5, pred=(index * 7) % 5, pred_name="N", prob=0.9, model_version="bench",
+            latency_ms=20.0 + index % 100, endpoint_ms=8.0, rr_local_s=0.8, seq=str(index),
+            shard="shardId-000000000000")
         rows.append([{"field": "@timestamp", "value": str(base_ms + index // 2)},
-                     {"field": "@message", "value": json.dumps(line) + "\n"},
+                     {"field": "@message", "value": log_lines.encode_line(line) + "\n"},
                      {"field": "@logStream", "value": "bench"}])
     return rows
 
@@ -192,7 +207,8 @@ def bench_reader(n_lines: int, repeats: int) -> dict[str, float]:
     """Parse time of ``n_lines`` prediction lines, then snapshot + aggregations, first and incremental."""
     base_ms = int(time.time() * 1000) - n_lines
     client = _LogRows(_log_rows(0, n_lines, base_ms))
-    results_reader = reader.ResultsReader(client, "/aws/lambda/bench", start_s=base_ms / 1000 - 1, query_limit=n_lines + 10)
+    results_reader = reader.ResultsReader(client, "/aws/lambda/bench", start_s=base_ms / 1000 - 1,
+                                          query_limit=n_lines + 10)
     started = time.perf_counter()
     results_reader.poll_once()
     parse_s = time.perf_counter() - started
@@ -213,13 +229,12 @@ def bench_reader(n_lines: int, repeats: int) -> dict[str, float]:
     }
 
 
-def cli_bench_stages(args: argparse.Namespace) -> int:
-    """Print the per-stage table and one JSON line."""
+def run_bench_stages(repeats: int = 30, put_beats: int = 20_000, patched_moto: bool = False,
+                     reader_lines: int = 100_000) -> dict[str, float]:
+    """Each stage's cost on its own (handler, replay puts, reader parsing), to see which one bounds the pipeline."""
     beats = sample_beats(BATCH)
-    figures = {}
-    figures |= bench_handler(beats, args.repeats)
-    figures |= bench_replay(beats, args.put_beats, args.patched_moto, args.repeats)
-    figures |= bench_reader(args.reader_lines, max(3, args.repeats // 5))
-    print_figures("stages", figures, {"patched_moto": args.patched_moto,
-                                      **{name: round(value, 3) for name, value in figures.items()}})
-    return 0
+    figures: dict[str, float] = {}
+    figures |= bench_handler(beats, repeats)
+    figures |= bench_replay(beats, put_beats, patched_moto, repeats)
+    figures |= bench_reader(reader_lines, max(3, repeats // 5))
+    return figures

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 
 def cell(value: object) -> str:
@@ -16,7 +17,7 @@ def cell(value: object) -> str:
     return "-" if value is None else str(value)
 
 
-def print_figures(bench: str, figures: dict[str, object], json_figures: dict[str, object] | None = None) -> None:
+def print_figures(bench: str, figures: Mapping[str, object], json_figures: Mapping[str, object] | None = None) -> None:
     """Print ``figures`` one per line, then ``{"bench": bench, …}`` (``json_figures`` if given, else ``figures``)."""
     width = max(map(len, figures), default=0)
     for name, value in figures.items():

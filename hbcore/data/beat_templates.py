@@ -27,7 +27,8 @@ def class_templates(beats: BeatSet) -> dict[str, np.ndarray]:
 def class_examples(beats: BeatSet, per_class: int, *, seed: int = 0) -> BeatSet:
     """Up to ``per_class`` random beats of every class (the same ones for the same seed)."""
     rng = np.random.default_rng(seed)
-    picked = [rng.choice(np.flatnonzero(beats.y == label), size=min(per_class, int((beats.y == label).sum())), replace=False)
+    picked = [rng.choice(np.flatnonzero(beats.y == label), size=min(per_class, int((beats.y == label).sum())),
+                         replace=False)
               for label in range(len(CLASS_NAMES))]
     return beats.subset(np.sort(np.concatenate(picked)).astype(np.int64))
 

@@ -41,7 +41,6 @@ where the key hashes the source files (names, sizes, modification times), the re
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
@@ -424,10 +423,16 @@ def summary(beats: BeatSet) -> dict[str, object]:
     }
 
 
-def cli_build(args: argparse.Namespace) -> int:
-    """``python -m hbcore data build``: build (or reuse) the cached set, print a JSON summary."""
-    mitdb_dir = resolve_mitdb_dir(args.mitdb)
-    recipe = getattr(args, "recipe", None) or DEFAULT_RECIPE
+def run_build(mitdb: Path | str | None = None, recipe: str | None = None,
+              out: Path | str | None = None) -> dict[str, object]:
+    """``python -m hbcore data build``: build (or reuse) the cached set and report on it.
+
+    The report says whether the cache answered and how long it took, so that a user can tell a
+    cold build from a cached load; ``out`` also writes the set where a training job can read it.
+    ``recipe`` None is :data:`DEFAULT_RECIPE`.
+    """
+    mitdb_dir = resolve_mitdb_dir(mitdb)
+    recipe = recipe or DEFAULT_RECIPE
     folder = cache_path(mitdb_dir, recipe=recipe)
     cached = folder.is_dir()
     started = time.perf_counter()
@@ -439,7 +444,6 @@ def cli_build(args: argparse.Namespace) -> int:
         "mitdb": str(mitdb_dir),
         "cache": str(folder),
     }
-    if args.out:
-        result["out"] = str(save_beats(beats, args.out))
-    print(json.dumps(result))
-    return 0
+    if out is not None:
+        result["out"] = str(save_beats(beats, out))
+    return result

@@ -22,23 +22,33 @@ import io
 import math
 import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import BinaryIO, Protocol, TypeGuard
 
 import numpy as np
 
 from hbcore.data.classes import CLASS_NAMES
 from hbcore.data.dataset import WINDOW_SAMPLES, BeatSet, meta_frame
 
-Source = Union[str, os.PathLike, bytes, BinaryIO]
+Source = str | os.PathLike | bytes | BinaryIO
 
 VALUE_TOLERANCE = 1e-6
 UNLABELLED = -1
 GZIP_MAGIC = b"\x1f\x8b"
 INDEX_HEADER_NAMES = frozenset({"", "unnamed: 0", "index", "id"})
 READ_CHUNK_BYTES = 1 << 20
+
+
+class _Readable(Protocol):
+    """What the loader reads from: a binary file, an upload, a gzip stream."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+def _is_readable(source: object) -> TypeGuard[_Readable]:
+    return hasattr(source, "read")
 
 
 class CsvValidationError(ValueError):
@@ -54,10 +64,11 @@ class _Input:
     data: bytes | None = None
     gzipped: bool = False
 
-    def open_binary(self) -> BinaryIO:
+    def open_binary(self) -> io.BufferedIOBase:
         """A fresh binary stream of the decompressed text."""
         if self.data is not None:
             return io.BytesIO(self.data)
+        assert self.path is not None, "an _Input holds either data or a path"
         return gzip.open(self.path, "rb") if self.gzipped else open(self.path, "rb")
 
     def arrow_stream(self):
@@ -90,7 +101,7 @@ def _error(name: str, reason: str, line: int | None = None) -> CsvValidationErro
     return CsvValidationError(f"{where}: {reason}")
 
 
-def _read_bounded(stream: BinaryIO, name: str, max_bytes: int | None, what: str) -> bytes:
+def _read_bounded(stream: _Readable, name: str, max_bytes: int | None, what: str) -> bytes:
     limit = None if max_bytes is None else max_bytes + 1
     data = stream.read() if limit is None else stream.read(limit)
     if max_bytes is not None and len(data) > max_bytes:
@@ -113,10 +124,12 @@ def _input(source: Source, name: str | None, max_bytes: int | None) -> _Input:
         data = bytes(source)
         if max_bytes is not None and len(data) > max_bytes:
             raise _error(name, f"file larger than the {max_bytes:,}-byte limit")
-    elif hasattr(source, "read"):
+    elif _is_readable(source):
         name = name or Path(str(getattr(source, "name", "") or "upload.csv")).name
         data = _read_bounded(source, name, max_bytes, "file")
     else:
+        if not isinstance(source, (str, os.PathLike)):  # what Path() would raise
+            raise TypeError(f"a CSV source is a path, bytes or a binary file, not {type(source).__name__}")
         path = Path(source)
         name = name or path.name
         if not path.is_file():
@@ -133,7 +146,7 @@ def _input(source: Source, name: str | None, max_bytes: int | None) -> _Input:
     return _Input(name, data=data)
 
 
-def _lines(inp: _Input) -> Iterator[tuple[int, list[str]]]:
+def _lines(inp: _Input) -> Generator[tuple[int, list[str]], None, None]:
     """(1-based line number, fields) of every non-blank line; names the line that is not text."""
     try:
         with inp.open_binary() as stream:
@@ -200,7 +213,9 @@ def _parse_fast(inp: _Input, layout: _Layout) -> np.ndarray:
     )
     if any(table.column(name).null_count for name in names):
         raise ValueError("empty fields")
-    return np.column_stack([table.column(name).to_numpy() for name in names]) if table.num_rows else np.zeros((0, layout.n_columns))
+    if not table.num_rows:
+        return np.zeros((0, layout.n_columns))
+    return np.column_stack([table.column(name).to_numpy() for name in names])
 
 
 def _field_problem(fields: list[str]) -> str | None:
@@ -242,7 +257,8 @@ def _locate_problem(inp: _Input, layout: _Layout, fallback: str) -> CsvValidatio
         if count not in (WINDOW_SAMPLES, WINDOW_SAMPLES + 1):
             return _error(inp.name, f"{count} values, expected {WINDOW_SAMPLES} or {WINDOW_SAMPLES + 1}", number)
         if len(fields) != layout.n_columns:
-            return _error(inp.name, f"{count} values, expected {layout.n_values} as on line {layout.first_line:,}", number)
+            return _error(inp.name, f"{count} values, expected {layout.n_values} as on line {layout.first_line:,}",
+                          number)
         problem = _field_problem(fields) or _row_problem([float(field) for field in fields], layout)
         if problem:
             return _error(inp.name, problem, number)
@@ -322,13 +338,16 @@ def load_kaggle_csv(
         raise _error(inp.name, "no data rows")
     layout = _with_detected_index(table, layout)
     if layout.n_values not in (WINDOW_SAMPLES, WINDOW_SAMPLES + 1):
-        raise _error(inp.name, f"{layout.n_values} values, expected {WINDOW_SAMPLES} or {WINDOW_SAMPLES + 1}", layout.first_line)
+        raise _error(inp.name, f"{layout.n_values} values, expected {WINDOW_SAMPLES} or {WINDOW_SAMPLES + 1}",
+                     layout.first_line)
     bad = _bad_rows(table, layout)
     if bad.any():
         row = int(np.argmax(bad))
-        raise _error(inp.name, _row_problem(table[row].tolist(), layout) or "invalid row", _line_of_row(inp, layout, row))
+        raise _error(inp.name, _row_problem(table[row].tolist(), layout) or "invalid row",
+                     _line_of_row(inp, layout, row))
     if require_labels and not layout.has_label:
-        raise _error(inp.name, f"{WINDOW_SAMPLES} values per row and no label column (training and evaluation need labels 0..4 in column {WINDOW_SAMPLES + 1})")
+        raise _error(inp.name, f"{WINDOW_SAMPLES} values per row and no label column (training and evaluation "
+                               f"need labels 0..4 in column {WINDOW_SAMPLES + 1})")
     return _beatset(table, layout, inp.name)
 
 

@@ -7,16 +7,19 @@ the network.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
 import sys
 from pathlib import Path
 
 from hbcore import paths
+from hbcore.errors import HbError
 
 PHYSIONET_DATABASE = "mitdb"
 RECORD_ANNOTATOR = "atr"
+
+
+class DownloadError(HbError):
+    """The PhysioNet download failed; what is already on disk stays, so running it again resumes."""
 
 
 def download_mitdb(dest: Path | str | None = None) -> Path:
@@ -34,13 +37,15 @@ def download_mitdb(dest: Path | str | None = None) -> Path:
     return dest
 
 
-def cli_download(args: argparse.Namespace) -> int:
-    """``python -m hbcore data download [--dir D]``: download and print where the records are."""
-    from hbcore.cli import CliError
+def run_download(dest: Path | str | None = None) -> dict[str, object]:
+    """``python -m hbcore data download``: download, then say where the records are and how many.
 
+    Network and HTTP errors come from requests, urllib3 and wfdb alike, so any failure of the
+    download becomes one :class:`DownloadError` that names the database and the remedy.
+    """
     try:
-        dest = download_mitdb(args.dir)
-    except Exception as error:  # network and HTTP errors come from requests, urllib3 and wfdb alike
-        raise CliError(f"downloading {PHYSIONET_DATABASE} from PhysioNet failed ({error}); run it again to resume") from error
-    print(json.dumps({"mitdb": str(dest), "records": len(list(dest.glob("*.hea")))}))
-    return 0
+        folder = download_mitdb(dest)
+    except Exception as error:
+        raise DownloadError(f"downloading {PHYSIONET_DATABASE} from PhysioNet failed ({error}); "
+                            "run it again to resume") from error
+    return {"mitdb": str(folder), "records": len(list(folder.glob("*.hea")))}

@@ -28,7 +28,8 @@ DS2_RECORDS: tuple[str, ...] = (
 PACED_RECORDS: tuple[str, ...] = ("102", "104", "107", "217")
 
 
-def intra_patient_index(y: np.ndarray, test_size: float = TEST_SIZE, seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarray]:
+def intra_patient_index(y: np.ndarray, test_size: float = TEST_SIZE,
+                        seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarray]:
     """Row indices of a stratified random split of labels ``y`` (same seed, same split)."""
     from sklearn.model_selection import train_test_split
 

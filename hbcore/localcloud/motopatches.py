@@ -69,7 +69,7 @@ def _put_record_o1(self: kinesis_models.Shard, partition_key: str, data: str, ex
     """
     sequence_number = last_sequence_number(self) + 1
     self.records[sequence_number] = kinesis_models.Record(partition_key, data, sequence_number, explicit_hash_key)
-    self.hb_last_sequence_number = sequence_number
+    self.hb_last_sequence_number = sequence_number  # type: ignore[attr-defined]  # ours, on moto's Shard
     return str(sequence_number)
 
 
@@ -139,7 +139,7 @@ def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
         with KINESIS_LOCK:
             return method(*args, **kwargs)
 
-    locked.hb_locked = True
+    locked.hb_locked = True  # type: ignore[attr-defined]  # a marker on the wrapper functools.wraps made
     return locked
 
 
@@ -182,7 +182,7 @@ def _event_time(event: logs_models.LogEvent) -> int:
 
 
 def _put_log_events_ordered(self: logs_models.LogStream, log_events: list[dict[str, Any]]) -> str:
-    """Patch ``LogStream.put_log_events`` (moto 5.2.5): under ``LOGS_LOCK``, noting whether the stream stays in time order.
+    """Patch ``LogStream.put_log_events`` (moto 5.2.5): under ``LOGS_LOCK``, noting whether the stream stays in order.
 
     moto appends with no lock ("TODO: to be thread safe this would need a lock"), and the
     retention trim replaces a stream's event list: an append racing it would be lost. A stream
@@ -193,14 +193,15 @@ def _put_log_events_ordered(self: logs_models.LogStream, log_events: list[dict[s
         in_order = getattr(self, "hb_in_order", True) and (
             not self.events or not log_events or log_events[0]["timestamp"] >= self.events[-1].timestamp)
         token = _ORIGINAL_PUT_LOG_EVENTS(self, log_events)
-        self.hb_in_order = in_order
+        self.hb_in_order = in_order  # type: ignore[attr-defined]  # ours, on moto's LogStream
         return token
 
 
 _ORIGINAL_PUT_LOG_EVENTS = logs_models.LogStream.put_log_events
 
 
-def events_between(stream: logs_models.LogStream, start_ms: int | None, end_ms: int | None) -> list[logs_models.LogEvent]:
+def events_between(stream: logs_models.LogStream, start_ms: int | None,
+                   end_ms: int | None) -> list[logs_models.LogEvent]:
     """The events of ``stream`` with ``start_ms <= timestamp <= end_ms`` (None: unbounded), oldest first.
 
     Reads ``stream.events`` once: the retention trim swaps the list, it never edits it in place.
@@ -270,7 +271,7 @@ def _get_query_results_or_expired(self: logs_models.LogsBackend, query_id: str) 
 
 
 def _enrich_response_without_scan(headers: dict[str, str], body: Any) -> tuple[dict[str, str], Any]:
-    """Patch ``BaseResponse._enrich_response`` (moto 5.2.5): skip the XML request-id regex when there is no ``<RequestId>``.
+    """Patch ``BaseResponse._enrich_response`` (moto 5.2.5): no XML request-id regex when there is no ``<RequestId>``.
 
     moto ran ``re.sub(r"(?<=<RequestId>).*(?=</RequestId>)", ...)`` over every response body: 70 ms
     for a 10,000-row Logs Insights result (4 MB of JSON, with no ``<RequestId>`` to replace), ~5 % of
@@ -345,7 +346,8 @@ def _update_endpoint_backend(
 
 def _update_endpoint_response(self: sagemaker_responses.SageMakerResponse) -> ActionResult:
     """The HTTP side of ``update_endpoint`` (see ``_update_endpoint_backend``)."""
-    endpoint = self.sagemaker_backend.update_endpoint(
+    endpoint = _update_endpoint_backend(
+        self.sagemaker_backend,
         endpoint_name=self._get_param("EndpointName"),
         endpoint_config_name=self._get_param("EndpointConfigName"),
     )
@@ -363,25 +365,32 @@ def apply() -> None:
             "run tests/localcloud/test_motopatches.py",
             stacklevel=2,
         )
+    # Replacing moto's methods is the point of this module: each assignment below is checked
+    # against moto's signature; only mypy's refusal to assign to a method at all is ignored.
     shard = kinesis_models.Shard
-    shard.put_record = _put_record_o1
-    shard.get_max_sequence_number = _get_max_sequence_number_o1
-    shard.get_min_sequence_number = _get_min_sequence_number_o1
-    shard.get_records = _get_records_from_position
+    shard.put_record = _put_record_o1  # type: ignore[method-assign]
+    shard.get_max_sequence_number = _get_max_sequence_number_o1  # type: ignore[method-assign]
+    shard.get_min_sequence_number = _get_min_sequence_number_o1  # type: ignore[method-assign]
+    shard.get_records = _get_records_from_position  # type: ignore[method-assign]
     kinesis_models.decompose_shard_iterator = _decompose_shard_iterator_checked
     for name in LOCKED_KINESIS_METHODS:
         setattr(kinesis_models.KinesisBackend, name, _locked(getattr(kinesis_models.KinesisBackend, name)))
-    logs_models.LogsBackend.__init__ = _with_snapshot_attribute(logs_models.LogsBackend.__init__, "groups")
-    logs_models.LogGroup.__init__ = _with_snapshot_attribute(logs_models.LogGroup.__init__, "streams")
-    BaseResponse._enrich_response = staticmethod(_enrich_response_without_scan)
+    logs_models.LogsBackend.__init__ = _with_snapshot_attribute(  # type: ignore[method-assign]
+        logs_models.LogsBackend.__init__, "groups")
+    logs_models.LogGroup.__init__ = _with_snapshot_attribute(  # type: ignore[method-assign]
+        logs_models.LogGroup.__init__, "streams")
+    BaseResponse._enrich_response = staticmethod(_enrich_response_without_scan)  # type: ignore[method-assign]
     moto_backends.list_of_moto_modules = _moto_modules_once
     for model in UNTRACKED_MODELS:
-        model.__new__ = staticmethod(_new_untracked)
-        model.instances_tracked.clear()
-    logs_models.LogStream.put_log_events = _put_log_events_ordered
+        model.__new__ = staticmethod(_new_untracked)  # type: ignore[method-assign]
+        # moto's InstanceTrackerMeta gives every model class this list when it creates the class,
+        # untyped (moto itself ignores the assignment), so mypy does not know it.
+        model.instances_tracked.clear()  # type: ignore[union-attr]
+    logs_models.LogStream.put_log_events = _put_log_events_ordered  # type: ignore[method-assign]
     logs_models.execute_query = _execute_query_windowed
-    logs_models.LogsBackend.start_query = _start_query_keeping_recent
-    logs_models.LogsBackend.get_query_results = _get_query_results_or_expired
-    sagemaker_models.SageMakerModelBackend.update_endpoint = _update_endpoint_backend
-    sagemaker_responses.SageMakerResponse.update_endpoint = _update_endpoint_response
+    logs_models.LogsBackend.start_query = _start_query_keeping_recent  # type: ignore[method-assign]
+    logs_models.LogsBackend.get_query_results = _get_query_results_or_expired  # type: ignore[method-assign]
+    # Additions, not replacements: moto 5.2.5 has no update_endpoint to type them.
+    sagemaker_models.SageMakerModelBackend.update_endpoint = _update_endpoint_backend  # type: ignore[attr-defined]
+    sagemaker_responses.SageMakerResponse.update_endpoint = _update_endpoint_response  # type: ignore[attr-defined]
     _applied = True

@@ -13,7 +13,7 @@ import threading
 import time
 from bisect import bisect_left
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from operator import attrgetter
 
 from moto.awslambda.models import lambda_backends
@@ -300,7 +300,7 @@ def _epoch_s(timestamp: object) -> float:
     """Epoch seconds of a data point's time (moto's own are naive UTC); +inf for anything else (kept)."""
     if not isinstance(timestamp, datetime):
         return float("inf")
-    return (timestamp if timestamp.tzinfo else timestamp.replace(tzinfo=timezone.utc)).timestamp()
+    return (timestamp if timestamp.tzinfo else timestamp.replace(tzinfo=UTC)).timestamp()
 
 
 
@@ -321,9 +321,10 @@ class MotoSageMaker:
         chosen = next((v for v in variants if variant is None or v.get("VariantName") == variant), None)
         if chosen is None:
             raise LookupError(f"Endpoint {endpoint_name} has no production variant {variant!r}.")
-        model = backend._models.get(chosen.get("ModelName"))
+        model_name = chosen.get("ModelName")
+        model = backend._models.get(model_name) if model_name is not None else None
         if model is None:
-            raise LookupError(f"Endpoint {endpoint_name}: model {chosen.get('ModelName')} not found.")
+            raise LookupError(f"Endpoint {endpoint_name}: model {model_name} not found.")
         container = model.primary_container or (model.containers[0] if model.containers else {})
         url = container.get("ModelDataUrl")
         if not url:

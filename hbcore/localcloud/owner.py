@@ -1,4 +1,4 @@
-"""The owner of the local cloud's process, and ``python -m hbcore cloud up|down|status``.
+"""The owner of the local cloud's process, and the detached cloud of ``python -m hbcore cloud up|down|status``.
 
 ``LocalCloud`` starts ``python -m hbcore cloud serve`` as a child on free loopback ports, waits
 until it reports itself healthy (its state file), and hands out a ``Backend`` pointing boto3 at it.
@@ -6,8 +6,9 @@ The child watches its owner's pid and exits when the owner dies, so a crashed ap
 leaves nothing behind. A separate process keeps moto, the poller and the endpoint server off the
 app's interpreter (the two cores are shared, and Streamlit reruns don't disturb the pipeline).
 
-``cloud up`` starts a detached one (owner: nobody) and records it in ``<cache>/localcloud.json``
-so that ``down`` and ``status`` find it from any shell.
+``cloud up`` starts a detached one (owner: nobody, :func:`start_detached`) and records it in
+``<cache>/localcloud.json`` so that ``down`` and ``status`` (:func:`stop_detached`,
+:func:`detached_status`) find it from any shell.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from hbcore.aws.backend import Backend
-from hbcore.cli import CliError
+from hbcore.errors import HbError
 from hbcore.paths import cache_dir
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
@@ -36,6 +37,15 @@ STDERR_TAIL_LINES = 30
 STATUS_TIMEOUT_S = 5.0
 DETACHED_STATE_FILE = "localcloud.json"
 DETACHED_LOG_FILE = "localcloud.log"
+
+
+class LocalCloudError(HbError, RuntimeError):
+    """The local cloud could not be started: its process died or never became healthy.
+
+    From the owner, the first line names the child's log and the rest is the log's tail. A
+    ``RuntimeError`` too, as it was before it had a name, so existing callers keep catching it.
+    """
+
 
 
 def _pid_alive(pid: int) -> bool:
@@ -75,11 +85,12 @@ def _child_environment() -> dict[str, str]:
 
 
 def _wait_for_state(process: subprocess.Popen, state_file: Path, log_file: Path, timeout_s: float) -> dict[str, Any]:
-    """The child's state once it is healthy; RuntimeError with its output's tail otherwise."""
+    """The child's state once it is healthy; LocalCloudError naming its log, with the log's tail, otherwise."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the local cloud exited with code {process.returncode} while starting:\n{_tail(log_file)}")
+            raise LocalCloudError(f"the local cloud exited with code {process.returncode} while starting "
+                                  f"(log: {log_file}):\n{_tail(log_file)}")
         if state_file.exists():
             try:
                 return json.loads(state_file.read_text())
@@ -87,7 +98,8 @@ def _wait_for_state(process: subprocess.Popen, state_file: Path, log_file: Path,
                 pass  # written atomically, but a reader may still race the rename on some filesystems
         time.sleep(POLL_S)
     _terminate(process.pid, process)
-    raise RuntimeError(f"the local cloud did not become healthy within {timeout_s:.0f} s:\n{_tail(log_file)}")
+    raise LocalCloudError(f"the local cloud did not become healthy within {timeout_s:.0f} s "
+                          f"(log: {log_file}):\n{_tail(log_file)}")
 
 
 def _terminate(pid: int, process: subprocess.Popen | None = None) -> None:
@@ -113,6 +125,18 @@ def fetch_status(moto_url: str) -> dict[str, Any]:
     """The running cloud's ``/_hb/status`` (memory, Kinesis, mappings, endpoints)."""
     with urllib.request.urlopen(moto_url + "/_hb/status", timeout=STATUS_TIMEOUT_S) as response:
         return json.loads(response.read())
+
+
+def _report(state: dict[str, Any] | None) -> dict[str, Any]:
+    """Running or not, the URLs, and the child's own report when it answers (its silence is reported, not raised)."""
+    if state is None:
+        return {"running": False}
+    report = {"running": True, **state}
+    try:
+        report.update(fetch_status(state["moto_url"]))
+    except OSError as error:
+        report["error"] = f"no answer from {state['moto_url']}: {error}"
+    return report
 
 
 class LocalCloud:
@@ -197,14 +221,7 @@ class LocalCloud:
 
     def status(self) -> dict[str, Any]:
         """Running or not, the URLs, and the child's own report when it answers."""
-        if not self.running or self.state is None:
-            return {"running": False}
-        report = {"running": True, **self.state}
-        try:
-            report.update(fetch_status(self.state["moto_url"]))
-        except OSError as error:
-            report["error"] = f"no answer from {self.state['moto_url']}: {error}"
-        return report
+        return _report(self.state if self.running else None)
 
 
 # --- the detached cloud of ``python -m hbcore cloud up`` -------------------------------------------
@@ -222,55 +239,45 @@ def detached_state() -> dict[str, Any] | None:
     return state
 
 
-def _exports(state: dict[str, Any]) -> str:
+def exports(state: dict[str, Any]) -> str:
+    """The two shell lines that point boto3 (and the AWS CLI) in another shell at this cloud."""
     return (f"export AWS_ENDPOINT_URL={state['moto_url']}\n"
             f"export AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME={state['sagemaker_runtime_url']}")
 
 
-def cli_up(args) -> int:
-    """Start a detached local cloud and print its URLs and the two export lines."""
+def detached_log_file() -> Path:
+    """Where the detached cloud's output goes (it outlives the shell that started it)."""
+    return cache_dir() / DETACHED_LOG_FILE
+
+
+def start_detached(port: int = 0, runtime_port: int = 0) -> tuple[dict[str, Any], bool]:
+    """The detached local cloud's state once healthy, and whether this call started it.
+
+    At most one runs per cache folder, so that ``down`` and ``status`` know which one they mean: when
+    one is alive already it is returned as it is (``False``). :class:`LocalCloudError` when a new one fails.
+    """
     running = detached_state()
     if running is not None:
-        print(f"A local cloud is already running (pid {running['pid']}); `python -m hbcore cloud down` stops it.\n"
-              + _exports(running))
-        return 1
-    state_file, log_file = cache_dir() / DETACHED_STATE_FILE, cache_dir() / DETACHED_LOG_FILE
+        return running, False
+    state_file, log_file = cache_dir() / DETACHED_STATE_FILE, detached_log_file()
     with open(log_file, "wb") as log:
         process = subprocess.Popen(
-            _serve_command(args.port, args.runtime_port, state_file, 0, None),
+            _serve_command(port, runtime_port, state_file, 0, None),
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             cwd=REPOSITORY_ROOT, env=_child_environment(), start_new_session=True)
-    try:
-        state = _wait_for_state(process, state_file, log_file, STARTUP_TIMEOUT_S)
-    except RuntimeError as error:
-        raise CliError(str(error)) from None
-    print(f"local cloud running (pid {state['pid']}, log {log_file})\n"
-          f"moto:              {state['moto_url']}\n"
-          f"sagemaker-runtime: {state['sagemaker_runtime_url']}\n\n" + _exports(state))
-    return 0
+    return _wait_for_state(process, state_file, log_file, STARTUP_TIMEOUT_S), True
 
 
-def cli_down(args) -> int:
-    """Stop the detached local cloud, if there is one."""
+def stop_detached() -> dict[str, Any] | None:
+    """Stop the detached local cloud; the state of the one stopped, or None when none was running."""
     state = detached_state()
     if state is None:
-        print("no local cloud is running")
-        return 0
+        return None
     _terminate(int(state["pid"]))
     (cache_dir() / DETACHED_STATE_FILE).unlink(missing_ok=True)
-    print(f"local cloud (pid {state['pid']}) stopped")
-    return 0
+    return state
 
 
-def cli_status(args) -> int:
-    """Print the detached local cloud's state as JSON (``{"running": false}`` when there is none)."""
-    state = detached_state()
-    report: dict[str, Any] = {"running": False}
-    if state is not None:
-        report = {"running": True, **state}
-        try:
-            report.update(fetch_status(state["moto_url"]))
-        except OSError as error:
-            report["error"] = f"no answer from {state['moto_url']}: {error}"
-    print(json.dumps(report, indent=2))
-    return 0
+def detached_status() -> dict[str, Any]:
+    """The detached local cloud's report (``{"running": False}`` when there is none)."""
+    return _report(detached_state())

@@ -17,6 +17,7 @@ disagree on a variable's value.
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import importlib.util
 import json
@@ -232,10 +233,14 @@ def _load_handler(code_root: Path, handler: str) -> Callable[[dict, Any], Any]:
         raise ImportError(f"Runtime.MalformedHandlerName: Bad handler '{handler}': not enough values to unpack")
     script = code_root.joinpath(*module_path.split(".")).with_suffix(".py")
     if not script.is_file():
-        raise ImportError(f"Runtime.ImportModuleError: Unable to import module '{module_path}': No module named '{module_path}'")
+        raise ImportError(f"Runtime.ImportModuleError: Unable to import module '{module_path}': "
+                          f"No module named '{module_path}'")
     if str(code_root) not in sys.path:
         sys.path.append(str(code_root))
-    spec = importlib.util.spec_from_file_location(f"hb_lambda_{uuid.uuid4().hex}_{module_path.replace('.', '_')}", script)
+    unique_name = f"hb_lambda_{uuid.uuid4().hex}_{module_path.replace('.', '_')}"
+    spec = importlib.util.spec_from_file_location(unique_name, script)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"Runtime.ImportModuleError: Unable to import module '{module_path}'")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     function = getattr(module, function_name, None)
@@ -258,7 +263,7 @@ class ExecutionEnvironment:
         self.region = region
         self.key = function.environment_key()
         self.log_group = f"/aws/lambda/{function.name}"
-        self.log_stream = f"{dt.datetime.now(dt.timezone.utc):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
+        self.log_stream = f"{dt.datetime.now(dt.UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
         self._code_root = code_root
         self._logs = logs
         self._handler: Callable[[dict, Any], Any] | None = None
@@ -302,6 +307,8 @@ class ExecutionEnvironment:
         return outcome
 
     def _call(self, event: dict, request_id: str, lines: LineCapture) -> Invocation:
+        handler = self._handler
+        assert handler is not None, "invoke() imports the handler before it calls it"
         apply_environment(self.function, self.region, self.runtime_environment)
         context = LambdaContext(
             function_name=self.function.name,
@@ -315,7 +322,7 @@ class ExecutionEnvironment:
         started = time.perf_counter()
         outcome = Invocation()
         try:
-            outcome.result = self._handler(event, context)
+            outcome.result = handler(event, context)
         except Exception as error:
             outcome.error = "Unhandled"
             lines.add(f"[ERROR] {type(error).__name__}: {error}\n" + traceback.format_exc().rstrip())
@@ -323,7 +330,7 @@ class ExecutionEnvironment:
         if outcome.duration_ms > self.function.timeout_s * 1000:
             # Lambda would have stopped the handler; we can only fail the invocation afterwards.
             outcome.error = "Task timed out"
-            stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+            stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
             lines.add(f"{stamp} {request_id} Task timed out after {self.function.timeout_s:.2f} seconds")
         return outcome
 
@@ -386,7 +393,7 @@ def failed_from(response: Any, records: list[ShardRecord]) -> int | None:
     if not failures:
         return None
     positions = {record.sequence_number: index for index, record in enumerate(records)}
-    lowest = None
+    lowest: int | None = None
     for failure in failures:
         identifier = failure.get("itemIdentifier") if isinstance(failure, dict) else None
         try:
@@ -396,6 +403,7 @@ def failed_from(response: Any, records: list[ShardRecord]) -> int | None:
         if number not in positions:
             return 0
         lowest = number if lowest is None else min(lowest, number)
+    assert lowest is not None, "failures is not empty, and each one returned 0 or set lowest"
     return positions[lowest]
 
 
@@ -477,14 +485,15 @@ def settings_from(params: dict, base: MappingConfig, destinations: MotoDestinati
         if params.get(name) not in (None, neutral, {}, []):
             raise _invalid(f"{name} is not supported by the local cloud's poller (only {neutral!r})")
     response_types = params.get("FunctionResponseTypes")
-    if response_types is not None:
-        if not isinstance(response_types, list) or any(t not in RESPONSE_TYPES for t in response_types):
-            raise _invalid(f"FunctionResponseTypes must be a subset of {list(RESPONSE_TYPES)}, got {response_types!r}")
+    if response_types is not None and (not isinstance(response_types, list)
+                                       or any(t not in RESPONSE_TYPES for t in response_types)):
+        raise _invalid(f"FunctionResponseTypes must be a subset of {list(RESPONSE_TYPES)}, got {response_types!r}")
     destination = base.on_failure_destination
     if "DestinationConfig" in params:
         destination = ((params.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination") or None
         if destination is not None and not destinations.exists(destination):
-            raise _invalid(f"DestinationConfig.OnFailure.Destination {destination} is not an existing SQS queue or SNS topic")
+            raise _invalid(f"DestinationConfig.OnFailure.Destination {destination} is not an existing SQS queue "
+                           "or SNS topic")
     enabled = params.get("Enabled", base.enabled)
     if not isinstance(enabled, bool):
         raise _invalid(f"Enabled must be true or false, got {enabled!r}")
@@ -497,7 +506,8 @@ def settings_from(params: dict, base: MappingConfig, destinations: MotoDestinati
         batch_size=_int_in(params, "BatchSize", base.batch_size, 1, 10_000),
         batching_window_s=_int_in(params, "MaximumBatchingWindowInSeconds", base.batching_window_s, 0, 300),
         maximum_retry_attempts=_int_in(params, "MaximumRetryAttempts", base.maximum_retry_attempts, 0, 10_000, (-1,)),
-        maximum_record_age_s=_int_in(params, "MaximumRecordAgeInSeconds", base.maximum_record_age_s, 60, 604_800, (-1,)),
+        maximum_record_age_s=_int_in(params, "MaximumRecordAgeInSeconds", base.maximum_record_age_s, 60, 604_800,
+                                     (-1,)),
         bisect_on_error=bisect,
         report_item_failures=base.report_item_failures if response_types is None else bool(response_types),
         on_failure_destination=destination,
@@ -666,7 +676,8 @@ class ShardWorker(threading.Thread):
                 segments.appendleft((records, attempts))
                 self._stopped.wait(RETRY_BACKOFF_MAX_S)
                 continue
-            resume = failed_from(outcome.result, records) if outcome.error is None and config.report_item_failures else None
+            reports_items = outcome.error is None and config.report_item_failures
+            resume = failed_from(outcome.result, records) if reports_items else None
             self._count(records, outcome, resume)
             if outcome.error is None and resume is None:
                 self._done(records, succeeded=len(records))
@@ -763,7 +774,7 @@ class ShardWorker(threading.Thread):
 
 
 def _iso(epoch_s: float) -> str:
-    return dt.datetime.fromtimestamp(epoch_s, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return dt.datetime.fromtimestamp(epoch_s, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 class Poller:
@@ -801,19 +812,24 @@ class Poller:
         function = self._function(params.get("FunctionName"), region)
         position = params.get("StartingPosition")
         if position not in STARTING_POSITIONS:
-            raise _invalid(f"StartingPosition must be one of {', '.join(STARTING_POSITIONS)} for a Kinesis stream, got {position!r}")
+            raise _invalid(f"StartingPosition must be one of {', '.join(STARTING_POSITIONS)} for a Kinesis stream, "
+                           f"got {position!r}")
         timestamp = params.get("StartingPositionTimestamp")
-        if position == "AT_TIMESTAMP" and not isinstance(timestamp, (int, float)):
-            raise _invalid("StartingPositionTimestamp is required with StartingPosition AT_TIMESTAMP")
+        starting_timestamp: float | None = None
+        if position == "AT_TIMESTAMP":
+            if not isinstance(timestamp, (int, float)):
+                raise _invalid("StartingPositionTimestamp is required with StartingPosition AT_TIMESTAMP")
+            starting_timestamp = float(timestamp)
         with self._lock:
             for existing in self._mappings.values():
                 if existing.config.event_source_arn == source and existing.config.function_arn == function.arn:
                     raise MappingError(409, "ResourceConflictException",
-                                       f"An event source mapping with Kinesis arn \" {source} \" and function \" {function.name} \" "
-                                       f"already exists. Please update or delete the existing mapping with UUID {existing.config.uuid}")
+                                       f"An event source mapping with Kinesis arn \" {source} \" and function "
+                                       f"\" {function.name} \" already exists. Please update or delete the "
+                                       f"existing mapping with UUID {existing.config.uuid}")
             base = MappingConfig(uuid=str(uuid.uuid4()), event_source_arn=source, function_arn=function.arn,
                                  starting_position=position,
-                                 starting_position_timestamp=float(timestamp) if position == "AT_TIMESTAMP" else None)
+                                 starting_position_timestamp=starting_timestamp)
             config = settings_from(params, base, self.destinations)
             mapping = Mapping(config, self)
             mapping.start()
@@ -880,7 +896,7 @@ class Poller:
                             for shard in set(consumed) | set(checkpoints)}
         return consumed
 
-    def describe(self) -> list[dict[str, Any]]:
+    def describe(self) -> builtins.list[dict[str, Any]]:  # in this class, list names the method above
         with self._lock:
             mappings = list(self._mappings.values())
         return [m.describe() for m in mappings]

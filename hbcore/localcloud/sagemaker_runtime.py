@@ -61,7 +61,8 @@ class SageMakerError(Exception):
         self.extra = extra
 
     def body(self) -> bytes:
-        return json.dumps({"__type": self.code, "message": self.message, "Message": self.message, **self.extra}).encode()
+        return json.dumps({"__type": self.code, "message": self.message, "Message": self.message,
+                           **self.extra}).encode()
 
 
 def model_error(endpoint: str, region: str, original_status: int, original_message: str) -> SageMakerError:
@@ -105,13 +106,13 @@ def default_output_fn(prediction, accept: str):
     if accept == "application/json":
         return json.dumps(array.tolist())
     if accept == "text/csv":
-        out = io.StringIO()
-        np.savetxt(out, np.atleast_2d(array) if array.ndim > 1 else array[:, None], delimiter=",", fmt="%s")
-        return out.getvalue()
+        text = io.StringIO()
+        np.savetxt(text, np.atleast_2d(array) if array.ndim > 1 else array[:, None], delimiter=",", fmt="%s")
+        return text.getvalue()
     if accept == "application/x-npy":
-        out = io.BytesIO()
-        np.save(out, array)
-        return out.getvalue()
+        binary = io.BytesIO()
+        np.save(binary, array)
+        return binary.getvalue()
     raise ValueError(f"accept type {accept!r} is not supported (application/json, text/csv, application/x-npy)")
 
 
@@ -149,6 +150,8 @@ def load_served_model(archive: bytes, model_dir: Path, entry_point: str, key: tu
         raise ValueError(f"{key[1]}: the archive has no code/{entry_point}")
     module_name = f"hb_model_{uuid.uuid4().hex}"
     spec = importlib.util.spec_from_file_location(module_name, script)
+    if spec is None or spec.loader is None:
+        raise ValueError(f"{key[1]}: code/{entry_point} cannot be imported as a Python module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module  # dataclasses and pickle look modules up by name
     try:
@@ -258,14 +261,14 @@ class EndpointServer:
         self._lock = threading.Lock()
         self._stats: dict[str, EndpointStats] = {}
         self._workdir = Path(tempfile.mkdtemp(prefix="hb-endpoints-"))
-        self._httpd = ThreadingHTTPServer((host, port), _Handler)
+        self._httpd = _Server((host, port), self)
         self._httpd.daemon_threads = True
-        self._httpd.endpoint_server = self
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         host, port = self._httpd.server_address[:2]
+        assert isinstance(host, str), "the address of a bound AF_INET socket names its host as text"
         return f"http://{host}:{port}"
 
     def start(self) -> EndpointServer:
@@ -371,8 +374,18 @@ def region_of(authorization: str | None) -> str:
     return DEFAULT_REGION
 
 
+class _Server(ThreadingHTTPServer):
+    """The HTTP server, holding the :class:`EndpointServer` its handlers answer for."""
+
+    def __init__(self, address: tuple[str, int], endpoint_server: EndpointServer) -> None:
+        super().__init__(address, _Handler)
+        self.endpoint_server = endpoint_server
+
+
 class _Handler(BaseHTTPRequestHandler):
     """HTTP/1.1 keep-alive with TCP_NODELAY: without it each kept-alive call waits ~40 ms for an ACK."""
+
+    server: _Server
 
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True

@@ -1,11 +1,12 @@
 """The local cloud's process: moto + patches + mapping API + SageMaker runtime + poller.
 
-``python -m hbcore cloud serve`` runs a ``CloudServer`` in the foreground: moto's server app behind
-a WSGI middleware that serves Lambda's event-source-mapping API from ``hbcore.localcloud.poller`` (moto would
-try to run the function in Docker on every put), the endpoint server, and a retention trimmer that
-drops Kinesis records every mapping has consumed once they are older than the retention window,
-and log events and metric data points older than the log retention (moto keeps all three
-forever). Everything binds 127.0.0.1. Once healthy it writes a state file (pid, URLs, started_at); it exits on SIGTERM or when its ``--parent-pid`` is gone.
+``python -m hbcore cloud serve`` (:func:`run_serve`) runs a ``CloudServer`` in the foreground: moto's
+server app behind a WSGI middleware that serves Lambda's event-source-mapping API from
+``hbcore.localcloud.poller`` (moto would try to run the function in Docker on every put), the
+endpoint server, and a retention trimmer that drops Kinesis records every mapping has consumed once
+they are older than the retention window, and log events and metric data points older than the log
+retention (moto keeps all three forever). Everything binds 127.0.0.1. Once healthy it writes a state
+file (pid, URLs, started_at); it exits on SIGTERM or when its ``--parent-pid`` is gone.
 
 Tests run a ``CloudServer`` in their own process (threads only); the app and the CLI run it as a
 child process through ``hbcore.localcloud.owner``.
@@ -48,6 +49,7 @@ from hbcore.localcloud.motostate import (  # noqa: E402
     MotoMetrics,
     MotoSageMaker,
 )
+from hbcore.localcloud.owner import LocalCloudError  # noqa: E402
 from hbcore.localcloud.poller import REPOSITORY_ROOT, MappingError, Poller  # noqa: E402
 from hbcore.localcloud.sagemaker_runtime import EndpointServer, region_of  # noqa: E402
 
@@ -121,17 +123,21 @@ class MappingApi:
             return 202, self.poller.update(mapping_uuid, params, region)
         if mapping_uuid and method == "DELETE":
             return 202, self.poller.delete(mapping_uuid)
-        raise MappingError(405, "InvalidParameterValueException", f"{method} {MAPPINGS_PATH}/{mapping_uuid} is not an operation")
+        raise MappingError(405, "InvalidParameterValueException",
+                           f"{method} {MAPPINGS_PATH}/{mapping_uuid} is not an operation")
 
     def _list(self, query: dict[str, list[str]], region: str) -> dict[str, Any]:
-        first = lambda name: (query.get(name) or [None])[0]  # noqa: E731
+        def first(name: str) -> str | None:
+            values = query.get(name)
+            return values[0] if values else None
+
         mappings = self.poller.list(first("EventSourceArn"), first("FunctionName"), region)
         try:
             start = int(first("Marker") or 0)
             size = int(first("MaxItems") or LIST_MAX_ITEMS)
         except ValueError:
             raise MappingError(400, "InvalidParameterValueException", "Marker and MaxItems must be integers") from None
-        page = {"EventSourceMappings": mappings[start:start + size]}
+        page: dict[str, Any] = {"EventSourceMappings": mappings[start:start + size]}
         if start + size < len(mappings):
             page["NextMarker"] = str(start + size)
         return page
@@ -314,33 +320,39 @@ class ParentWatch:
         return True
 
 
-def cli_serve(args) -> int:
-    """Run the local cloud in the foreground until SIGTERM, SIGINT or the parent's death."""
-    watch = ParentWatch(args.parent_pid)
+def run_serve(port: int = 0, runtime_port: int = 0, retention_s: float | None = None,
+              log_retention_s: float | None = None, state_file: Path | str | None = None, parent_pid: int = 0,
+              on_ready: Callable[[dict[str, Any]], None] | None = None) -> None:
+    """``python -m hbcore cloud serve``: run the local cloud until SIGTERM, SIGINT or the parent's death.
+
+    Once both servers answer, the state (pid, URLs) goes to ``state_file``, which is how the owner
+    learns that the child is healthy, and to ``on_ready``; the file is removed on the way out, so
+    a stale one never points at a dead cloud. :class:`LocalCloudError` when the servers do not answer.
+    """
+    watch = ParentWatch(parent_pid)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    server = CloudServer(port=args.port, runtime_port=args.runtime_port, retention_s=args.retention_s,
-                         log_retention_s=args.log_retention_s).start()
-    state_file = Path(args.state_file) if args.state_file else None
+    server = CloudServer(port=port, runtime_port=runtime_port, retention_s=retention_s,
+                         log_retention_s=log_retention_s).start()
+    state_path = Path(state_file) if state_file else None
     try:
         if not server.healthy():
-            print("error: the local cloud did not answer on loopback", flush=True)
-            return 1
+            raise LocalCloudError("the local cloud did not answer on loopback")
         state = {"pid": os.getpid(), "moto_url": server.url, "sagemaker_runtime_url": server.runtime_url,
-                 "started_at": server.started_at, "parent_pid": args.parent_pid}
-        if state_file:
-            write_state(state_file, state)
-        print(json.dumps(state), flush=True)
+                 "started_at": server.started_at, "parent_pid": parent_pid}
+        if state_path:
+            write_state(state_path, state)
+        if on_ready is not None:
+            on_ready(state)
         while not stop.wait(PARENT_CHECK_S):
             if not watch.alive():
                 break
     finally:
         server.stop()
-        if state_file and state_file.exists():
+        if state_path and state_path.exists():
             try:
-                if json.loads(state_file.read_text()).get("pid") == os.getpid():
-                    state_file.unlink()
+                if json.loads(state_path.read_text()).get("pid") == os.getpid():
+                    state_path.unlink()
             except (OSError, ValueError):
                 pass
-    return 0

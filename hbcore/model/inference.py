@@ -169,7 +169,7 @@ def _scalar(arrays: Any, key: str, source: str) -> Any:
 
 def _layers(arrays: Any, source: str) -> list[tuple[np.ndarray, np.ndarray]]:
     """The (coef, intercept) pairs in order, checked to chain into one another."""
-    layers = []
+    layers: list[tuple[np.ndarray, np.ndarray]] = []
     while f"coef_{len(layers)}" in arrays:
         i = len(layers)
         if f"intercept_{i}" not in arrays:

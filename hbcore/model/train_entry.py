@@ -19,6 +19,11 @@ members of ``model.tar.gz`` (model.npz, metadata.json, code/) as plain files in
 The container is the scikit-learn 1.4-2 image (Python 3.10, scikit-learn 1.4.2, numpy 1.26 or 2.1,
 pandas, pyarrow 17): this file and the hbcore modules it imports must run there as they are
 (tests/aws/test_pycompat.py checks their syntax, standard-library names and packages against it).
+
+Its argument parser is the one argparse outside ``hbcore.cli`` and ``deploy``, on purpose: the
+options are SageMaker's contract (hyperparameters in both spellings, folders from ``SM_*``
+variables), not the user's command line; and ``hbcore.cli`` is the package's top layer, which
+:mod:`hbcore.model` may not import (tests/test_layers.py) and the container has no use for.
 """
 
 from __future__ import annotations

@@ -24,7 +24,6 @@ see :func:`export_arrays` and :func:`hbcore.model.inference.read_model`), ``meta
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
@@ -189,6 +188,7 @@ def fit_estimator(features: np.ndarray, labels: np.ndarray, params: ModelParams)
     estimator = make_estimator(params)
     # One BLAS thread: the perceptron's matrices (a batch of 256 beats) are too small for two
     # threads to pay; on this 2-core box one thread trains 3-4 times faster when anything else runs.
+    assert inference.BLAS is not None, "threadpoolctl comes with scikit-learn, so wherever hbcore trains"
     with warnings.catch_warnings(), inference.BLAS.limit(limits=1, user_api="blas"):
         # The epoch budget is fixed on purpose; the perceptron warns that it could go on.
         warnings.simplefilter("ignore", category=ConvergenceWarning)
@@ -350,7 +350,9 @@ def write_model_dir(model: BeatModel, folder: Path | str) -> Path:
     """Write the members of ``model.tar.gz`` as plain files (what ``SM_MODEL_DIR`` must hold)."""
     folder = Path(folder)
     (folder / CODE_DIR).mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(folder / inference.MODEL_FILE, **model.arrays)
+    # numpy's stub: mypy matches the **arrays against allow_pickle: bool too (numpy 1.26, which trains
+    # in the container, has no such keyword, so it cannot be passed to tell mypy it is taken).
+    np.savez_compressed(folder / inference.MODEL_FILE, **model.arrays)  # type: ignore[arg-type]
     (folder / METADATA_FILE).write_text(json.dumps(model.metadata, indent=2) + "\n")
     shutil.copyfile(inference.__file__, folder / CODE_DIR / "inference.py")
     (folder / CODE_DIR / "requirements.txt").write_text(REQUIREMENTS_TEXT)
@@ -427,29 +429,35 @@ def summary(model: BeatModel) -> dict:
             "n_train": model.metadata.get("n_train"), "n_test": model.metadata.get("n_test")}
 
 
-def cli_train(args: argparse.Namespace) -> int:
-    """``python -m hbcore train``: train on a split, write ``model.tar.gz``, print the test figures."""
-    params = default_params(args.split)
-    if args.max_iter is not None:
-        params = dataclasses.replace(params, max_iter=args.max_iter)
-    beats, views = load_training_beats(args.csv, args.mitdb)
-    if args.csv:
-        source = {"source": "kaggle-csv", "csv": [Path(path).name for path in args.csv]}
+def run_train(split: str = "intra", csv: Sequence[str] = (), mitdb: str | None = None,
+              out: Path | str = "model.tar.gz", max_iter: int | None = None) -> dict:
+    """``python -m hbcore train``: train on a split, write ``model.tar.gz``, return its test figures.
+
+    ``max_iter`` overrides the split's benchmarked epochs (a quick model for a try-out or a test);
+    the figures name their source (CSV files or the MIT-BIH recipes) so that a reader can tell runs apart.
+    """
+    params = default_params(split)
+    if max_iter is not None:
+        params = dataclasses.replace(params, max_iter=max_iter)
+    beats, views = load_training_beats(csv, mitdb)
+    if csv:
+        source = {"source": "kaggle-csv", "csv": [Path(path).name for path in csv]}
     else:
         source = {"source": "mitdb", "recipes": list(TRAINING_RECIPES if params.use_views else TRAINING_RECIPES[:1])}
-    model = train_and_evaluate(beats, args.split, params, views, **source)
-    path = write_model_tar(model, args.out)
-    print(json.dumps(summary(model) | {"model": str(path)}))
-    return 0
+    model = train_and_evaluate(beats, split, params, views, **source)
+    path = write_model_tar(model, out)
+    return summary(model) | {"model": str(path)}
 
 
-def cli_evaluate(args: argparse.Namespace) -> int:
-    """``python -m hbcore evaluate``: a ``model.tar.gz`` on a Kaggle-format CSV (no RR intervals)."""
+def run_evaluate(model_path: Path | str, csv_path: Path | str) -> dict:
+    """``python -m hbcore evaluate``: a ``model.tar.gz``'s figures on a Kaggle-format CSV.
+
+    Kaggle rows carry no RR intervals, so the model is scored as it serves CSV requests (``use_rr=False``).
+    """
     from hbcore.data.kaggle import load_kaggle_csv
 
-    model = load_model(args.model)
-    beats = load_kaggle_csv(args.csv)
+    model = load_model(model_path)
+    beats = load_kaggle_csv(csv_path)
     figures = evaluate_model(model, beats, use_rr=False)
-    print(json.dumps({**figures, "train_seconds": model.metadata.get("train_seconds"), "version": model.version,
-                      "n_test": len(beats), "model": str(args.model), "csv": str(args.csv)}))
-    return 0
+    return {**figures, "train_seconds": model.metadata.get("train_seconds"), "version": model.version,
+            "n_test": len(beats), "model": str(model_path), "csv": str(csv_path)}

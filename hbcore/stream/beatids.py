@@ -4,7 +4,7 @@ Accounting for every beat once (docs/ARCHITECTURE.md, "Reliability") needs every
 every id the logs returned, for as long as the run is accounted for; a run at 500 beats/s sends
 1.8 M beats an hour. A Python set of id strings costs ~115 bytes a beat and a dict of id →
 (shard, sequence number) ~350: the app grew by ~34 MB a minute. The ids of a run are
-``<run>:<record>:<sample>`` (:func:`beat_id`), so :class:`BeatIds` keeps them as sorted int64 keys
+``<run>:<record>:<sample>`` (:mod:`hbcore.contracts.beat_id`), so :class:`BeatIds` keeps them as sorted int64 keys
 ``record code << 32 | sample`` with an int8 value each (the results reader keeps the predicted
 class): 9 bytes a beat. Ids of another form (the handler's ``<shardId>:<sequenceNumber>`` for a
 stream record without one) are kept as strings; they are rare.
@@ -22,15 +22,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hbcore.contracts.beat_id import beat_id, parse_beat_id
+
 SAMPLE_BITS = 32
 MAX_SAMPLE = 2**SAMPLE_BITS - 1
 PENDING_MAX = 16_384  # ids added between merges: a merge copies the arrays, a pending id costs ~100 bytes
 ABSENT = -1
-
-
-def beat_id(run: str, record: str, sample: int) -> str:
-    """The id of one beat of one replay run, used in the stream, the logs and the ledger."""
-    return f"{run}:{record}:{sample}"
 
 
 @dataclass(frozen=True)
@@ -56,7 +53,6 @@ class BeatIds:
 
     def __init__(self, run: str):
         self.run = run
-        self._prefix = f"{run}:"
         self._lock = threading.RLock()
         self._codes: dict[str, int] = {}  # record → code
         self._records: list[str] = []  # code → record
@@ -81,14 +77,11 @@ class BeatIds:
         return ids
 
     def _parts(self, identity: str) -> tuple[str, int] | None:
-        """(record, sample) of an id that :func:`beat_id` gives back unchanged; None for another form."""
-        if not identity.startswith(self._prefix):
+        """(record, sample) of a beat id of this run whose sample fits the key; None for another id."""
+        key = parse_beat_id(identity)
+        if key is None or key.run != self.run or key.sample > MAX_SAMPLE:
             return None
-        record, colon, sample = identity[len(self._prefix):].rpartition(":")
-        if not colon or not (sample.isascii() and sample.isdigit()) or (sample[0] == "0" and sample != "0"):
-            return None
-        number = int(sample)
-        return (record, number) if number <= MAX_SAMPLE else None
+        return key.record, key.sample
 
     def _code(self, record: str) -> int:
         code = self._codes.get(record)

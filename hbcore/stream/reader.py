@@ -15,13 +15,14 @@ windows and hands them to its :class:`~hbcore.stream.tally.ResultsStore`, which 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections import deque
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from hbcore.background import BackgroundTask
 from hbcore.stream.tally import (
     KEEP_MISCLASSIFIED_ROWS,
     KEEP_REJECTED_ROWS,
@@ -41,8 +42,6 @@ QUERY_TIMEOUT_S = 60.0
 QUERY_WAIT_MIN_S = 0.1
 QUERY_WAIT_MAX_S = 1.0
 FAILED_STATUSES = frozenset({"Failed", "Cancelled", "Timeout", "Unknown"})
-KEPT_ERRORS = 20
-STOP_JOIN_TIMEOUT_S = 10.0
 READER_COUNTS = ("queries", "failed_queries", "truncated_windows")
 
 
@@ -55,13 +54,16 @@ def parse_timestamp(value: str) -> float:
     if value.isdigit():
         return int(value) / 1000.0
     try:
-        return datetime.fromisoformat(value).replace(tzinfo=timezone.utc).timestamp()
+        return datetime.fromisoformat(value).replace(tzinfo=UTC).timestamp()
     except ValueError:
         raise ValueError(f"@timestamp {value!r} is neither epoch milliseconds nor 'YYYY-MM-DD HH:MM:SS.fff'") from None
 
 
-class ResultsReader:
+class ResultsReader(BackgroundTask[ResultsSnapshot]):
     """Owner of the polling of one log group; ``poll_once`` reads, ``snapshot`` returns the results.
+
+    ``start`` polls every ``poll_interval_s`` in a background thread until ``stop``, which also ends
+    the poll under way at its next query (:class:`~hbcore.background.BackgroundTask`).
 
     Parameters
     ----------
@@ -88,56 +90,23 @@ class ResultsReader:
         self.query_timeout_s = query_timeout_s
         self.query_limit = query_limit
         self.query = QUERY.format(limit=query_limit)
-        self._lock = threading.Lock()  # the state and counters below (the store has its own)
-        self._poll_lock = threading.Lock()  # one poll at a time
-        self._wake = threading.Condition(self._lock)
-        self._thread: threading.Thread | None = None
-        self._stop_requested = False
-        self._state = "idle"
+        super().__init__(f"results-{log_group}")  # its _lock guards the counters below (the store has its own)
+        self._poll_lock = threading.Lock()  # one poll at a time; taken before _lock, never while holding it
         self.store = ResultsStore(keep_rows, keep_misclassified, keep_rejected)
         self._counts = dict.fromkeys(READER_COUNTS, 0)
         self._read_until_s: int | None = None
         self._last_poll_s: float | None = None
-        self._errors: deque[str] = deque(maxlen=KEPT_ERRORS)
-        self._error_count = 0
 
-    # -- owner API --
-
-    def start(self) -> ResultsReader:
-        """Poll every ``poll_interval_s`` in a background thread until :meth:`stop`."""
-        with self._lock:
-            if self._thread is not None:
-                raise RuntimeError("the results reader was already started")
-            self._state = "running"
-            self._thread = threading.Thread(target=self._loop, name=f"results-{self.log_group}", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self, timeout_s: float = STOP_JOIN_TIMEOUT_S) -> None:
-        with self._lock:
-            self._stop_requested = True
-            self._wake.notify_all()
-            thread = self._thread
-        if thread is not None:
-            thread.join(timeout_s)
-        with self._lock:
-            self._state = "stopped"
-
-    def __enter__(self) -> ResultsReader:
-        return self.start()
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
-
-    def _loop(self) -> None:
+    def _work(self) -> str:
+        """Poll until stopped; a failed query is noted and the next poll reads its window again."""
         while True:
             try:
                 self.poll_once()
             except (QueryFailed, ClientError, BotoCoreError) as error:
-                self._note_error(str(error))
-            with self._lock:
-                if self._wake.wait_for(lambda: self._stop_requested, self.poll_interval_s):
-                    return
+                with self._lock:
+                    self._note_error_locked(str(error))
+            if self._wait_for_stop(self.poll_interval_s):
+                return "stopped"
 
     def snapshot(self) -> ResultsSnapshot:
         """The deduplicated results read so far (cheap: the frames and totals are those of the last poll)."""
@@ -146,18 +115,26 @@ class ResultsReader:
                                        last_poll_s=self._last_poll_s, errors=tuple(self._errors),
                                        error_count=self._error_count, **self._counts)
 
+    progress = snapshot  # the name every background task answers to (``stop`` returns it)
+
     # -- reading --
 
     def poll_once(self, now_s: float | None = None) -> int:
-        """Read the log group up to ``now_s`` (default: now); the number of new events. Raises QueryFailed."""
+        """Read the log group up to ``now_s`` (default: now); the number of new events. Raises QueryFailed.
+
+        Once the reader is stopped, a poll ends at its next query, leaving the rest of its window unread.
+        """
         with self._poll_lock:
             end_s = int(time.time() if now_s is None else now_s) + 1
             with self._lock:
-                start_s = self.start_s if self._read_until_s is None else max(self.start_s, self._read_until_s - self.lag_s)
+                start_s = (self.start_s if self._read_until_s is None
+                           else max(self.start_s, self._read_until_s - self.lag_s))
             self.store.forget_events_before(start_s)
             new = 0
             while True:
                 rows = self._run_query(start_s, end_s)
+                if rows is None:
+                    return new
                 new += self.store.ingest([(parse_timestamp(row.get("@timestamp", "")), row.get("@logStream", ""),
                                            row.get("@message", "")) for row in rows])
                 if len(rows) < self.query_limit:
@@ -175,9 +152,11 @@ class ResultsReader:
                 self._last_poll_s = time.time()
             return new
 
-    def _run_query(self, start_s: int, end_s: int) -> list[dict[str, str]]:
-        """One Logs Insights query over [start_s, end_s]; its rows as field → value."""
+    def _run_query(self, start_s: int, end_s: int) -> list[dict[str, str]] | None:
+        """One Logs Insights query over [start_s, end_s]; its rows as field → value, None once stopped."""
         with self._lock:
+            if self._stop_requested:
+                return None
             self._counts["queries"] += 1
         window = f"{self.log_group} [{start_s}, {end_s}]"
         try:
@@ -194,8 +173,11 @@ class ResultsReader:
                     raise QueryFailed(f"Logs Insights query over {window} ended {status}")
                 if time.monotonic() + wait_s > deadline:
                     self._stop_query(query_id)
-                    raise QueryFailed(f"Logs Insights query over {window} still {status} after {self.query_timeout_s:g} s")
-                time.sleep(wait_s)
+                    raise QueryFailed(f"Logs Insights query over {window} still {status} "
+                                      f"after {self.query_timeout_s:g} s")
+                if self._wait_for_stop(wait_s):
+                    self._stop_query(query_id)
+                    return None
                 wait_s = min(QUERY_WAIT_MAX_S, wait_s * 2)
         except QueryFailed:
             with self._lock:
@@ -204,15 +186,5 @@ class ResultsReader:
 
     def _stop_query(self, query_id: str) -> None:
         """Cancel a query that took too long (it is billed while it runs); best effort."""
-        try:
+        with contextlib.suppress(ClientError, BotoCoreError, NotImplementedError):
             self.logs.stop_query(queryId=query_id)
-        except (ClientError, BotoCoreError, NotImplementedError):
-            pass
-
-    def _note_error(self, message: str) -> None:
-        with self._lock:
-            self._note_error_locked(message)
-
-    def _note_error_locked(self, message: str) -> None:
-        self._errors.append(message)
-        self._error_count += 1

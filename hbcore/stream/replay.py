@@ -21,8 +21,6 @@ The thread never calls Streamlit: pages poll :meth:`Replay.progress`.
 
 from __future__ import annotations
 
-import functools
-import json
 import random
 import secrets
 import threading
@@ -37,14 +35,14 @@ from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
 from hbcore.aws.backend import Backend
+from hbcore.background import BackgroundTask, TaskFailed
+from hbcore.contracts import stream_record
+from hbcore.contracts.beat_id import beat_id
 from hbcore.data.dataset import BeatSet
-from hbcore.stream.beatids import ABSENT, BeatIds, beat_id
+from hbcore.stream.beatids import ABSENT, BeatIds
 
 MAX_RECORDS_PER_CALL = 500
 MAX_BYTES_PER_CALL = 5 * 1024 * 1024
-BEAT_DECIMALS = 4
-SECONDS_DECIMALS = 4  # times and RR intervals in stream records
-RR_FIELDS = ("rr_prev_s", "rr_next_s", "rr_local_s")
 RETRYABLE_RECORD_ERRORS = frozenset({"ProvisionedThroughputExceededException", "InternalFailure",
                                      "KMSThrottlingException"})
 RETRYABLE_CALL_ERRORS = frozenset({"ProvisionedThroughputExceededException", "LimitExceededException",
@@ -57,13 +55,6 @@ BACKOFF_MAX_S = 5.0
 IDLE_WAIT_MAX_S = 0.05  # longest sleep between checks for due beats, pause and stop
 PUT_BUFFER_S = 0.1  # longest a due beat waits for others to share its PutRecords call
 RATE_WINDOW_S = 2.0
-KEPT_ERRORS = 20
-STOP_JOIN_TIMEOUT_S = 10.0
-
-# The text of every value 0.0000..1.0000 (beats are scaled to [0, 1]): formatting a beat is then a
-# table lookup per value. ``repr(i / 10**4)`` is the shortest text that reads back as that value.
-_SCALE = 10**BEAT_DECIMALS
-_VALUE_TEXT = np.array([repr(index / _SCALE) for index in range(_SCALE + 1)], dtype=object)
 
 
 def new_run_id() -> str:
@@ -156,22 +147,6 @@ def select_beats(
 
 # --- stream records ---------------------------------------------------------------------------------
 
-def beat_texts(X: np.ndarray) -> list[str]:
-    """Each row of ``X`` as comma-separated values with at most 4 decimals (JSON array content).
-
-    Rows within [0, 1] are table lookups (~10 µs a beat, against ~35 µs for ``repr`` of each
-    value); other rows go through ``repr`` of the rounded values, NaN included, so that a bad beat
-    still reaches the handler and is rejected there, where it is accounted for.
-    """
-    scaled = np.rint(np.asarray(X, dtype=np.float64) * _SCALE)
-    in_table = np.all((scaled >= 0) & (scaled <= _SCALE), axis=1)
-    indices = np.where(in_table[:, None], scaled, 0).astype(np.intp)
-    texts = [",".join(row) for row in _VALUE_TEXT[indices].tolist()]
-    for row in np.flatnonzero(~in_table):
-        texts[row] = ",".join(json.dumps(round(float(value), BEAT_DECIMALS)) for value in X[row])
-    return texts
-
-
 def sent_inputs(beats: BeatSet) -> tuple[np.ndarray, np.ndarray]:
     """The windows and RR intervals of ``beats`` as their stream records carry them, parsed as the endpoint does.
 
@@ -179,9 +154,9 @@ def sent_inputs(beats: BeatSet) -> tuple[np.ndarray, np.ndarray]:
     its full-precision window: the model called directly on these inputs must agree with every
     prediction logged for the beats (the demo's ``agreement``).
     """
-    X = np.round(np.asarray(beats.X, dtype=np.float64), BEAT_DECIMALS).astype(np.float32)
-    rr = np.round(beats.meta[list(RR_FIELDS)].to_numpy(dtype=float), SECONDS_DECIMALS).astype(np.float32)
-    return X, rr
+    X = stream_record.carried_beats(beats.X).astype(np.float32)
+    rr = stream_record.carried_seconds(beats.meta[list(stream_record.RR_FIELDS)].to_numpy(dtype=float))
+    return X, rr.astype(np.float32)
 
 
 class StreamSource:
@@ -193,40 +168,14 @@ class StreamSource:
         self.labels = beats.y.astype(np.int64)
         self.records = meta["record"].astype(str).to_numpy(dtype=object)
         self.samples = meta["sample"].to_numpy(dtype=np.int64)
-        self.times = {name: meta[name].to_numpy(dtype=float) for name in ("t_s", *RR_FIELDS)}
+        self.t_s = meta["t_s"].to_numpy(dtype=float)
+        self.rr = meta[list(stream_record.RR_FIELDS)].to_numpy(dtype=float)
 
     def records_for(self, rows: np.ndarray, run: str, sent_at: float) -> list[tuple[str, str, bytes]]:
-        """``(beat id, partition key, data)`` of the stream records of ``rows`` (docs/ARCHITECTURE.md)."""
-        run_text = _json_text(run)
-        sent = repr(round(sent_at, 3))
-        t_s, rr_prev, rr_next, rr_local = (
-            _json_numbers(self.times[name][rows]) for name in ("t_s", *RR_FIELDS))
-        out = []
-        for i, (text, record, sample, label) in enumerate(zip(
-                beat_texts(self.X[rows]), self.records[rows].tolist(), self.samples[rows].tolist(),
-                self.labels[rows].tolist())):
-            record_text = _json_text(record)
-            data = (
-                f'{{"id":"{run_text}:{record_text}:{sample}","run":"{run_text}","record":"{record_text}",'
-                f'"sample":{sample},"t":{t_s[i]},"beat":[{text}],"label":{label if label >= 0 else "null"},'
-                f'"rr_prev_s":{rr_prev[i]},"rr_next_s":{rr_next[i]},"rr_local_s":{rr_local[i]},"sent_at":{sent}}}'
-            )
-            out.append((beat_id(run, record, sample), record, data.encode()))
-        return out
-
-
-@functools.lru_cache(maxsize=4096)
-def _json_text(text: str) -> str:
-    """``text`` escaped for use between JSON quotes (cached: a replay has few runs and records)."""
-    return json.dumps(text)[1:-1]
-
-
-def _json_numbers(values: np.ndarray) -> list[str]:
-    """Seconds as JSON numbers with 4 decimals, ``null`` where NaN (the contract's "unknown")."""
-    texts = list(map(repr, np.round(values, SECONDS_DECIMALS).tolist()))
-    for index in np.flatnonzero(np.isnan(values)):
-        texts[index] = "null"
-    return texts
+        """``(beat id, partition key, data)`` of the stream records of ``rows`` (``hbcore.contracts.stream_record``)."""
+        return stream_record.encode_records(
+            run, sent_at, self.records[rows].tolist(), self.samples[rows].tolist(), self.labels[rows].tolist(),
+            self.X[rows], self.t_s[rows], self.rr[rows])
 
 
 # --- bookkeeping ------------------------------------------------------------------------------------
@@ -295,7 +244,7 @@ class ReplayProgress:
     pending: int  # neither accepted nor refused yet
     rate_bps: float  # beats accepted per second over the last RATE_WINDOW_S
     elapsed_s: float  # time spent running (pauses excluded)
-    errors: tuple[str, ...]  # the last KEPT_ERRORS error messages
+    errors: tuple[str, ...]  # the last background.KEPT_ERRORS error messages
     error_count: int
     error: str | None  # why the replay failed, when state == "failed"
 
@@ -304,14 +253,18 @@ class ReplayProgress:
         return self.state in ("stopped", "finished", "failed")
 
 
-class ReplayFailed(RuntimeError):
+class ReplayFailed(TaskFailed):
     """A PutRecords error that retrying cannot fix (missing stream, no permission, bad request)."""
 
 
 # --- the replay -------------------------------------------------------------------------------------
 
-class Replay:
+class Replay(BackgroundTask[ReplayProgress]):
     """Owner of the thread that streams ``beats`` into Kinesis stream ``stream``.
+
+    Started, stopped and waited for as every :class:`~hbcore.background.BackgroundTask`: ``stop``
+    ends the sending after the call in flight (beats not yet accepted stay pending); ``pause`` and
+    ``resume`` hold it and let it go on.
 
     Parameters
     ----------
@@ -347,28 +300,22 @@ class Replay:
         if ledger is not None and run not in (None, ledger.run):
             raise ValueError(f"run {run!r} does not match the ledger's run {ledger.run!r}")
         self.run = ledger.run if ledger is not None else run or new_run_id()
+        super().__init__(f"replay-{self.run}")
         self.beats = self._in_sending_order(beats)
-        self._source = StreamSource(self.beats)
         self.ledger = ledger if ledger is not None else Ledger(self.run)
-        self._rows, already_sent, already_refused = self._unsent_rows()
-        self._due_s = self._schedule()
-        self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
-        self._thread: threading.Thread | None = None
-        self._state = "idle"
-        self._stop_requested = False
+        source = StreamSource(self.beats)
+        rows, already_sent, already_refused = self._unsent_rows(source)
+        # The sending state: None once the run ended (_on_end_locked frees it).
+        self._source: StreamSource | None = source
+        self._rows: np.ndarray | None = rows
+        self._due_s: np.ndarray | None = self._schedule(rows)
         self._waiting = False  # the thread is in _wait_until_due (holding due beats in its buffer), not in a call
         self._flush_requested = False  # a pause or stop while waiting lets the buffered beats go first
         self._paused = False
-        self._started_at = 0.0
         self._paused_total_s = 0.0
         self._paused_at = 0.0
         self._sent, self._refused = already_sent, already_refused
         self._retried = self._failed_calls = 0
-        self._errors: deque[str] = deque(maxlen=KEPT_ERRORS)
-        self._error_count = 0
-        self._error: str | None = None
-        self._ended_at: float | None = None
         self._accepted_at: deque[tuple[float, int]] = deque()  # (time, beats accepted) per call
 
     def _in_sending_order(self, beats: BeatSet) -> BeatSet:
@@ -381,12 +328,12 @@ class Replay:
                              "beats have none (Kaggle rows carry no time: use a rate instead)")
         return beats.subset(np.argsort(t_s, kind="stable"))
 
-    def _unsent_rows(self) -> tuple[np.ndarray, int, int]:
+    def _unsent_rows(self, source: StreamSource) -> tuple[np.ndarray, int, int]:
         """Rows the ledger holds neither as accepted nor refused, and how many it holds of each."""
         accepted, refused = self.ledger.accepted(), self.ledger.refused()
         if not len(accepted) and not refused:
             return np.arange(len(self.beats)), 0, 0
-        records, samples = self._source.records, self._source.samples
+        records, samples = source.records, source.samples
         sent = accepted.lookup(records, samples) != ABSENT
         gone = np.zeros(len(records), dtype=bool)
         if refused:
@@ -394,26 +341,15 @@ class Replay:
                        for record, sample in zip(records.tolist(), samples.tolist())]
         return np.flatnonzero(~sent & ~gone), int(sent.sum()), int(gone.sum())
 
-    def _schedule(self) -> np.ndarray:
-        """When each row still to send is due (s after start, pauses excluded)."""
-        n = len(self._rows)
+    def _schedule(self, rows: np.ndarray) -> np.ndarray:
+        """When each of ``rows`` (the rows still to send) is due (s after start, pauses excluded)."""
+        n = len(rows)
         if self.speed is None:
             return np.zeros(n) if self.rate is None else np.arange(n) / self.rate
-        t_s = self.beats.meta["t_s"].to_numpy(dtype=float)[self._rows]
+        t_s = self.beats.meta["t_s"].to_numpy(dtype=float)[rows]
         return (t_s - (t_s[0] if n else 0.0)) / self.speed
 
-    # -- owner API --
-
-    def start(self) -> Replay:
-        """Start streaming in the background; returns self."""
-        with self._lock:
-            if self._thread is not None:
-                raise RuntimeError(f"replay {self.run} was already started")
-            self._state = "running"
-            self._started_at = time.monotonic()
-            self._thread = threading.Thread(target=self._run, name=f"replay-{self.run}", daemon=True)
-            self._thread.start()
-        return self
+    # -- owner API (start, stop, wait and the context manager: hbcore.background.BackgroundTask) --
 
     def pause(self) -> None:
         """Stop sending after the call in flight; the schedule resumes where it paused."""
@@ -430,33 +366,11 @@ class Replay:
                 self._paused, self._state = False, "running"
                 self._wake.notify_all()
 
-    def stop(self, timeout_s: float = STOP_JOIN_TIMEOUT_S) -> ReplayProgress:
-        """Stop sending (beats not yet accepted stay pending) and wait for the thread to end."""
-        with self._lock:
-            self._stop_requested, self._flush_requested = True, self._waiting
-            self._wake.notify_all()
-            thread = self._thread
-        if thread is not None:
-            thread.join(timeout_s)
-        return self.progress()
-
-    def wait(self, timeout_s: float | None = None) -> ReplayProgress:
-        """Block until the replay has finished, failed or been stopped (or ``timeout_s`` passed)."""
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-        return self.progress()
-
-    def __enter__(self) -> Replay:
-        return self.start()
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
-
     def progress(self) -> ReplayProgress:
         with self._lock:
             now = time.monotonic()
-            self._forget_rates_before(now - RATE_WINDOW_S)
-            elapsed_s = self._elapsed_s(now) if self._thread else 0.0
+            self._forget_rates_before_locked(now - RATE_WINDOW_S)
+            elapsed_s = self._elapsed_s_locked(now)
             window_s = min(RATE_WINDOW_S, elapsed_s)
             window_sent = sum(count for _, count in self._accepted_at)
             return ReplayProgress(
@@ -470,13 +384,16 @@ class Replay:
 
     # -- the thread --
 
-    def _elapsed_s(self, now: float) -> float:
-        """Running time, pauses excluded, frozen once the run ended (caller holds the lock)."""
-        now = now if self._ended_at is None else self._ended_at
-        paused = self._paused_total_s + (now - self._paused_at if self._paused else 0.0)
-        return now - self._started_at - paused
+    def _on_stop_locked(self) -> None:
+        """Beats already due while the thread waits for more go in one last call (see _wait_until_due)."""
+        self._flush_requested = self._waiting
 
-    def _wait_until_due(self, next_index: int) -> int | None:
+    def _elapsed_s_locked(self, now: float) -> float:
+        """Running time, pauses excluded, frozen once the run ended."""
+        paused = self._paused_total_s + (now - self._paused_at if self._paused else 0.0)
+        return super()._elapsed_s_locked(now) - paused
+
+    def _wait_until_due(self, due_s: np.ndarray, next_index: int) -> int | None:
         """Sleep until a call's worth of beats is due; the index after the last one due, or None when stopping.
 
         A call's worth: MAX_RECORDS_PER_CALL beats, or whatever is due once the first of them has
@@ -487,12 +404,12 @@ class Replay:
         with self._lock:
             self._waiting = True
             while True:
-                now_s = self._elapsed_s(time.monotonic())  # frozen while paused
-                due_end = int(np.searchsorted(self._due_s, now_s, side="right"))
-                first_due_s = self._due_s[next_index]
+                now_s = self._elapsed_s_locked(time.monotonic())  # frozen while paused
+                due_end = int(np.searchsorted(due_s, now_s, side="right"))
+                first_due_s = due_s[next_index]
                 buffered = due_end > next_index
-                if buffered and (self._flush_requested or not self._paused and (
-                        due_end - next_index >= MAX_RECORDS_PER_CALL or now_s - first_due_s >= PUT_BUFFER_S)):
+                if buffered and (self._flush_requested or (not self._paused and (
+                        due_end - next_index >= MAX_RECORDS_PER_CALL or now_s - first_due_s >= PUT_BUFFER_S))):
                     self._flush_requested = self._waiting = False
                     return due_end
                 self._flush_requested = False
@@ -502,59 +419,49 @@ class Replay:
                 wait_s = IDLE_WAIT_MAX_S if self._paused else min(IDLE_WAIT_MAX_S, first_due_s + PUT_BUFFER_S - now_s)
                 self._wake.wait(max(wait_s, 0.001))
 
-    def _run(self) -> None:
-        next_index, n = 0, len(self._rows)
-        try:
-            while next_index < n:
-                due_end = self._wait_until_due(next_index)
-                if due_end is None:
+    def _work(self) -> str:
+        """Send the rows as they fall due; "stopped" when stopped before every beat was accepted or refused."""
+        source, unsent, due_s = self._source, self._rows, self._due_s
+        # Freed only by _on_end_locked, which runs after this method returns.
+        assert source is not None and unsent is not None and due_s is not None, "sending state freed while sending"
+        next_index, n = 0, len(unsent)
+        while next_index < n:
+            due_end = self._wait_until_due(due_s, next_index)
+            if due_end is None:
+                break
+            rows = unsent[next_index:min(due_end, next_index + MAX_RECORDS_PER_CALL)]
+            entries = source.records_for(rows, self.run, time.time())
+            for batch in _calls(entries):
+                if not self._deliver(batch):
                     break
-                rows = self._rows[next_index:min(due_end, next_index + MAX_RECORDS_PER_CALL)]
-                entries = self._source.records_for(rows, self.run, time.time())
-                for batch in _calls(entries):
-                    if not self._deliver(batch):
-                        break
-                next_index += len(rows)
-        except ReplayFailed as failure:
-            self._finish("failed", str(failure))
-            return
-        except Exception as error:  # a bug must still end the run visibly, not kill the thread silently
-            self._finish("failed", f"{type(error).__name__}: {error}")
-            raise
+            next_index += len(rows)
         with self._lock:
             stopped = self._stop_requested and self._sent + self._refused < len(self.beats)
-        self._finish("stopped" if stopped else "finished")
+        return "stopped" if stopped else "finished"
 
-    def _finish(self, state: str, error: str | None = None) -> None:
-        with self._lock:
-            self._state, self._error = state, error
-            self._ended_at = time.monotonic()
-            # What is left to describe the run is its beats, ledger and counters; the sending state
-            # (~14 MB for the 110k MIT-BIH beats) goes: a soak keeps every finished run to account for it.
-            self._source = self._rows = self._due_s = None
-            if self._paused:
-                self._paused_total_s += self._ended_at - self._paused_at
-                self._paused = False
-            if error:
-                self._note_error(error)
+    def _on_end_locked(self) -> None:
+        """Free the sending state and close the pause the run ended in, if any.
 
-    def _forget_rates_before(self, oldest: float) -> None:
-        """Drop the accepted counts older than the rate window, watched or not (caller holds the lock)."""
+        What is left to describe the run is its beats, ledger and counters; the sending state (~14 MB
+        for the 110k MIT-BIH beats) goes: a soak keeps every finished run to account for it.
+        """
+        self._source = self._rows = self._due_s = None
+        if self._paused:
+            assert self._ended_at is not None  # BackgroundTask._main sets it before calling this
+            self._paused_total_s += self._ended_at - self._paused_at
+            self._paused = False
+
+    def _forget_rates_before_locked(self, oldest: float) -> None:
+        """Drop the accepted counts older than the rate window, watched or not."""
         while self._accepted_at and self._accepted_at[0][0] < oldest:
             self._accepted_at.popleft()
-
-    def _note_error(self, message: str) -> None:
-        """Caller holds the lock."""
-        self._errors.append(message)
-        self._error_count += 1
 
     def _deliver(self, entries: list[tuple[str, str, bytes]]) -> bool:
         """Put ``entries`` until each is accepted or refused; False if the replay was stopped first."""
         attempt = 0
         while entries:
-            if attempt:
-                if not self._backoff(attempt):
-                    return False
+            if attempt and not self._backoff(attempt):
+                return False
             attempt += 1
             try:
                 response = self.kinesis.put_records(
@@ -583,15 +490,15 @@ class Replay:
                     reason = f"{code}: {result.get('ErrorMessage', '')}"
                     self.ledger.refuse(identity, reason)
                     self._refused += 1
-                    self._note_error(f"{identity} refused by stream {self.stream!r}: {reason}")
+                    self._note_error_locked(f"{identity} refused by stream {self.stream!r}: {reason}")
             self._sent += accepted
             now = time.monotonic()
             self._accepted_at.append((now, accepted))
-            self._forget_rates_before(now - RATE_WINDOW_S)
+            self._forget_rates_before_locked(now - RATE_WINDOW_S)
             if retry:
                 self._retried += len(retry)
-                self._note_error(f"{len(retry)} of {len(entries)} records failed "
-                                 f"({', '.join(sorted({result.get('ErrorCode', '') for result in results} - {''}))}); resending")
+                codes = ", ".join(sorted({result.get("ErrorCode", "") for result in results} - {""}))
+                self._note_error_locked(f"{len(retry)} of {len(entries)} records failed ({codes}); resending")
         return retry
 
     def _whole_call_failed(self, error: Exception, count: int) -> None:
@@ -609,20 +516,12 @@ class Replay:
         with self._lock:
             self._failed_calls += 1
             self._retried += count
-            self._note_error(message)
+            self._note_error_locked(message)
 
     def _backoff(self, attempt: int) -> bool:
         """Sleep before resend ``attempt`` (exponential, equal jitter); False if stopped meanwhile."""
         cap_s = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (attempt - 1))
-        delay_s = cap_s / 2 + random.uniform(0, cap_s / 2)
-        deadline = time.monotonic() + delay_s
-        with self._lock:
-            while not self._stop_requested:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return True
-                self._wake.wait(remaining)
-        return False
+        return not self._wait_for_stop(cap_s / 2 + random.uniform(0, cap_s / 2))
 
 
 def _calls(entries: list[tuple[str, str, bytes]]) -> list[list[tuple[str, str, bytes]]]:

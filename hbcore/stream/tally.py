@@ -11,20 +11,22 @@
   :class:`RunTotals` per run (confusion matrix, per record, per second and class) and its id kept
   compactly with its class (``hbcore.stream.beatids``, 9 bytes a beat) for deduplication and
   exactly-once accounting.
-- Lines: ours are the JSON ``prediction`` / ``rejected`` / ``summary`` lines of lambda_function.py;
-  START/END/REPORT lines, other text and other JSON are counted and ignored.
+- Lines: ours are the JSON ``prediction`` / ``rejected`` / ``summary`` lines of lambda_function.py,
+  read by :func:`hbcore.contracts.log_lines.decode_line`; START/END/REPORT lines, other text and
+  other JSON (including lines of ours in name only) are counted and ignored.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from hbcore.contracts import log_lines
 from hbcore.data.classes import CLASS_NAMES
 from hbcore.stream.beatids import BeatIds
 
@@ -35,18 +37,12 @@ KEEP_MISCLASSIFIED_ROWS = 50_000
 KEEP_REJECTED_ROWS = 50_000  # also the rejected records whose copies are recognised (see _file_rejected)
 UNLABELLED = len(CLASS_NAMES)  # the row of RunTotals.confusion counting beats without a known label
 
-PREDICTION_COLUMNS = ("id", "run", "record", "sample", "t", "label", "pred", "prob", "model_version",
-                      "latency_ms", "endpoint_ms", "rr_local_s", "seq", "shard", "ts")
-REJECTED_COLUMNS = ("id", "run", "record", "seq", "shard", "reason", "ts")
-SUMMARY_COLUMNS = ("records", "predicted", "rejected", "failed", "endpoint_calls", "endpoint_ms", "handler_ms",
-                   "error", "ts")
-_DTYPES = {
-    "id": "str", "run": "str", "record": "str", "sample": "Int64", "t": "float64", "label": "Int64",
-    "pred": "int8", "prob": "float64", "model_version": "str", "latency_ms": "float64", "endpoint_ms": "float64",
-    "rr_local_s": "float64", "seq": "str", "shard": "str", "ts": "float64", "reason": "str",
-    "records": "int64", "predicted": "int64", "rejected": "int64", "failed": "int64", "endpoint_calls": "int64",
-    "handler_ms": "float64", "error": "str",
-}
+# The frames' columns: the lines' (hbcore.contracts.log_lines), then "ts", the log event's epoch seconds.
+PREDICTION_COLUMNS = (*log_lines.PREDICTION_COLUMNS, "ts")
+REJECTED_COLUMNS = (*log_lines.REJECTED_COLUMNS, "ts")
+SUMMARY_COLUMNS = (*log_lines.SUMMARY_COLUMNS, "ts")
+_DTYPES = {**log_lines.DTYPES, "ts": "float64"}
+_prediction_row = attrgetter(*log_lines.PREDICTION_COLUMNS)
 STORE_COUNTS = ("events", "reread_events", "duplicate_predictions", "duplicate_rejections", "lambda_lines",
                 "foreign_lines")
 
@@ -55,7 +51,7 @@ STORE_COUNTS = ("events", "reread_events", "duplicate_predictions", "duplicate_r
 class ReaderStats:
     """Counters of what the reader has read and how (a snapshot)."""
 
-    state: str  # "idle" | "running" | "stopped"
+    state: str  # "idle" | "running" | "stopped" | "failed"
     queries: int
     failed_queries: int
     events: int  # distinct log events read
@@ -148,25 +144,29 @@ class ResultsSnapshot:
 
 
 class _Table:
-    """Rows appended as columns of Python lists, folded into a frame that keeps the latest ``keep_rows``."""
+    """Rows appended as tuples, folded into a frame that keeps the latest ``keep_rows``.
+
+    A row is one ``list.append`` (a line is filed in a few µs); the fold turns the rows into
+    columns in one ``zip``.
+    """
 
     def __init__(self, columns: tuple[str, ...], keep_rows: int):
         self.columns = columns
         self.keep_rows = keep_rows
-        self.pending: dict[str, list] = {name: [] for name in columns}
+        self.pending: list[tuple] = []
         self.frame = _empty_frame(columns)
         self.dropped = 0  # rows no longer kept
 
     def append(self, values: tuple) -> None:
-        for name, value in zip(self.columns, values):
-            self.pending[name].append(value)
+        self.pending.append(values)
 
     def fold(self) -> pd.DataFrame:
         """Move the appended rows into the frame; returns them as a frame of their own (empty if none)."""
-        if not self.pending[self.columns[0]]:
+        if not self.pending:
             return self.frame.iloc[:0]
-        chunk = pd.DataFrame({name: pd.array(values, dtype=_DTYPES[name]) for name, values in self.pending.items()})
-        self.pending = {name: [] for name in self.columns}
+        chunk = pd.DataFrame({name: pd.array(list(values), dtype=_DTYPES[name])
+                              for name, values in zip(self.columns, zip(*self.pending))})
+        self.pending = []
         self.extend(chunk)
         return chunk
 
@@ -190,7 +190,8 @@ class _RunTally:
         self.ids = BeatIds(run or "")
         self.rejected = 0
         empty = RunTotals.empty(run)
-        self.confusion, self.records = empty.confusion, {}
+        self.confusion = empty.confusion
+        self.records: dict[str, np.ndarray] = {}
         self.timeline_start_s, self.timeline = 0, empty.timeline
         self.first_ts = self.last_ts = np.nan
         self._frozen: RunTotals | None = empty
@@ -204,7 +205,8 @@ class _RunTally:
         labels = rows["label"].to_numpy(dtype=float, na_value=np.nan)
         true = np.where(np.isnan(labels), UNLABELLED, labels).astype(np.int64)
         cells = true * n_classes + rows["pred"].to_numpy(np.int64)
-        self.confusion = self.confusion + np.bincount(cells, minlength=self.confusion.size).reshape(self.confusion.shape)
+        self.confusion = (self.confusion
+                          + np.bincount(cells, minlength=self.confusion.size).reshape(self.confusion.shape))
         codes, names = pd.factorize(rows["record"])
         known = codes >= 0
         per_record = np.bincount(codes[known] * self.confusion.size + cells[known],
@@ -214,7 +216,8 @@ class _RunTally:
         seconds = np.floor(ts).astype(np.int64)
         start = int(seconds.min())
         added = np.bincount((seconds - start) * n_classes + rows["pred"].to_numpy(np.int64),
-                            minlength=(int(seconds.max()) + 1 - start) * n_classes).reshape(-1, n_classes).astype(np.int32)
+                            minlength=(int(seconds.max()) + 1 - start) * n_classes)
+        added = added.reshape(-1, n_classes).astype(np.int32)
         self.timeline_start_s, self.timeline = _sum_timelines([(self.timeline_start_s, self.timeline), (start, added)])
         self.first_ts = float(np.fmin(self.first_ts, ts.min()))
         self.last_ts = float(np.fmax(self.last_ts, ts.max()))
@@ -230,18 +233,6 @@ class _RunTally:
 
 def _empty_frame(columns: tuple[str, ...]) -> pd.DataFrame:
     return pd.DataFrame({name: pd.array([], dtype=_DTYPES[name]) for name in columns})
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _number(value: Any) -> float:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else np.nan
-
-
-def _integer(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 class ResultsStore:
@@ -283,7 +274,11 @@ class ResultsStore:
                     predictions=sum(totals.predicted for totals in runs.values()),
                     rejected=sum(totals.rejected for totals in runs.values()), summaries=self._summaries_read,
                     dropped_misclassified=self._misclassified.dropped, dropped_rejected=self._rejected.dropped,
-                    **self._counts, **reader_stats,
+                    events=self._counts["events"], reread_events=self._counts["reread_events"],
+                    duplicate_predictions=self._counts["duplicate_predictions"],
+                    duplicate_rejections=self._counts["duplicate_rejections"],
+                    lambda_lines=self._counts["lambda_lines"], foreign_lines=self._counts["foreign_lines"],
+                    **reader_stats,
                 ),
             )
 
@@ -330,54 +325,36 @@ class ResultsStore:
 
     def _file(self, message: str, ts: float) -> None:
         """Put one log line where it belongs (caller holds the lock)."""
-        line = None
-        if message.startswith("{"):
-            try:
-                line = json.loads(message)
-            except ValueError:
-                pass
-        kind = line.get("type") if isinstance(line, dict) else None
-        if kind == "prediction" and isinstance(line.get("id"), str) and _integer(line.get("pred")) in range(len(CLASS_NAMES)):
+        line = log_lines.decode_line(message)
+        if type(line) is log_lines.Prediction:
             self._file_prediction(line, ts)
-        elif kind == "rejected" and isinstance(line.get("reason"), str):
+        elif type(line) is log_lines.Rejected:
             self._file_rejected(line, ts)
-        elif kind == "summary" and _integer(line.get("records")) is not None:
-            self._summaries.append((line["records"], _integer(line.get("predicted")) or 0,
-                                    _integer(line.get("rejected")) or 0, _integer(line.get("failed")) or 0,
-                                    _integer(line.get("endpoint_calls")) or 0, _number(line.get("endpoint_ms")),
-                                    _number(line.get("handler_ms")), _text(line.get("error")), ts))
+        elif type(line) is log_lines.Summary:
+            self._summaries.append((*line, ts))
         elif message.startswith(LAMBDA_PREFIXES):
             self._counts["lambda_lines"] += 1
         else:
             self._counts["foreign_lines"] += 1
 
-    def _file_prediction(self, line: dict, ts: float) -> None:
-        identity, run = line["id"], _text(line.get("run"))
-        tally = self._tally(run)
-        if not tally.ids.add(identity, line["pred"]):
+    def _file_prediction(self, line: log_lines.Prediction, ts: float) -> None:
+        tally = self._tally(line.run)
+        if not tally.ids.add(line.id, line.pred):
             self._counts["duplicate_predictions"] += 1
             return
-        label = _integer(line.get("label"))
-        self._predictions.append((
-            identity, run, _text(line.get("record")), _integer(line.get("sample")),
-            _number(line.get("t")), label if label in range(len(CLASS_NAMES)) else None, line["pred"],
-            _number(line.get("prob")),
-            _text(line.get("model_version")), _number(line.get("latency_ms")), _number(line.get("endpoint_ms")),
-            _number(line.get("rr_local_s")), _text(line.get("seq")), _text(line.get("shard")), ts,
-        ))
+        self._predictions.append((*_prediction_row(line), ts))
 
-    def _file_rejected(self, line: dict, ts: float) -> None:
+    def _file_rejected(self, line: log_lines.Rejected, ts: float) -> None:
         """File a rejected record once. Only the latest keep_rejected keys are remembered: a copy of an
         older one (a retry an hour later, past that many malformed records) would count again."""
-        key = (line.get("shard"), line.get("seq")) if line.get("seq") is not None else (line.get("id"), line["reason"])
+        key = (line.shard, line.seq) if line.seq is not None else (line.id, line.reason)
         if key in self._rejected_keys:
             self._counts["duplicate_rejections"] += 1
             return
         self._rejected_keys[key] = None
         if len(self._rejected_keys) > self._rejected.keep_rows:
             del self._rejected_keys[next(iter(self._rejected_keys))]
-        tally = self._tally(_text(line.get("run")))
+        tally = self._tally(line.run)
         tally.rejected += 1
         tally.changed()
-        self._rejected.append((_text(line.get("id")), tally.run, _text(line.get("record")),
-                               _text(line.get("seq")), _text(line.get("shard")), line["reason"], ts))
+        self._rejected.append((*line, ts))

@@ -97,14 +97,16 @@ def wait_for_predictions(at, timeout_s: float = PREDICTIONS_TIMEOUT_S) -> int:
 
 PAGE_WIDGETS = {
     "home": {"button": {"run_demo"}},
-    "data": {"radio": {"data_source_choice"}, "button": {"data_load"}, "slider": {"data_gallery_n", "data_record_start"},
-             "selectbox": {"data_record", "data_record_window"}},
+    "data": {"radio": {"data_source_choice"}, "button": {"data_load"},
+             "slider": {"data_gallery_n", "data_record_start"}, "selectbox": {"data_record", "data_record_window"}},
     "train": {"radio": {"train_split"}, "number_input": {"train_max_iter"}, "button": {"train_run"},
               "selectbox": {"train_model"}},
     "deploy": {"selectbox": {"deploy_model"}, "button": {"deploy_run"}},
-    "stream": {"radio": {"stream_mode", "stream_which", "stream_order"}, "number_input": {"stream_rate", "stream_limit"},
+    "stream": {"radio": {"stream_mode", "stream_which", "stream_order"},
+               "number_input": {"stream_rate", "stream_limit"},
                "button": {"stream_start", "stream_pause", "stream_stop"}},
-    "settings": {"radio": {"settings_backend"}, "text_input": {"settings_profile", "settings_region", "settings_prefix"},
+    "settings": {"radio": {"settings_backend"},
+                 "text_input": {"settings_profile", "settings_region", "settings_prefix"},
                  "button": {"settings_apply"}},
 }
 
@@ -159,7 +161,8 @@ def upload(at, name: str, content: bytes):
 
 
 def test_data_accepts_a_kaggle_csv_upload(app_env, kaggle_dir):
-    at = upload(open_app("data"), "mitbih_train_sample500.csv", (kaggle_dir / "mitbih_train_sample500.csv").read_bytes())
+    name = "mitbih_train_sample500.csv"
+    at = upload(open_app("data"), name, (kaggle_dir / name).read_bytes())
     assert not at.error
     assert {metric.label: metric.value for metric in at.metric}["Beats"] == "500"
     assert "Kaggle rows carry no raw signal" in texts(at.info)

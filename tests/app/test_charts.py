@@ -36,7 +36,8 @@ def test_confusion_frame_refuses_a_non_square_matrix():
 def test_confusion_heatmap_labels_counts_or_shares():
     matrix = np.diag([90, 5, 4, 1, 0])
     counts = {(r["true"], r["predicted"]): r["label"] for r in chart_rows(charts.confusion_heatmap(matrix))}
-    shares = {(r["true"], r["predicted"]): r["label"] for r in chart_rows(charts.confusion_heatmap(matrix, normalise=True))}
+    shares = {(r["true"], r["predicted"]): r["label"]
+              for r in chart_rows(charts.confusion_heatmap(matrix, normalise=True))}
     assert counts[("N", "N")] == "90" and counts[("N", "S")] == ""
     assert shares[("N", "N")] == "100%"
 

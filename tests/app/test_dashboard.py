@@ -65,7 +65,8 @@ def test_no_predictions_gives_empty_figures():
     assert figures.latest_abnormal.empty and figures.per_record.empty
 
 
-@pytest.mark.parametrize(("span_s", "width_s"), [(0, 2.0), (120, 2.0), (121, 5.0), (1000, 30.0), (3600, 60.0), (3601, 120.0)])
+@pytest.mark.parametrize(("span_s", "width_s"),
+                         [(0, 2.0), (120, 2.0), (121, 5.0), (1000, 30.0), (3600, 60.0), (3601, 120.0)])
 def test_timeline_bins_stay_under_the_bar_limit(span_s, width_s):
     assert dashboard.timeline_bin_s(span_s) == width_s
 

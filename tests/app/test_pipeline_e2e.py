@@ -11,8 +11,8 @@ import pytest
 
 from hbcore.app import demo
 from hbcore.app.pipeline import Pipeline
+from hbcore.contracts.beat_id import beat_id
 from hbcore.model import training as models
-from hbcore.stream.replay import beat_id
 
 E2E_BEATS = 3000
 SETUP_TIMEOUT_S = 120.0

@@ -25,7 +25,7 @@ def reasons(source: str) -> list[str]:
     return pycompat.incompatibilities(source, CONTAINER_PYTHON, "f.py")
 
 
-@pytest.mark.parametrize("source, reason", [
+@pytest.mark.parametrize(("source", "reason"), [
     ("import tomllib\n", "f.py line 1: tomllib needs Python 3.11"),
     ("from typing import Self\n", "f.py line 1: typing.Self needs Python 3.11"),
     ("import datetime\nnow = datetime.datetime.now(datetime.UTC)\n", "f.py line 2: datetime.UTC needs Python 3.11"),

@@ -41,7 +41,8 @@ def _credential_findings(path: Path) -> list[str]:
         text = path.read_text(encoding="utf-8")
     except (UnicodeDecodeError, OSError):
         return []  # binary files (model archives, images) hold no source
-    found = [match.group(0) for pattern in (ACCESS_KEY_ID, SECRET_SHAPE, PRIVATE_KEY) for match in pattern.finditer(text)]
+    found = [match.group(0) for pattern in (ACCESS_KEY_ID, SECRET_SHAPE, PRIVATE_KEY)
+             for match in pattern.finditer(text)]
     found += [match.group(1) for match in SECRET_ASSIGNED.finditer(text)]
     name = path.relative_to(REPO) if path.is_relative_to(REPO) else path
     return [f"{name}: {value[:12]}…" for value in found if value not in KNOWN_FAKES]
@@ -54,7 +55,8 @@ def test_no_credentials_in_the_repository():
 
 def test_the_credential_scan_finds_a_planted_key(tmp_path):
     planted = tmp_path / "settings.py"
-    key_id, secret = "AKIA" + "2OGYBAH6RZWQX4M7", "q9Vt0n8W1sKc3RrZpL6y" + "H2mB5xJ4eA7uD0fGiN1o"  # split: not in this file
+    # Split, so that this file holds no credential of its own.
+    key_id, secret = "AKIA" + "2OGYBAH6RZWQX4M7", "q9Vt0n8W1sKc3RrZpL6y" + "H2mB5xJ4eA7uD0fGiN1o"
     planted.write_text(f'AWS_ACCESS_KEY_ID = "{key_id}"\naws_secret_access_key = "{secret}"\n')
     assert sorted(_credential_findings(planted)) == sorted(
         [f"{planted}: {key_id[:12]}…", f"{planted}: {secret[:12]}…", f"{planted}: {secret[:12]}…"])
@@ -84,7 +86,9 @@ def _unredacted_uses(path: Path) -> list[str]:
                 problems.append(f"{path.relative_to(REPO)}:{node.lineno}: exception {handler.name!r} shown unredacted")
     for call in (node for node in ast.walk(tree) if isinstance(node, ast.Call)):
         func = call.func
-        if not (isinstance(func, ast.Attribute) and func.attr in ST_MESSAGES and getattr(func.value, "id", None) == "st"):
+        is_st_message = (isinstance(func, ast.Attribute) and func.attr in ST_MESSAGES
+                         and getattr(func.value, "id", None) == "st")
+        if not is_st_message:
             continue
         for node in (n for argument in call.args for n in ast.walk(argument)):
             field = node.attr if isinstance(node, ast.Attribute) else (

@@ -24,7 +24,8 @@ def backend(moto_aws) -> Backend:
     return Backend(kind="aws")
 
 
-def _deploy(backend: Backend, model, spec: serving.EndpointSpec = serving.EndpointSpec(), **kwargs) -> serving.Deployment:
+def _deploy(backend: Backend, model, spec: serving.EndpointSpec = serving.EndpointSpec(),
+            **kwargs) -> serving.Deployment:
     return serving.deploy_model(backend, NAMES, model, ROLE_ARN, spec, poll_interval_s=0.01, **kwargs)
 
 
@@ -60,7 +61,7 @@ def test_image_repository_arn_uses_the_region_partition():
         "arn:aws-us-gov:ecr:us-gov-west-1:414596584902:repository/sagemaker-scikit-learn"
 
 
-@pytest.mark.parametrize("kwargs, reason", [
+@pytest.mark.parametrize(("kwargs", "reason"), [
     ({"memory_mb": 1000}, "serverless endpoints take one of"),
     ({"max_concurrency": 0}, "expected 1..200"),
     ({"instance_type": "m5.large"}, "start with 'ml.'"),
@@ -118,7 +119,8 @@ def test_new_model_updates_the_endpoint_and_removes_the_old_resources(backend, f
     second = _deploy(backend, fake_model_tar("b.tar.gz", version="v2"), progress=messages.append)
     assert second.changed is True
     assert second.model != first.model
-    assert backend.client("sagemaker").describe_endpoint(EndpointName=NAMES.endpoint)["EndpointConfigName"] == second.config
+    described = backend.client("sagemaker").describe_endpoint(EndpointName=NAMES.endpoint)
+    assert described["EndpointConfigName"] == second.config
     assert (_our_models(backend), _our_configs(backend)) == ([second.model], [second.config])
     assert any(message.startswith("updating endpoint") for message in messages)
 
@@ -143,7 +145,7 @@ def test_the_real_artifact_deploys_without_warnings(backend, synthetic_model_tar
 def test_a_model_of_an_earlier_release_is_refused_with_a_word_to_retrain(tmp_path):
     path = tmp_path / "model.tar.gz"
     _write_tar(path, {"model.joblib": b"pickle", "code/inference.py": b"", "metadata.json": b"{}"})
-    with pytest.raises(ValueError, match="model.tar.gz: a model of an earlier release .*retrain it"):
+    with pytest.raises(ValueError, match=r"model.tar.gz: a model of an earlier release .*retrain it"):
         serving.read_model_artifact(path)
 
 
@@ -183,14 +185,14 @@ def test_delete_without_an_endpoint_deletes_nothing(backend):
 
 
 def test_missing_model_file_is_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match="absent.tar.gz"):
+    with pytest.raises(FileNotFoundError, match=r"absent.tar.gz"):
         serving.read_model_artifact(tmp_path / "absent.tar.gz")
 
 
 def test_a_file_that_is_not_a_tarball_is_rejected(tmp_path):
     path = tmp_path / "model.tar.gz"
     path.write_text("not a tarball")
-    with pytest.raises(ValueError, match="model.tar.gz: not a gzip tarball"):
+    with pytest.raises(ValueError, match=r"model.tar.gz: not a gzip tarball"):
         serving.read_model_artifact(path)
 
 
@@ -198,7 +200,7 @@ def test_a_tarball_without_the_inference_code_is_rejected(tmp_path):
     path = tmp_path / "model.tar.gz"
     with tarfile.open(path, "w:gz"):
         pass
-    with pytest.raises(ValueError, match="missing model.npz, code/inference.py"):
+    with pytest.raises(ValueError, match=r"missing model.npz, code/inference.py"):
         serving.read_model_artifact(path)
 
 
@@ -247,5 +249,5 @@ def test_other_create_model_errors_are_not_retried():
 def test_metadata_that_is_not_an_object_is_rejected(tmp_path):
     path = tmp_path / "model.tar.gz"
     _write_tar(path, {"model.npz": b"x", "code/inference.py": b"", "metadata.json": b"[1, 2]"})
-    with pytest.raises(ValueError, match="metadata.json holds a list"):
+    with pytest.raises(ValueError, match=r"metadata.json holds a list"):
         serving.read_model_artifact(path)

@@ -43,7 +43,7 @@ def test_lambda_zip_is_byte_identical_for_identical_source(handler):
 
 
 def test_lambda_zip_names_a_missing_source(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nope.py"):
+    with pytest.raises(FileNotFoundError, match=r"nope.py"):
         stack.lambda_zip(tmp_path / "nope.py")
 
 

@@ -44,7 +44,8 @@ def test_mapping_settings_retry_until_the_record_age_bound_and_report_partial_fa
     settings = stack.MAPPING_SETTINGS
     assert settings["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert settings["BisectBatchOnFunctionError"] is True
-    # bounded, but an endpoint outage must not drop batches (tests/bench/test_faults.py): the record age ends the retries
+    # bounded, but an endpoint outage must not drop batches (tests/bench/test_faults.py): the record age ends
+    # the retries
     assert settings["MaximumRetryAttempts"] == 10_000
     assert settings["MaximumRetryAttempts"] * poller.RETRY_BACKOFF_S > settings["MaximumRecordAgeInSeconds"]
     assert 60 <= settings["MaximumRecordAgeInSeconds"] <= 24 * 3600  # within the stream's retention

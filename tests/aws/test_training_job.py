@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import tarfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -65,7 +65,7 @@ def test_request_reads_the_train_channel_and_writes_under_training_output():
 
 
 def test_job_name_carries_the_prefix_the_role_scopes_logs_to():
-    now = datetime(2026, 11, 28, 12, 0, 5, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 28, 12, 0, 5, tzinfo=UTC)
     assert training_job.job_name(NAMES, now) == "hbt-train-20261128-120005"
 
 
@@ -80,7 +80,7 @@ def test_source_archive_is_byte_identical_for_identical_sources(source_dir):
 
 
 def test_source_archive_names_a_missing_entry_point(tmp_path):
-    with pytest.raises(FileNotFoundError, match="train_entry.py"):
+    with pytest.raises(FileNotFoundError, match=r"train_entry.py"):
         training_job.source_archive(tmp_path)
 
 
@@ -100,7 +100,7 @@ def test_job_runs_on_moto_and_reports_its_model(moto_aws, source_dir, tmp_path):
 
 
 def test_missing_training_file_is_named(moto_aws, source_dir, tmp_path):
-    with pytest.raises(FileNotFoundError, match="absent.csv"):
+    with pytest.raises(FileNotFoundError, match=r"absent.csv"):
         training_job.start_training_job(Backend(kind="aws"), NAMES, ROLE_ARN, [tmp_path / "absent.csv"])
 
 

@@ -31,8 +31,10 @@ BAD_RECORDS: dict[str, tuple[bytes, str]] = {
     "188 values in JSON": (json.dumps({"beat": [0.5] * 188}).encode(), "'beat' has 188 values, expected 187"),
     "10,000 values": (",".join(["0.5"] * 10_000).encode(), "10,000 values, expected 187 (or 188 with a label)"),
     "NaN": (b'{"beat": [' + b"0.5," * 5 + b"NaN" + b",0.5" * 181 + b"]}", "'beat'[5] is NaN or infinite"),
-    "infinity in CSV": (",".join(["0.5"] * 9 + ["inf"] + ["0.5"] * 177).encode(), "value 10 is 'inf', expected a finite number"),
-    "strings in the array": (json.dumps({"beat": ["0.5"] * 187}).encode(), "'beat'[0] is str, expected a finite number"),
+    "infinity in CSV": (",".join(["0.5"] * 9 + ["inf"] + ["0.5"] * 177).encode(),
+                        "value 10 is 'inf', expected a finite number"),
+    "strings in the array": (json.dumps({"beat": ["0.5"] * 187}).encode(),
+                             "'beat'[0] is str, expected a finite number"),
     "1 MiB": (b"0" * (ONE_MIB - len("junk")), "bytes, over the 65,536-byte limit for one beat"),
     "nested junk": (json.dumps({"beat": {"lead": [[0.5], {"x": None}]}}).encode(), "'beat' is dict, expected an array"),
     "deep nesting": (b"[" * 30_000 + b"]" * 30_000, "JSON nested too deeply"),
@@ -78,7 +80,8 @@ def streamed(fault_rig, good_beats):
         answer = kinesis.put_records(StreamName=fault_rig.pipeline.names.stream,
                                      Records=[{"Data": data, "PartitionKey": key} for _, key, data in chunk])
         assert answer["FailedRecordCount"] == 0
-        seq_of.update({name: result["SequenceNumber"] for (name, _, _), result in zip(chunk, answer["Records"]) if name})
+        seq_of.update({name: result["SequenceNumber"]
+                       for (name, _, _), result in zip(chunk, answer["Records"]) if name})
     good_ids = {identity for identity, _, _ in good}
 
     def done(snapshot):

@@ -36,7 +36,7 @@ def _write_record(folder: Path, name: str, lead_names: tuple[str, str] = ("MLII"
     symbols[3] = "V"
     symbols[5] = "A"
     samples = np.concatenate([[10], beats])  # a rhythm annotation first
-    wfdb.wrann(name, "atr", samples, symbol=["+"] + symbols, aux_note=["(N"] + [""] * len(beats),
+    wfdb.wrann(name, "atr", samples, symbol=["+", *symbols], aux_note=["(N"] + [""] * len(beats),
                write_dir=str(folder))
     return beats
 
@@ -194,7 +194,7 @@ def test_corrupt_record_is_skipped_with_its_reason(synthetic_dir: Path) -> None:
 
 
 def test_no_buildable_record_raises(synthetic_dir: Path) -> None:
-    with pytest.raises(ValueError, match="no record .* could be built: record 999"):
+    with pytest.raises(ValueError, match=r"no record .* could be built: record 999"):
         dataset.build_beats(synthetic_dir, ["999"])
 
 

@@ -98,7 +98,7 @@ def test_unlabelled_rows_get_label_minus_one(tmp_path: Path) -> None:
 
 
 def test_unlabelled_rows_are_refused_for_training(tmp_path: Path) -> None:
-    with pytest.raises(CsvValidationError, match="beats.csv: 187 values per row and no label column"):
+    with pytest.raises(CsvValidationError, match=r"beats.csv: 187 values per row and no label column"):
         load_kaggle_csv(_write(tmp_path, _text(_rows(labels=False))))
 
 
@@ -131,7 +131,8 @@ def test_blank_lines_are_ignored(tmp_path: Path) -> None:
     (",".join(["0.5"] * 4 + [""] + ["0.5"] * 183), "line 3: column 5 is empty"),
     (",".join(["0.5"] * 187 + ["7"]), "line 3: label 7 is not an integer class 0..4"),
     (",".join(["0.5"] * 187 + ["1.5"]), "line 3: label 1.5 is not an integer class 0..4"),
-    (",".join(["0.5"] * 9 + ["1.5"] + ["0.5"] * 177 + ["0"]), r"line 3: sample value 1.5 outside \[0, 1\] \(column 10\)"),
+    (",".join(["0.5"] * 9 + ["1.5"] + ["0.5"] * 177 + ["0"]),
+     r"line 3: sample value 1.5 outside \[0, 1\] \(column 10\)"),
     (",".join(["0.5"] * 9 + ["inf"] + ["0.5"] * 177 + ["0"]), "line 3: column 10 is inf"),
 ])
 def test_bad_line_is_named(tmp_path: Path, line: str, reason: str) -> None:
@@ -142,39 +143,39 @@ def test_bad_line_is_named(tmp_path: Path, line: str, reason: str) -> None:
 def test_line_numbers_count_the_header_and_use_thousands_separators(tmp_path: Path) -> None:
     rows = _rows(1300)
     text = "header," * 187 + "label\n" + _with_line(rows, 1203, ",".join(["0.5"] * 186))
-    with pytest.raises(CsvValidationError, match="^beats.csv line 1,204: 186 values, expected 187 or 188"):
+    with pytest.raises(CsvValidationError, match=r"^beats.csv line 1,204: 186 values, expected 187 or 188"):
         load_kaggle_csv(_write(tmp_path, text))
 
 
 def test_short_first_line_is_named(tmp_path: Path) -> None:
-    with pytest.raises(CsvValidationError, match="^beats.csv line 1: 186 values, expected 187 or 188"):
+    with pytest.raises(CsvValidationError, match=r"^beats.csv line 1: 186 values, expected 187 or 188"):
         load_kaggle_csv(_write(tmp_path, ",".join(["0.5"] * 186) + "\n"))
 
 
 def test_empty_file(tmp_path: Path) -> None:
-    with pytest.raises(CsvValidationError, match="^beats.csv: empty file, no rows"):
+    with pytest.raises(CsvValidationError, match=r"^beats.csv: empty file, no rows"):
         load_kaggle_csv(_write(tmp_path, "\n\n"))
 
 
 def test_header_without_rows(tmp_path: Path) -> None:
-    with pytest.raises(CsvValidationError, match="^beats.csv: a header row and no data rows"):
+    with pytest.raises(CsvValidationError, match=r"^beats.csv: a header row and no data rows"):
         load_kaggle_csv(_write(tmp_path, ",".join(str(i) for i in range(188)) + "\n"))
 
 
 def test_binary_junk(tmp_path: Path) -> None:
     path = tmp_path / "beats.csv"
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
-    with pytest.raises(CsvValidationError, match="^beats.csv line 1: not UTF-8 text"):
+    with pytest.raises(CsvValidationError, match=r"^beats.csv line 1: not UTF-8 text"):
         load_kaggle_csv(path)
 
 
 def test_corrupt_gzip(tmp_path: Path) -> None:
-    with pytest.raises(CsvValidationError, match="^up.csv.gz: not a valid gzip file"):
+    with pytest.raises(CsvValidationError, match=r"^up.csv.gz: not a valid gzip file"):
         load_kaggle_csv(gzip.compress(_text(_rows()).encode())[:-30], name="up.csv.gz")
 
 
 def test_size_limit_for_uploads() -> None:
-    with pytest.raises(CsvValidationError, match="^upload.csv: file larger than the 1,000-byte limit"):
+    with pytest.raises(CsvValidationError, match=r"^upload.csv: file larger than the 1,000-byte limit"):
         load_kaggle_csv(io.BytesIO(_text(_rows()).encode()), max_bytes=1000)
 
 
@@ -185,7 +186,7 @@ def test_size_limit_applies_to_the_decompressed_size() -> None:
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="nope.csv: no such file"):
+    with pytest.raises(FileNotFoundError, match=r"nope.csv: no such file"):
         load_kaggle_csv(tmp_path / "nope.csv")
 
 
@@ -214,5 +215,5 @@ def test_real_rows_with_a_broken_line(kaggle_dir: Path, tmp_path: Path) -> None:
     lines[3] = lines[3].rsplit(",", 2)[0] + "\n"
     path = tmp_path / "mitbih_test.csv"
     path.write_text("".join(lines))
-    with pytest.raises(CsvValidationError, match="^mitbih_test.csv line 4: 186 values, expected 187 or 188"):
+    with pytest.raises(CsvValidationError, match=r"^mitbih_test.csv line 4: 186 values, expected 187 or 188"):
         load_kaggle_csv(path)

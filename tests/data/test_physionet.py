@@ -32,8 +32,10 @@ def test_download_fetches_mitdb_with_its_atr_annotations(tmp_path: Path, fake_do
     assert fake_download == [("mitdb", str(tmp_path / "mitdb"), ["atr"])]
 
 
-def test_download_defaults_to_the_cache_where_the_build_looks(fake_download: list, monkeypatch) -> None:
+def test_download_defaults_to_the_cache_where_the_build_looks(tmp_path: Path, fake_download: list,
+                                                             monkeypatch) -> None:
     monkeypatch.delenv("HB_DATA_DIR", raising=False)
+    monkeypatch.setenv("HB_CACHE_DIR", str(tmp_path))  # the fake headers must not land in a shared cache
     dest = physionet.download_mitdb()
     assert dest == paths.download_dir() and paths.default_mitdb_dir() == dest
 

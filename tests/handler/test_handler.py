@@ -383,7 +383,7 @@ def test_an_endpoint_failure_reports_every_good_record_for_retry(handler, runtim
 
     response, lines = invoke(handler, load_event("kinesis_malformed.json"), capsys)
 
-    good = [line for line in of_type(lines, "rejected")]
+    good = list(of_type(lines, "rejected"))
     expected = [record["kinesis"]["sequenceNumber"] for record in load_event("kinesis_malformed.json")["Records"]
                 if record["kinesis"]["partitionKey"] == "100"]
     assert [item["itemIdentifier"] for item in response["batchItemFailures"]] == expected

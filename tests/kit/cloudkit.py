@@ -56,8 +56,9 @@ def predict_fn(data, bundle):
 
 def output_fn(prediction, accept):
     probabilities, version = prediction
-    return json.dumps({"model_version": version, "predictions": [
-        {"class_index": int(p.argmax()), "probabilities": [float(v) for v in p]} for p in probabilities]}), "application/json"
+    answer = {"model_version": version, "predictions": [
+        {"class_index": int(p.argmax()), "probabilities": [float(v) for v in p]} for p in probabilities]}
+    return json.dumps(answer), "application/json"
 '''
 N_FEATURES = 8
 

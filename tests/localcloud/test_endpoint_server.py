@@ -142,7 +142,7 @@ def test_payload_over_6_mb_is_rejected(clients, endpoint):
     assert "exceeds the limit" in raised.value.response["Error"]["Message"]
 
 
-@pytest.mark.parametrize("kind, code", [
+@pytest.mark.parametrize(("kind", "code"), [
     ("model_error", "ModelError"),
     ("throttle", "ThrottlingException"),
     ("unavailable", "ServiceUnavailable"),

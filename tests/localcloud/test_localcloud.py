@@ -49,7 +49,8 @@ def test_list_filters_by_function_and_stream(clients):
     stream, function, other = clients.stream(), clients.function(HANDLER), clients.function(HANDLER)
     mine = lam.create_event_source_mapping(EventSourceArn=stream, FunctionName=function, StartingPosition="LATEST")
     lam.create_event_source_mapping(EventSourceArn=stream, FunctionName=other, StartingPosition="LATEST")
-    assert [m["UUID"] for m in lam.list_event_source_mappings(FunctionName=function)["EventSourceMappings"]] == [mine["UUID"]]
+    listed = lam.list_event_source_mappings(FunctionName=function)["EventSourceMappings"]
+    assert [m["UUID"] for m in listed] == [mine["UUID"]]
     assert len(lam.list_event_source_mappings(EventSourceArn=stream)["EventSourceMappings"]) == 2
 
 
@@ -204,8 +205,8 @@ def test_stop_ends_the_child():
 
 def test_child_exits_when_its_owner_dies():
     owner = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from hbcore.localcloud.owner import LocalCloud; "
-         "c = LocalCloud().start(); print(c.pid, flush=True); time.sleep(600)"],
+        [sys.executable, "-c", ("import sys, time; from hbcore.localcloud.owner import LocalCloud; "
+                                "c = LocalCloud().start(); print(c.pid, flush=True); time.sleep(600)")],
         cwd=REPOSITORY_ROOT, stdout=subprocess.PIPE, text=True)
     child_pid = int(owner.stdout.readline())
     owner.send_signal(signal.SIGKILL)

@@ -211,7 +211,8 @@ def test_query_rows_are_the_same_as_moto_returns(log_stream, query):
     put(1010, 1020, 1020, 1030)
     backend.create_log_stream(group, "unordered")
     for seconds in ((1050,), (1015, 1025)):
-        backend.put_log_events(group, "unordered", [{"timestamp": (BASE_S + t) * 1000, "message": f"u {t}"} for t in seconds])
+        backend.put_log_events(group, "unordered",
+                               [{"timestamp": (BASE_S + t) * 1000, "message": f"u {t}"} for t in seconds])
     groups = [backend.groups[group]]
 
     patched = logs_models.execute_query(groups, query, BASE_S + 1012, BASE_S + 1050)

@@ -257,7 +257,7 @@ def test_handler_slower_than_the_timeout_fails_the_invocation(clients, cloud):
     assert any(m.endswith("Task timed out after 1.00 seconds") for m in clients.log_messages(function))
 
 
-@pytest.mark.parametrize("settings, code", [
+@pytest.mark.parametrize(("settings", "code"), [
     ({"FunctionName": "no-such-function"}, "ResourceNotFoundException"),
     ({"StartingPosition": None}, "InvalidParameterValueException"),
     ({"BatchSize": 20_000}, "InvalidParameterValueException"),

@@ -84,13 +84,13 @@ def test_csv_mixed_widths_parse_line_by_line():
 def with_field(lines: list[str], line: int, field: int, text: str) -> list[str]:
     fields = lines[line].split(",")
     fields[field] = text
-    return lines[:line] + [",".join(fields)] + lines[line + 1:]
+    return [*lines[:line], ",".join(fields), *lines[line + 1:]]
 
 
 @pytest.mark.parametrize(
-    "mutate, message",
+    ("mutate", "message"),
     [
-        (lambda lines: lines[:1] + [",".join(lines[1].split(",")[:186])] + lines[2:],
+        (lambda lines: [*lines[:1], ",".join(lines[1].split(",")[:186]), *lines[2:]],
          r"line 2: 186 values, expected 187 or 188"),
         (lambda lines: with_field(lines, 2, 10, "abc"), r"line 3: 'abc' is not a number"),
         (lambda lines: with_field(lines, 0, 4, "nan"), r"line 1: value 5 \(nan\) is not finite"),
@@ -151,7 +151,7 @@ def test_json_bare_list_of_beats():
 
 
 @pytest.mark.parametrize(
-    "instances, message",
+    ("instances", "message"),
     [
         ([{"beat": [0.5] * 187}, {"beat": [0.5] * 10}], r"instance 2: 10 values, expected 187"),
         ([{"beat": [0.5] * 187}, {"beat": ["x"] * 187}], r"instance 2: 'beat' must be a list of numbers"),
@@ -168,7 +168,7 @@ def test_json_errors_name_the_instance(instances, message):
         inference.input_fn(json.dumps({"instances": instances}), "application/json")
 
 
-@pytest.mark.parametrize("body, message",
+@pytest.mark.parametrize(("body", "message"),
                          [("{not json", "not JSON"), ('{"beats": []}', "expected"), ("[]", "no beats")])
 def test_json_document_errors(body, message):
     with pytest.raises(ValueError, match=message):
@@ -331,7 +331,7 @@ def test_model_of_an_earlier_release_says_to_retrain(tmp_path):
 
 def test_model_npz_that_is_not_an_archive_is_named(model_dir):
     (model_dir / inference.MODEL_FILE).write_bytes(b"not a zip")
-    with pytest.raises(ValueError, match="model.npz is not a numpy archive of plain arrays"):
+    with pytest.raises(ValueError, match=r"model.npz is not a numpy archive of plain arrays"):
         inference.model_fn(str(model_dir))
 
 
@@ -341,7 +341,7 @@ def test_model_npz_with_a_pickled_array_is_refused(model_dir):
         inference.model_fn(str(model_dir))
 
 
-@pytest.mark.parametrize("changes, message", [
+@pytest.mark.parametrize(("changes", "message"), [
     ({"feature_version": np.array(99)}, "trained for feature version 99"),
     ({"format": np.array(2)}, "model format 2, this inference module reads format 1"),
     ({"version": None}, "no 'version' array"),

@@ -36,7 +36,7 @@ def test_evaluate_agrees_with_sklearn():
     y_true = rng.integers(0, 5, 2000)
     y_pred = np.where(rng.random(2000) < 0.7, y_true, rng.integers(0, 5, 2000))
     result = evaluate(y_true, y_pred)
-    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=range(5), zero_division=0)
+    precision, recall, _f1, support = precision_recall_fscore_support(y_true, y_pred, labels=range(5), zero_division=0)
     assert result["accuracy"] == pytest.approx(accuracy_score(y_true, y_pred))
     assert result["macro_f1"] == pytest.approx(f1_score(y_true, y_pred, average="macro"))
     assert [result["per_class"][name]["recall"] for name in "NSVFQ"] == pytest.approx(recall.tolist())

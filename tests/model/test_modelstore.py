@@ -25,7 +25,8 @@ def fake(store, version: str, **metadata) -> None:
 def test_saved_models_are_listed_newest_first(store):
     fake(store, "20260101T000000Z-aaaa", split="intra")
     fake(store, "20260301T000000Z-bbbb", split="inter")
-    assert [saved.version for saved in modelstore.saved_models(store)] == ["20260301T000000Z-bbbb", "20260101T000000Z-aaaa"]
+    versions = [saved.version for saved in modelstore.saved_models(store)]
+    assert versions == ["20260301T000000Z-bbbb", "20260101T000000Z-aaaa"]
 
 
 def test_incomplete_or_foreign_folders_are_skipped(store):

@@ -18,14 +18,14 @@ from botocore.exceptions import EndpointConnectionError
 
 from hbcore.aws.backend import Backend
 from hbcore.bench.faultkit.putrecords import PutRecordsFaults
+from hbcore.contracts.beat_id import beat_id
+from hbcore.contracts.stream_record import beat_texts
 from hbcore.data.dataset import BeatSet, meta_frame
 from hbcore.stream.replay import (
     MAX_RECORDS_PER_CALL,
     PUT_BUFFER_S,
     Replay,
     StreamSource,
-    beat_id,
-    beat_texts,
     in_time_order,
     kinesis_client,
     select_beats,
@@ -236,7 +236,8 @@ def test_entries_the_stream_refuses_for_good_are_counted_and_not_resent(backend,
     replay = Replay(client, stream, make_beats({"100": 50}), run="run3")
     progress = replay.start().wait(WAIT_S)
 
-    assert (progress.state, progress.sent, progress.refused, progress.retried, progress.pending) == ("finished", 48, 2, 0, 0)
+    assert (progress.state, progress.sent, progress.refused, progress.retried,
+            progress.pending) == ("finished", 48, 2, 0, 0)
     assert sorted(replay.ledger.refused()) == ["run3:100:144", "run3:100:7344"]
     assert len(records_in(backend, stream)) == 48
 

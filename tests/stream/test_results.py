@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -54,7 +54,8 @@ def write(logs, group: str, events: list[tuple[float, str | dict]], stream: str 
 
 
 def prediction(sample: int, *, record: str = "100", label: int | None = 0, pred: int = 0, run: str = "run1",
-               t: float | None = None, rr: float | None = 0.8, latency_ms: float | None = 20.0, seq: int | None = None) -> dict:
+               t: float | None = None, rr: float | None = 0.8, latency_ms: float | None = 20.0,
+               seq: int | None = None) -> dict:
     return {"type": "prediction", "id": f"{run}:{record}:{sample}", "run": run, "record": record, "sample": sample,
             "t": sample / 360 if t is None else t, "label": label, "pred": pred, "pred_name": "NSVFQ"[pred],
             "prob": 0.9, "model_version": "v1", "latency_ms": latency_ms, "endpoint_ms": 5.0, "rr_local_s": rr,
@@ -81,7 +82,8 @@ def test_prediction_lines_are_read_with_their_fields(logs, group):
 
     row = read(logs, group).predictions.iloc[0]
 
-    assert {key: row[key] for key in ("id", "record", "sample", "label", "pred", "prob", "latency_ms", "seq", "ts")} == {
+    keys = ("id", "record", "sample", "label", "pred", "prob", "latency_ms", "seq", "ts")
+    assert {key: row[key] for key in keys} == {
         "id": "run1:100:370", "record": "100", "sample": 370, "label": 2, "pred": 1, "prob": 0.9,
         "latency_ms": 20.0, "seq": "370", "ts": T0_S + 1.25}
 
@@ -372,7 +374,8 @@ def aws_row(stamp: str, line: dict) -> list[dict]:
 
 def test_scheduled_and_running_queries_are_waited_for(monkeypatch):
     monkeypatch.setattr("hbcore.stream.reader.QUERY_WAIT_MIN_S", 0.001)
-    stub = StubLogs(["Scheduled", "Running", "Running", "Complete"], [aws_row("2026-11-27 19:42:35.975", prediction(1))])
+    stub = StubLogs(["Scheduled", "Running", "Running", "Complete"],
+                    [aws_row("2026-11-27 19:42:35.975", prediction(1))])
 
     reader = ResultsReader(stub, "/aws/lambda/x")
     reader.poll_once()
@@ -381,7 +384,7 @@ def test_scheduled_and_running_queries_are_waited_for(monkeypatch):
 
 
 def test_aws_timestamps_are_read_as_utc():
-    expected = datetime(2026, 11, 27, 19, 42, 35, 975000, tzinfo=timezone.utc).timestamp()
+    expected = datetime(2026, 11, 27, 19, 42, 35, 975000, tzinfo=UTC).timestamp()
 
     assert parse_timestamp("2026-11-27 19:42:35.975") == pytest.approx(expected)
     assert parse_timestamp("1795867311975") == pytest.approx(1795867311.975)
@@ -411,7 +414,7 @@ def test_a_query_running_past_the_timeout_is_stopped_and_fails_the_poll(monkeypa
     stub = StubLogs(["Running"])
     reader = ResultsReader(stub, "/aws/lambda/x", query_timeout_s=0.05)
 
-    with pytest.raises(QueryFailed, match="still Running after 0.05 s"):
+    with pytest.raises(QueryFailed, match=r"still Running after 0.05 s"):
         reader.poll_once()
 
     assert stub.stopped == ["q1"]

@@ -14,7 +14,9 @@ Loaded by the local poller as a script, so it imports only the standard library 
 import importlib.util
 import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, Protocol, cast
 
 CRASHES_VARIABLE = "HB_CRASH_INVOCATIONS"
 HANDLER = "hbcore.bench.faultkit.crashing_handler.lambda_handler"
@@ -26,16 +28,28 @@ class InjectedCrash(RuntimeError):
     """The crash this module injects (an unhandled error, so Lambda counts a function error)."""
 
 
-def _load_handler_module():
+class _HandlerModule(Protocol):
+    """What this module uses of a ``lambda_function`` loaded from its file."""
+
+    _emit: Callable[[list[str]], None]
+
+    def lambda_handler(self, event: dict[str, Any], context: Any) -> Any: ...
+
+
+def _load_handler_module() -> _HandlerModule:
     """A fresh ``lambda_function`` whose log writer crashes while crashes are left (on first use:
     importing this module for its constants must not create the handler's boto3 client)."""
     spec = importlib.util.spec_from_file_location(f"hb_crashing_lambda_{uuid.uuid4().hex}", _SOURCE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {_SOURCE}")
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    # A module executed from its file has no static type: this is the part of lambda_function used here.
+    module = cast(_HandlerModule, loaded)
     emit_all = module._emit
     crashes_left = int(os.environ.get(CRASHES_VARIABLE, "0"))
 
-    def emit_then_crash(lines: list) -> None:
+    def emit_then_crash(lines: list[str]) -> None:
         """Log the lines; while crashes are left, log half of a batch's predictions and raise."""
         nonlocal crashes_left
         if crashes_left > 0 and lines and lines[0].startswith(_PREDICTION_PREFIX):
@@ -48,7 +62,7 @@ def _load_handler_module():
     return module
 
 
-_inner = None
+_inner: _HandlerModule | None = None
 
 
 def lambda_handler(event, context):
