@@ -7,8 +7,20 @@ short handler.
 
 Per invocation (one shard's batch):
 
+- a record that is not what Lambda documents (not an object, no ``kinesis.data``, data not base64) is
+  one bad record: logged as ``rejected`` with the reason, never retried, never failing the batch; one
+  without a ``sequenceNumber`` cannot be listed for retry at all, so it is always rejected (``seq``
+  null). ``Records`` absent, null or not a list is an empty batch (a summary line only);
+- a KPL-aggregated record (magic bytes, protobuf, MD5) is de-aggregated here (a small protobuf reader:
+  stdlib only) and each user record is one beat, accounted for once: predicted, rejected or failed.
+  A user record without an id gets ``<shard>:<seq>:<subsequence>``. A corrupt aggregate (MD5, protobuf)
+  is one rejected record, its reason starting "KPL aggregate". Its user records share its sequence
+  number: if one of them fails at the endpoint, that number goes to ``batchItemFailures`` and Lambda
+  retries the whole aggregate, so the user records of it already predicted are logged again (the
+  results reader keeps one prediction per beat id);
 - every record is parsed; a malformed one is logged as ``rejected`` with the reason and never retried
-  (retrying cannot fix it), the rest of the batch goes through;
+  (retrying cannot fix it), the rest of the batch goes through; a gzip-compressed one (a CloudWatch
+  Logs subscription payload) is named as such;
 - the good beats go to the endpoint in ONE ``invoke_endpoint`` call (several only to stay under the
   request size limit), never one call per record;
 - one JSON line per prediction and one ``summary`` line are printed (Lambda sends stdout to
@@ -16,10 +28,16 @@ Per invocation (one shard's batch):
 - when the endpoint fails, the response lists every record not yet predicted in
   ``batchItemFailures``: Lambda retries from the lowest of them, so nothing already logged is logged
   again for that batch (records are sent in sequence order and calls stop at the first failure);
-- when the model container refuses a request's input (a 4xx ``ModelError``: a beat this handler
-  accepts but the deployed model does not, e.g. a model packaged with stricter checks), retrying
-  cannot help and would hold the shard: the request is halved until the refused beats are found,
-  each is logged as ``rejected`` with the endpoint's reason, and the others are predicted.
+- when the model refuses a request with its own message (a ``ModelError`` with the container's 4xx,
+  or its 5xx and ``OriginalMessage``: the SageMaker scikit-learn container turns every exception of the
+  model into a 500), the request is halved until the refused beats stand alone. They are ``rejected``
+  with the model's reason only if the same model predicted another beat of the batch (or, for a batch
+  of one beat, said 4xx): a model refusing everything it is sent is a deployment fault, and rejecting
+  would make it permanent data loss, so the batch is then retried as for any endpoint failure (summary
+  ``error`` says so, ``failed`` counts the beats). A beat refused alone with a 500 is asked about once
+  more at the end and rejected only if refused again: a passing 500 must not lose it. Halving stops after
+  ``REFUSALS_MAX_BEFORE_A_PREDICTION`` lone refusals with nothing predicted, so a broken model costs a
+  few calls per retry, not one per beat.
 
 Environment: ``ENDPOINT_NAME`` (required), ``ENDPOINT_TIMEOUT_S`` (read timeout of one call, default
 20), ``ENDPOINT_MAX_ATTEMPTS`` (botocore attempts per call, default 2: the real retry is Kinesis'),
@@ -33,6 +51,7 @@ of the project); tests/contracts/ holds the copy to them, field by field.
 # that does not register the module in ``sys.modules`` (importlib's spec_from_file_location).
 import base64
 import binascii
+import hashlib
 import json
 import math
 import os
@@ -40,7 +59,7 @@ import sys
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any, NamedTuple, TypedDict
 
 import boto3
 from botocore.config import Config
@@ -62,6 +81,14 @@ MAX_REASON_CHARS = 500  # of an endpoint's message quoted in a rejected line
 # inference contract, hbcore/model/inference.py): such a record is rejected here, alone, so that it can
 # never fail its batch over and over until the batch is given up.
 RR_MAX_S = 200.0
+# KPL aggregation (awslabs/amazon-kinesis-producer, aggregation-format.md): these magic bytes, a
+# protobuf AggregatedRecord, then the MD5 of the protobuf. hbcore/contracts/kpl.py writes and reads it.
+KPL_MAGIC = b"\xf3\x89\x9a\xc2"
+KPL_DIGEST_BYTES = 16
+GZIP_MAGIC = b"\x1f\x8b"  # a gzip-compressed record, e.g. a CloudWatch Logs subscription payload
+# A model that refuses this many beats one by one and has predicted none of the batch is taken for a
+# broken deployment: halving stops there (each refused beat cost a call) and the batch is retried.
+REFUSALS_MAX_BEFORE_A_PREDICTION = 8
 
 ENDPOINT_NAME = os.environ.get("ENDPOINT_NAME", "")
 ENDPOINT_TIMEOUT_S = float(os.environ.get("ENDPOINT_TIMEOUT_S", "20"))
@@ -111,35 +138,80 @@ class EndpointError(RuntimeError):
 
 
 class InputRefused(RuntimeError):
-    """The model container answered 4xx: something in the request's input; a retry cannot fix it."""
+    """The model container refused the request with its own message: maybe a beat, maybe the deployment.
+
+    A 4xx, or a 5xx that carries the model's message: the SageMaker scikit-learn container turns any
+    exception of ``input_fn``/``predict_fn``/``output_fn`` into a 500, so a 500 cannot tell a bad beat
+    from a broken model. The handler decides by halving (``lambda_handler``). ``status`` is the
+    container's HTTP status.
+    """
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
 
 
 class KinesisRecord:
-    """Typed view of one raw record of a Lambda Kinesis event."""
+    """Typed view of one raw record of a Lambda Kinesis event.
+
+    Never raises on a missing or mistyped field: a record Lambda (or a test, or a hand-made event)
+    delivers without ``kinesis``, ``data`` or ``sequenceNumber``, or that is not even an object, is one
+    bad record, rejected alone (``data`` raises ``BadRecord``); it must not fail its batch.
+    """
 
     __slots__ = ("raw",)
 
-    def __init__(self, raw: dict[str, Any]):
+    def __init__(self, raw: Any):
         self.raw = raw
 
     @property
-    def sequence_number(self) -> str:
-        return self.raw["kinesis"]["sequenceNumber"]
+    def _kinesis(self) -> dict[str, Any]:
+        kinesis = self.raw.get("kinesis") if isinstance(self.raw, dict) else None
+        return kinesis if isinstance(kinesis, dict) else {}
+
+    @property
+    def sequence_number(self) -> str | None:
+        """None when absent or not a non-empty string: such a record cannot be listed for retry."""
+        seq = self._kinesis.get("sequenceNumber")
+        return seq if isinstance(seq, str) and seq else None
 
     @property
     def partition_key(self) -> str:
-        return self.raw["kinesis"].get("partitionKey", "")
+        key = self._kinesis.get("partitionKey")
+        return key if isinstance(key, str) else ""
 
     @property
     def shard_id(self) -> str:
         """``eventID`` is ``"<shardId>:<sequenceNumber>"``."""
-        return self.raw.get("eventID", "").partition(":")[0]
+        event_id = self.raw.get("eventID") if isinstance(self.raw, dict) else None
+        return event_id.partition(":")[0] if isinstance(event_id, str) else ""
 
     def data(self) -> bytes:
+        if not isinstance(self.raw, dict):
+            raise BadRecord(f"record is {_kind(self.raw)}, expected an object")
+        if self.sequence_number is None:
+            # Without one, the record can be neither retried (batchItemFailures) nor found again.
+            raise BadRecord("no 'kinesis.sequenceNumber': the record cannot be retried nor traced")
+        data = self._kinesis.get("data")
+        if not isinstance(data, str):
+            raise BadRecord(f"'kinesis.data' is {'missing' if data is None else _kind(data)}, expected base64 text")
         try:
-            return base64.b64decode(self.raw["kinesis"]["data"], validate=True)
-        except (binascii.Error, ValueError, TypeError) as error:
+            return base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError) as error:
             raise BadRecord(f"data is not base64: {error}") from None
+
+
+class UserRecord(NamedTuple):
+    """One user record of a Kinesis record: the record itself, or one of a KPL aggregate's.
+
+    ``position_id`` is the id of a beat whose payload carries none: ``<shard>:<seq>`` for a plain
+    record, ``<shard>:<seq>:<subsequence>`` inside an aggregate (stable across retries).
+    """
+
+    data: bytes
+    partition_key: str
+    position_id: str
+    subsequence: int | None = None  # its index in a KPL aggregate; None for a plain record
 
 
 @dataclass(slots=True)
@@ -347,11 +419,130 @@ def _instance(beat: bytes, fields: dict[str, Any]) -> bytes:
     return b'{"beat":' + beat + extra + b"}"
 
 
-def parse_record(record: KinesisRecord) -> Beat:
-    """The beat carried by one Kinesis record; raises ``BadRecord`` naming why it cannot be classified."""
+def _varint(buffer: bytes, offset: int) -> tuple[int, int]:
+    """The protobuf base-128 varint at ``offset`` and the offset after it."""
+    value = shift = 0
+    while offset < len(buffer):
+        byte = buffer[offset]
+        offset += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, offset
+        shift += 7
+        if shift >= 70:
+            raise BadRecord("KPL aggregate: a varint longer than 10 bytes")
+    raise BadRecord("KPL aggregate: a varint runs past the end")
+
+
+def protobuf_fields(buffer: bytes) -> list[tuple[int, int | bytes]]:
+    """The ``(field number, value)`` pairs of one protobuf message, in order; raises ``BadRecord``.
+
+    A varint gives an int, a length-delimited field its bytes; fixed 32/64-bit fields (none in the KPL
+    format) are skipped, so that a producer's extension cannot make a valid aggregate unreadable.
+    Groups (wire types 3, 4, deprecated) and truncation are corrupt input.
+    """
+    fields: list[tuple[int, int | bytes]] = []
+    offset = 0
+    while offset < len(buffer):
+        key, offset = _varint(buffer, offset)
+        number, wire_type = key >> 3, key & 7
+        if number == 0:
+            raise BadRecord("KPL aggregate: field number 0")
+        if wire_type == 0:
+            value, offset = _varint(buffer, offset)
+            fields.append((number, value))
+        elif wire_type == 2:
+            length, offset = _varint(buffer, offset)
+            if length > len(buffer) - offset:
+                raise BadRecord(f"KPL aggregate: field {number} of {length:,} bytes runs past the end")
+            fields.append((number, buffer[offset:offset + length]))
+            offset += length
+        elif wire_type in (1, 5):
+            offset += 8 if wire_type == 1 else 4
+            if offset > len(buffer):
+                raise BadRecord(f"KPL aggregate: fixed-width field {number} runs past the end")
+        else:
+            raise BadRecord(f"KPL aggregate: field {number} has wire type {wire_type}, not one protobuf 3 writes")
+    return fields
+
+
+def _protobuf_bytes(value: int | bytes, what: str) -> bytes:
+    if not isinstance(value, bytes):
+        raise BadRecord(f"KPL aggregate: {what} is a varint, expected bytes")
+    return value
+
+
+def deaggregate(data: bytes) -> list[tuple[str, bytes]]:
+    """``(partition key, data)`` of each user record of a KPL aggregate, in order; raises ``BadRecord``.
+
+    The KPL (and many producers) pack several user records into one Kinesis record. Explicit hash keys
+    and tags are read past: they only route the record to its shard.
+    """
+    if len(data) < len(KPL_MAGIC) + KPL_DIGEST_BYTES:
+        raise BadRecord(f"KPL aggregate: {len(data)} bytes, too short for the magic bytes and the MD5")
+    message, digest = data[len(KPL_MAGIC):-KPL_DIGEST_BYTES], data[-KPL_DIGEST_BYTES:]
+    if hashlib.md5(message, usedforsecurity=False).digest() != digest:
+        raise BadRecord("KPL aggregate: the MD5 does not match the protobuf (corrupt or truncated)")
+    keys: list[str] = []
+    records: list[bytes] = []
+    for number, value in protobuf_fields(message):
+        if number == 1:
+            try:
+                keys.append(_protobuf_bytes(value, "a partition key").decode("utf-8"))
+            except UnicodeDecodeError:
+                raise BadRecord("KPL aggregate: a partition key is not UTF-8") from None
+        elif number == 3:
+            records.append(_protobuf_bytes(value, "a record"))
+    if not records:
+        raise BadRecord("KPL aggregate: no records")
+    users = []
+    for index, record in enumerate(records):
+        key_index: int | None = None
+        payload: bytes | None = None
+        for number, value in protobuf_fields(record):
+            if number == 1:
+                if not isinstance(value, int):
+                    raise BadRecord(f"KPL aggregate: record {index}: partition_key_index is not a varint")
+                key_index = value
+            elif number == 3:
+                payload = _protobuf_bytes(value, f"record {index}'s data")
+        if key_index is None or payload is None:
+            missing = "data" if key_index is not None else "partition_key_index"
+            raise BadRecord(f"KPL aggregate: record {index} has no {missing}")
+        if key_index >= len(keys):
+            raise BadRecord(f"KPL aggregate: record {index}: partition key {key_index} of a table of {len(keys)}")
+        users.append((keys[key_index], payload))
+    return users
+
+
+def user_records(record: KinesisRecord) -> list[UserRecord]:
+    """The user records of one Kinesis record: itself, or each one of a KPL aggregate; raises ``BadRecord``."""
     data = record.data()
+    position = f"{record.shard_id}:{record.sequence_number}"
+    if not data.startswith(KPL_MAGIC):
+        return [UserRecord(data, record.partition_key, position)]
+    return [UserRecord(inner, key, f"{position}:{index}", index)
+            for index, (key, inner) in enumerate(deaggregate(data))]
+
+
+def parse_record(record: KinesisRecord) -> Beat:
+    """The beat carried by a Kinesis record of one user record; raises ``BadRecord`` naming why it cannot be
+    classified (an aggregate of several is one of the reasons: the handler reads those through
+    ``user_records``)."""
+    users = user_records(record)
+    if len(users) != 1:
+        raise BadRecord(f"a KPL aggregate of {len(users)} user records, expected one beat")
+    return parse_user_record(users[0], record)
+
+
+def parse_user_record(user: UserRecord, record: KinesisRecord) -> Beat:
+    """The beat carried by one user record of ``record``; raises ``BadRecord`` naming why it cannot be classified."""
+    data = user.data
     if len(data) > MAX_RECORD_BYTES:
         raise BadRecord(f"record is {len(data):,} bytes, over the {MAX_RECORD_BYTES:,}-byte limit for one beat")
+    if data.startswith(GZIP_MAGIC):
+        raise BadRecord("gzip-compressed: not supported (send plain JSON or CSV; a CloudWatch Logs subscription "
+                        "is not a beat stream)")
     if not data.isascii():
         try:
             data.decode("utf-8")
@@ -368,15 +559,15 @@ def parse_record(record: KinesisRecord) -> Beat:
         for key in _RR_KEYS:
             fields[key] = _rr_seconds(fields, key)
         return Beat(
-            id=_optional_str(fields, "id") or f"{record.shard_id}:{record.sequence_number}",
+            id=_optional_str(fields, "id") or user.position_id,
             run=_optional_str(fields, "run"),
-            record=_optional_str(fields, "record") or record.partition_key or None,
+            record=_optional_str(fields, "record") or user.partition_key or None,
             sample=_optional_int(fields, "sample"),
             t=_optional_number(fields, "t"),
             label=_label(fields.get("label")),
             rr_local_s=fields["rr_local_s"],
             sent_at=_optional_number(fields, "sent_at"),
-            seq=record.sequence_number,
+            seq=str(record.sequence_number),  # present: ``record.data`` refuses a record without one
             shard=record.shard_id,
             instance=_instance(beat, fields),
         )
@@ -385,14 +576,19 @@ def parse_record(record: KinesisRecord) -> Beat:
         raise
 
 
-def rejected_line(record: KinesisRecord, error: BadRecord) -> str:
-    """The log line of a record that is never retried."""
+def rejected_line(record: KinesisRecord, error: BadRecord, user: UserRecord | None = None) -> str:
+    """The log line of a record, or of one user record of ``record``'s KPL aggregate, that is never retried.
+
+    A user record inside an aggregate shares the aggregate's sequence number: it keeps its position id
+    (``<shard>:<seq>:<index>``) when its payload names none, so that its line names which one it was.
+    """
     fields = error.fields
+    inner_id = user.position_id if user is not None and user.subsequence is not None else None
     return _to_json({
         "type": "rejected",
-        "id": _text(fields.get("id")),
+        "id": _text(fields.get("id")) or inner_id,
         "run": _text(fields.get("run")),
-        "record": _text(fields.get("record")) or record.partition_key or None,
+        "record": _text(fields.get("record")) or (user.partition_key if user else record.partition_key) or None,
         "seq": record.sequence_number,
         "shard": record.shard_id,
         "reason": error.reason,
@@ -490,9 +686,11 @@ def invoke(beats: list[Beat]) -> tuple[list[dict[str, Any]], str, float]:
         payload = response["Body"].read()
     except ClientError as error:
         details = error.response.get("Error", {})
-        if details.get("Code") == "ModelError" and 400 <= _status(error.response.get("OriginalStatusCode")) < 500:
-            reason = str(error.response.get("OriginalMessage") or details.get("Message"))
-            raise InputRefused(reason[:MAX_REASON_CHARS]) from None
+        status = _status(error.response.get("OriginalStatusCode"))
+        message = error.response.get("OriginalMessage")
+        if details.get("Code") == "ModelError" and (400 <= status < 500 or (status >= 500 and message)):
+            reason = str(message or details.get("Message"))
+            raise InputRefused(reason[:MAX_REASON_CHARS], status) from None
         raise EndpointError(f"{details.get('Code', 'ClientError')}: {details.get('Message', error)}") from None
     except BotoCoreError as error:
         raise EndpointError(f"{type(error).__name__}: {error}") from None
@@ -524,42 +722,62 @@ def _emit(lines: list[str]) -> None:
         sys.stdout.flush()
 
 
+def _records_of(event: Any) -> list[KinesisRecord]:
+    """The event's records; none when ``Records`` is absent, null or not a list (a test event, a
+    misrouted trigger): an empty batch, not a failed invocation that Lambda would retry."""
+    raw = event.get("Records") if isinstance(event, dict) else None
+    return [KinesisRecord(item) for item in raw] if isinstance(raw, list) else []
+
+
 def lambda_handler(event: dict[str, Any], context: Any) -> PartialBatchResponse:
     """Classify a batch of Kinesis records; report the ones to retry (ReportBatchItemFailures)."""
     if not ENDPOINT_NAME:
         raise RuntimeError("ENDPOINT_NAME is not set: the function does not know which endpoint to call")
     started = time.perf_counter()
-    records = [KinesisRecord(raw) for raw in event.get("Records", [])]
+    records = _records_of(event)
     beats: list[Beat] = []
     rejected: list[str] = []
     first_seen: dict[str, str] = {}
+    user_count = 0  # user records: a KPL aggregate counts each of its own
     for record in records:
         try:
-            beat = parse_record(record)
-            if beat.id in first_seen:
-                raise BadRecord(f"duplicate id in this batch (first at sequence number {first_seen[beat.id]})",
-                                {"id": beat.id, "run": beat.run, "record": beat.record})
+            users = user_records(record)
         except BadRecord as error:
             rejected.append(rejected_line(record, error))
+            user_count += 1
             continue
-        first_seen[beat.id] = beat.seq
-        beats.append(beat)
+        user_count += len(users)
+        for user in users:
+            try:
+                beat = parse_user_record(user, record)
+                if beat.id in first_seen:
+                    raise BadRecord(f"duplicate id in this batch (first at sequence number {first_seen[beat.id]})",
+                                    {"id": beat.id, "run": beat.run, "record": beat.record})
+            except BadRecord as error:
+                rejected.append(rejected_line(record, error, user))
+                continue
+            first_seen[beat.id] = beat.seq
+            beats.append(beat)
     _emit(rejected)
 
-    predicted, refused, calls, endpoint_ms = 0, 0, 0, 0.0
+    predicted, calls, endpoint_ms = 0, 0, 0.0
+    refusals: list[tuple[Beat, InputRefused]] = []  # single beats the model refused, in order
+    refusal: InputRefused | None = None  # the last refusal
     failure_reason: str | None = None  # why the endpoint failed the rest of the batch
-    pending = deque(request_chunks(beats))  # in sequence order: beats[:predicted + refused] are done
+    pending = deque(request_chunks(beats))  # in sequence order: beats[:predicted + len(refusals)] are done
     while pending:
         chunk = pending.popleft()
         calls += 1
         try:
             predictions, version, chunk_ms = invoke(chunk)
-        except InputRefused as refusal:
-            if len(chunk) > 1:  # halves, in order, until the refused beats stand alone
-                pending.extendleft((chunk[len(chunk) // 2:], chunk[:len(chunk) // 2]))
+        except InputRefused as refused:
+            refusal = refused
+            if len(chunk) == 1:
+                refusals.append((chunk[0], refused))
+            elif predicted or len(refusals) < REFUSALS_MAX_BEFORE_A_PREDICTION:
+                pending.extendleft((chunk[len(chunk) // 2:], chunk[:len(chunk) // 2]))  # in order
             else:
-                _emit([refused_line(chunk[0], refusal)])
-                refused += 1
+                break
             continue
         except EndpointError as failure:
             failure_reason = str(failure)
@@ -570,7 +788,41 @@ def lambda_handler(event: dict[str, Any], context: Any) -> PartialBatchResponse:
                for beat, prediction in zip(chunk, predictions)])
         predicted += len(chunk)
 
-    failed = beats[predicted + refused:]
-    _emit([summary_line(len(records), predicted, len(rejected) + refused, len(failed), calls, endpoint_ms,
+    # A refusal is the beat's fault only if the same model predicted another beat of the batch (or, for a
+    # batch of one beat, said so with a 4xx). A model refusing all it is sent is a deployment fault:
+    # rejecting would turn it into permanent data loss, so the batch is retried as for any endpoint failure.
+    if refusal is not None and not predicted and not (len(beats) == 1 and refusal.status < 500):
+        failure_reason = failure_reason or (
+            f"the endpoint refused every beat it was sent ({len(refusals)} one by one, {refusal.status}); "
+            f"taken for a deployment fault, not the data: {refusal}")
+        refusals = []
+    failed = beats[predicted + len(refusals):]
+    # A lone 500 may be a passing fault of the container as well as a beat it refuses: a beat refused so
+    # is asked about once more, after the model predicted others, and rejected only if refused again
+    # (while the endpoint is failing, it is retried instead).
+    standing: list[tuple[Beat, InputRefused]] = []
+    for beat, lone in refusals:
+        if lone.status < 500:
+            standing.append((beat, lone))
+            continue
+        if failure_reason is not None:
+            failed.append(beat)
+            continue
+        calls += 1
+        try:
+            predictions, version, chunk_ms = invoke([beat])
+        except InputRefused as again:
+            standing.append((beat, again))
+            continue
+        except EndpointError as failure:
+            failure_reason = str(failure)
+            failed.append(beat)
+            continue
+        endpoint_ms += chunk_ms
+        _emit([prediction_line(beat, predictions[0], version, chunk_ms, time.time())])
+        predicted += 1
+    _emit([refused_line(beat, lone) for beat, lone in standing])
+    _emit([summary_line(user_count, predicted, len(rejected) + len(standing), len(failed), calls, endpoint_ms,
                         (time.perf_counter() - started) * 1000.0, failure_reason)])
-    return {"batchItemFailures": [{"itemIdentifier": beat.seq} for beat in failed]}
+    # The user records of one KPL aggregate share its sequence number: it is listed once.
+    return {"batchItemFailures": [{"itemIdentifier": seq} for seq in dict.fromkeys(beat.seq for beat in failed)]}

@@ -30,7 +30,7 @@ from hbcore.aws import endpoint as serving
 from hbcore.aws.backend import Backend
 from hbcore.aws.names import DEFAULT_REGION, Names
 from hbcore.aws.progress import Progress
-from hbcore.aws.redaction import redact, user_message
+from hbcore.aws.redaction import redact, sdk_error_message, user_message
 
 
 def _progress_printer() -> Progress:
@@ -262,6 +262,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: run the same command again to continue, or `python -m deploy down`", file=sys.stderr)
         return 130
+    except Exception as error:
+        message = sdk_error_message(error)  # e.g. ResponseParserError, no BotoCoreError
+        if message is None:
+            raise  # a bug: its traceback is what fixes it
+        print(f"error: {message}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

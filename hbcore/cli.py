@@ -4,8 +4,9 @@ The only argparse of the package (with ``deploy/__main__.py`` for AWS, and the S
 which runs on its own in the training container). Each command reads its options, calls one plain
 function of the library and prints what it returns. The library is imported only when its command
 runs, so ``--help`` stays fast. A failure the user can act on (:class:`hbcore.errors.HbError`, a
-missing file, a bad value) becomes one redacted line on stderr and exit code 2; a command whose
-run completed but failed its own check (beats lost, a target missed) exits 1.
+missing file, a bad value) becomes one redacted line on stderr and exit code 2; an AWS call that
+failed (anything botocore raised, whatever the endpoint answered) one redacted line and exit code 1,
+as does a command whose run completed but failed its own check (beats lost, a target missed).
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from hbcore.aws.redaction import redact
+from hbcore.aws.redaction import redact, sdk_error_message
 from hbcore.errors import HbError
 
 USER_ERROR_EXIT = 2
+AWS_ERROR_EXIT = 1  # an AWS call failed (as deploy/__main__.py)
 INTERRUPTED_EXIT = 130
 
 
@@ -371,3 +373,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return USER_ERROR_EXIT
     except KeyboardInterrupt:
         return INTERRUPTED_EXIT
+    except Exception as error:
+        message = sdk_error_message(error)
+        if message is None:
+            raise  # a bug: its traceback is what fixes it
+        print(f"error: {message}", file=sys.stderr)
+        return AWS_ERROR_EXIT

@@ -8,15 +8,52 @@ their own folders: ``HB_DATA_DIR`` (a folder laid out as ``shared/data``: ``mitd
 
 from __future__ import annotations
 
+import errno
 import os
+import tempfile
 from pathlib import Path
+
+from hbcore.errors import HbError
+
+_usable_cache_dirs: set[Path] = set()  # checked once per process: a probe file per call would cost
+
+
+class CacheDirError(HbError):
+    """The cache folder cannot be used (a file, read-only, full); the message names it and why.
+
+    Not an ``OSError`` on purpose: code that shrugs off a failed cache write must not shrug off this.
+    """
 
 
 def cache_dir() -> Path:
-    """The writable cache folder (created on first use)."""
+    """The writable cache folder (created, and proven writable, on first use).
+
+    Everything that runs (models, the local cloud's state and lock, downloads) writes here, so an
+    unusable folder is reported once, up front, naming the folder and the reason, rather than as a
+    traceback from whichever write happens to come first.
+    """
     path = Path(os.environ.get("HB_CACHE_DIR") or Path.home() / ".cache" / "hbcore")
-    path.mkdir(parents=True, exist_ok=True)
+    if path in _usable_cache_dirs and path.is_dir():
+        return path
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path) as probe:  # creating is not enough: a full disk fails on write
+            probe.write(b"\0")
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as error:
+        raise CacheDirError(f"cache folder {path} is not usable: {_reason(error)} "
+                            "(set HB_CACHE_DIR to a writable folder)") from None
+    _usable_cache_dirs.add(path)
     return path
+
+
+def _reason(error: OSError) -> str:
+    reasons = {errno.EEXIST: "a file is in the way", errno.ENOTDIR: "a file is in the way",
+               errno.EACCES: "permission denied (read-only?)", errno.EPERM: "permission denied (read-only?)",
+               errno.EROFS: "read-only file system", errno.ENOSPC: "no space left on the device",
+               errno.EDQUOT: "disk quota exceeded"}
+    return reasons.get(error.errno or 0, error.strerror or str(error))
 
 
 def data_dir() -> Path | None:

@@ -122,6 +122,8 @@ if demo_running:
         st.switch_page("pages/monitor.py")
 if st.session_state["home_demo_error"]:
     st.error(st.session_state["home_demo_error"])
+elif current is not None and not isinstance(current, str) and (failure := current.progress().error):
+    st.error(redact(failure))  # a demo that failed while this session was elsewhere
 
 st.divider()
 rows = part_rows()

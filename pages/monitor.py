@@ -49,7 +49,12 @@ def live() -> None:
         progress = pipeline.replay.progress()
         st.caption(f"Run `{progress.run}`: {progress.state}, {progress.sent:,} of {progress.total:,} beats sent "
                    f"({progress.rate_bps:,.0f} beats/s).")
-    if snapshot.stats.errors:
+        if progress.error:
+            st.error(f"The replay failed: {redact(progress.error)}")
+    if snapshot.stats.state == "failed":  # its thread ended: nothing below changes any more
+        reason = snapshot.stats.errors[-1] if snapshot.stats.errors else "no reason recorded"
+        st.error(f"The results reader stopped: {redact(reason)}. The figures below are what it read before.")
+    elif snapshot.stats.errors:
         st.warning(f"Reader: {redact(snapshot.stats.errors[-1])}")
 
     kpis = st.columns(6)

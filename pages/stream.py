@@ -4,6 +4,7 @@ import streamlit as st
 
 from hbcore.app import resources as res
 from hbcore.aws.redaction import redact, user_message
+from hbcore.errors import HbError
 from hbcore.stream import replay as replays
 
 MODES = ("Beats per second", "Real time × speed")
@@ -73,7 +74,7 @@ def start() -> None:
             pipeline.start_replay(selected, rate_bps=float(st.session_state["stream_rate"]))
         else:
             pipeline.start_replay(selected, speed=float(st.session_state["stream_speed"]))
-    except ValueError as error:
+    except (ValueError, HbError) as error:  # a bad choice, a replay that would not stop, a cloud that will not start
         st.session_state["stream_error"] = user_message(error)
 
 

@@ -54,11 +54,12 @@ if st.button("Train", key="train_run", type="primary", disabled=running):
     running = True
 if running:
     outcome = follow(runs["training"])
-    if outcome.error:
-        st.error(f"Training failed: {redact(outcome.error)}")
-    else:
+    if not outcome.error:
         st.success(f"Trained model {outcome.saved.version} in {outcome.elapsed_s:,.0f} s.")
         st.session_state["train_model"] = outcome.saved.version
+# A failed run stays on the page, also for a session that comes back to it after the run ended.
+if runs.get("training") is not None and (failure := runs["training"].progress().error):
+    st.error(f"Training failed: {redact(failure)}")
 
 saved = modelstore.saved_models()
 if not saved:

@@ -26,8 +26,10 @@ from hbcore.aws import stack
 from hbcore.aws.backend import Backend
 from hbcore.aws.names import Names
 from hbcore.aws.progress import Progress, silent
+from hbcore.aws.redaction import user_message
 from hbcore.contracts import inference, stream_record
 from hbcore.data.dataset import BeatSet
+from hbcore.errors import HbError
 from hbcore.stream import reader
 from hbcore.stream.reader import ResultsReader
 from hbcore.stream.replay import Replay, kinesis_client
@@ -42,6 +44,13 @@ READER_MARGIN_S = 60
 # writes each line as it is printed (hbcore.localcloud.poller), so seconds of margin are plenty there, and
 # re-reading less cut the local pipeline's CPU per beat by ~15 % at full speed (bench pipeline).
 LOCAL_READER_LAG_S = 3
+# How long stopping a replay waits for its thread: the call in flight (read_timeout of kinesis_client, 30 s,
+# at worst; well under a second normally) must end first.
+REPLAY_STOP_TIMEOUT_S = 10.0
+
+
+class ReplayStillRunning(HbError, RuntimeError):
+    """A replay did not end when asked, so a second one was not started beside it."""
 
 
 @dataclass(frozen=True)
@@ -158,9 +167,17 @@ class Pipeline:
     # -- replay and reader --
 
     def start_replay(self, beats: BeatSet, *, rate_bps: float | None = None, speed: float | None = None) -> Replay:
-        """Stop any running replay and stream ``beats`` (already selected and ordered) into the stream."""
+        """Stop any running replay, wait for it, and stream ``beats`` (already selected and ordered) into the stream.
+
+        Two replays never run side by side (they would share the stream's throughput and the monitor
+        would show only the second): if the running one has not ended within REPLAY_STOP_TIMEOUT_S,
+        nothing is started and :class:`ReplayStillRunning` says so.
+        """
         with self._lock:
             self.stop_replay()
+            if self.replay is not None and not self.replay.progress().done:
+                raise ReplayStillRunning(f"replay {self.replay.run} did not stop within {REPLAY_STOP_TIMEOUT_S:g} s, "
+                                         "so no second replay was started: press Stop, then Start again")
             self.reader  # noqa: B018 (the property starts reading, before the first beat is logged)
             self.replay = Replay(kinesis_client(self.backend), self.names.stream, beats, rate=rate_bps,
                                  speed=speed).start()
@@ -170,7 +187,7 @@ class Pipeline:
         """Stop the replay thread, if any (the beats already accepted still flow through)."""
         with self._lock:
             if self.replay is not None and not self.replay.progress().done:
-                self.replay.stop()
+                self.replay.stop(timeout_s=REPLAY_STOP_TIMEOUT_S)
 
     @property
     def reader(self) -> ResultsReader:
@@ -222,7 +239,7 @@ class Pipeline:
         try:
             status = self.endpoint_status()
         except Exception as error:  # the status panel reports, it never raises
-            return PartStatus("error", str(error))
+            return PartStatus("error", user_message(error))  # one line: botocore may quote a whole proxy page
         if status is None:
             return PartStatus("missing", "no model deployed")
         state = {"InService": "ok", "Failed": "error"}.get(status["status"], "working")

@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError
 
 from hbcore.aws.names import DEFAULT_REGION
 
@@ -20,6 +21,33 @@ from hbcore.aws.names import DEFAULT_REGION
 LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 _CLIENT_LOCK = threading.RLock()
 CLIENT_CONFIG = Config(retries={"max_attempts": 4, "mode": "standard"}, max_pool_connections=20)
+
+
+HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<title")  # how a web page's body begins
+
+
+class NotAnAwsResponse(BotoCoreError):
+    """The endpoint answered with a web page: a proxy, a captive portal or a wrong URL, not AWS."""
+
+    fmt = ("{operation}: the endpoint answered HTTP {status} with an HTML page, not an AWS response "
+           "(a proxy or a captive portal in the way, or a wrong endpoint URL?)")
+
+
+def refuse_html_pages(operation_model, response_dict: dict, **kwargs: Any) -> None:
+    """Fail a call answered with HTML before botocore parses it (botocore ``before-parse`` hook).
+
+    Parsed as an AWS answer, such a page becomes an error whose message quotes the whole body (which
+    a proxy may fill with the request's headers), a ``KeyError`` deep in the XML parser, or a
+    ``ClientError`` with no error code. An HTTP 5xx page is left to botocore: it becomes a
+    ``ClientError`` naming the status, which the callers' retries treat as transient.
+    """
+    body = response_dict.get("body")
+    status = int(response_dict.get("status_code") or 0)
+    if status >= 500 or not isinstance(body, bytes):  # streamed bodies (S3 objects, model answers) are data
+        return
+    # By the body, not the Content-Type: moto (Werkzeug) labels S3's empty 404s and XML errors text/html.
+    if body.lstrip()[:15].lower().startswith(HTML_STARTS):
+        raise NotAnAwsResponse(operation=operation_model.name, status=status)
 
 
 @dataclass(frozen=True)
@@ -45,9 +73,11 @@ class Backend:
     def _session(self) -> boto3.Session:
         if "session" not in self._cache:
             if self.is_local:
-                self._cache["session"] = boto3.Session(region_name=self.region, **LOCAL_CREDENTIALS)
+                session = boto3.Session(region_name=self.region, **LOCAL_CREDENTIALS)
             else:
-                self._cache["session"] = boto3.Session(region_name=self.region, profile_name=self.profile)
+                session = boto3.Session(region_name=self.region, profile_name=self.profile)
+            session.events.register("before-parse", refuse_html_pages)
+            self._cache["session"] = session
         return self._cache["session"]
 
     def endpoint_for(self, service: str) -> str | None:

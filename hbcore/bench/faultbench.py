@@ -19,7 +19,13 @@ How each fault is made:
   run re-sends every beat the reader had not seen (``Ledger.forget``). "Nothing lost" there means:
   every beat the replay sent ends up once in the reader's results, although the cloud lost the
   records and log lines it held. (On AWS, Kinesis and CloudWatch Logs are durable: no resend.)
-- the replay stopped and resumed: a new replay continues the run from the ledger.
+- the replay stopped and resumed: a new replay continues the run from the ledger; also with every
+  PutRecords call slowed to SLOW_PUT_S, where the stop must still end the sending within one call;
+- a model that refuses every request for REFUSING_S (``model_error`` faults for that long): an
+  endpoint failure, retried until the model answers again; not one beat may be rejected for it;
+- hostile log lines: text no handler prints (not JSON, the wrong shapes and types, other runs'
+  ids, control characters, a 200 kB line) written into the function's log group while the beats
+  flow; the reader must read past them, keep running, and lose nothing.
 
 Copies are expected (Lambda's delivery is at least once: a batch retried after a crash or a put
 resent after a lost answer is logged again); the reader drops them, and the table counts them.
@@ -62,6 +68,10 @@ PUT_FAULT_CALLS = 6
 LOST_RESPONSES = 3
 CRASHES = 5
 RESUME_AFTER_S = 2.0
+SLOW_PUT_S = 0.15  # a PutRecords round trip plausible against real AWS (moto answers in milliseconds)
+STOP_WITHIN_S = 2 * SLOW_PUT_S + 0.5  # a stop ends the sending after the call in flight
+REFUSING_S = DOWN_S  # how long the model refuses every request
+HOSTILE_ROUNDS = 5  # times the hostile log lines are written while the beats flow
 WAIT_POLL_S = 0.05
 HTTP_TIMEOUT_S = 10.0
 # Beats not in the results by then count as lost (backoffs reach 8 s, drains take a while).
@@ -201,6 +211,7 @@ class Trial:
     replays: list[Replay]
     injected: Callable[[], int]
     cleanup: Callable[[], None] = field(default=lambda: None)
+    problem: str | None = None  # what the scenario saw go wrong that the beat counts cannot show
 
 
 @dataclass(frozen=True)
@@ -272,6 +283,64 @@ def replay_stop_resume(rig: FaultRig, beats: BeatSet, rate_bps: float | None) ->
     return Trial([replay, rig.replay(beats, rate_bps, ledger=replay.ledger)], lambda: 1)
 
 
+def slow_put_stop_resume(rig: FaultRig, beats: BeatSet, rate_bps: float | None) -> Trial:
+    """Stop a replay whose every PutRecords call takes SLOW_PUT_S; it must end within one call. Then continue."""
+    slowed = [0]
+
+    def slow(**kwargs: object) -> None:
+        slowed[0] += 1
+        time.sleep(SLOW_PUT_S)
+
+    kinesis = kinesis_client(rig.backend)
+    kinesis.meta.events.register("before-send.kinesis.PutRecords", slow)
+    replay = Replay(kinesis, rig.pipeline.names.stream, beats, rate=rate_bps).start()
+    wait_until_sent(replay, int(len(beats) * FAULT_AT))
+    asked = time.monotonic()
+    stopped = replay.stop(timeout_s=SETTLE_TIMEOUT_S)
+    took_s = time.monotonic() - asked
+    problem = None
+    if stopped.state != "stopped" or took_s > STOP_WITHIN_S:
+        problem = (f"stop took {took_s:.2f} s (more than {STOP_WITHIN_S:g} s) and ended {stopped.state!r} "
+                   f"with {stopped.sent} of {stopped.total} beats sent")
+    return Trial([replay, rig.replay(beats, rate_bps, ledger=replay.ledger)], lambda: slowed[0], problem=problem)
+
+
+def hostile_lines(run: str, beats: BeatSet) -> list[str]:
+    """Log lines no handler prints, several of each kind, some naming this run's beats or shaped like its lines."""
+    record, sample = str(beats.meta["record"].iloc[0]), int(beats.meta["sample"].iloc[0])
+    lines = ["", "   ", "not json at all", "{", "}", "[]", "[1, 2, 3]", "null", "true", "42", '"a string"',
+             "START RequestId: 00000000-0000-0000-0000-000000000000 Version: $LATEST",
+             "\x00\x01\x1b[31m control characters \u0007", "\ud800 lone surrogate", "é" * 1000,
+             "x" * 200_000, json.dumps({"kind": "prediction"}), json.dumps({"kind": "rejected"}),
+             json.dumps({"kind": "summary", "beats": "many"}), json.dumps({"kind": 7, "id": None})]
+    for identity in (f"{run}:{record}:{sample}:extra", f"{run}:{record}", f"other-run:{record}:{sample}", 5, None,
+                     [run], {"run": run}):
+        lines += [json.dumps({"kind": "prediction", "id": identity, "pred": "N", "probability": "high"}),
+                  json.dumps({"kind": "prediction", "id": identity, "pred": 99, "probability": -1, "label": {},
+                              "latency_ms": "soon", "sent_at": [], "t_s": "later"}),
+                  json.dumps({"kind": "rejected", "id": identity, "reason": 12}),
+                  json.dumps({"id": identity, "level": "INFO"}) + " trailing text"]
+    return lines
+
+
+def hostile_log_lines(rig: FaultRig, beats: BeatSet, rate_bps: float | None) -> Trial:
+    """Write hostile log lines into the function's log group, HOSTILE_ROUNDS times while the beats flow."""
+    logs = rig.backend.client("logs")
+    log_group = rig.pipeline.names.log_group
+    replay = rig.replay(beats, rate_bps)
+    lines = hostile_lines(replay.run, beats)
+    written = 0
+    for round_ in range(HOSTILE_ROUNDS):
+        wait_until_sent(replay, int(len(beats) * (round_ + 1) / (HOSTILE_ROUNDS + 1)))
+        stream = f"hostile/{replay.run}/{round_}"
+        logs.create_log_stream(logGroupName=log_group, logStreamName=stream)
+        now_ms = int(time.time() * 1000)
+        logs.put_log_events(logGroupName=log_group, logStreamName=stream,
+                            logEvents=[{"timestamp": now_ms, "message": line} for line in lines if line])
+        written += sum(1 for line in lines if line)
+    return Trial([replay], lambda: written)
+
+
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("none", endpoint_fault()),
     Scenario(f"endpoint down {DOWN_S:g} s (503)", endpoint_fault({"kind": "unavailable", "seconds": DOWN_S})),
@@ -287,6 +356,10 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("handler crash mid-batch", handler_crash),
     Scenario("replay stopped + resumed", replay_stop_resume),
     Scenario("local cloud killed + restarted", cloud_restart),
+    Scenario("hostile log lines", hostile_log_lines),
+    Scenario(f"PutRecords slow ({SLOW_PUT_S:g} s), stopped + resumed", slow_put_stop_resume),
+    Scenario(f"model refuses every request {REFUSING_S:g} s",
+             endpoint_fault({"kind": "model_error", "seconds": REFUSING_S})),
 )
 
 
@@ -356,7 +429,16 @@ def run_scenario(rig: FaultRig, scenario: Scenario, beats: BeatSet, rate_bps: fl
         "latency_p95_ms": summary["latency_p95_ms"],
         "seconds": round(time.monotonic() - started, 1),
         "replay_error": next((r.progress().error for r in trial.replays if r.progress().error), None),
+        "reader_error": reader_failure(snapshot),
+        "problem": trial.problem,
     }
+
+
+def reader_failure(snapshot: tally.ResultsSnapshot) -> str | None:
+    """Why the results reader's thread ended, or None while it reads on (as it must through every fault)."""
+    if snapshot.stats.state != "failed":
+        return None
+    return snapshot.stats.errors[-1] if snapshot.stats.errors else "the reader failed without a reason"
 
 
 # --- the command ----------------------------------------------------------------------------------

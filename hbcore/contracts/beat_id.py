@@ -9,7 +9,9 @@ sample starts after the last.
 
 A stream record without an id (a bare CSV line, a JSON record without ``id``) gets the handler's
 fallback ``<shardId>:<sequenceNumber>`` (:func:`stream_position_id`), stable across Kinesis
-retries; it has one colon, so :func:`parse_beat_id` never mistakes it for a beat id.
+retries; it has one colon, so :func:`parse_beat_id` never mistakes it for a beat id. A user record
+inside a KPL aggregate (``hbcore.contracts.kpl``) gets ``<shardId>:<sequenceNumber>:<subsequence>``:
+its run part then starts with ``shardId-``, which no run id does.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ def parse_beat_id(identity: str) -> BeatKey | None:
     return BeatKey(run, record, int(sample))
 
 
-def stream_position_id(shard_id: str, sequence_number: str) -> str:
-    """The id the handler gives a stream record that carries none (``lambda_function.parse_record``)."""
-    return f"{shard_id}:{sequence_number}"
+def stream_position_id(shard_id: str, sequence_number: str, subsequence: int | None = None) -> str:
+    """The id the handler gives a stream record that carries none (``lambda_function.user_records``);
+    ``subsequence`` is the user record's index in a KPL aggregate."""
+    position = f"{shard_id}:{sequence_number}"
+    return position if subsequence is None else f"{position}:{subsequence}"

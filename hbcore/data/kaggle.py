@@ -12,6 +12,12 @@ are 1-based physical lines of the (decompressed) file, header included.
 
 Sources are a path, ``bytes`` or a binary file-like object (what ``st.file_uploader`` returns);
 ``max_bytes`` bounds both the raw and the decompressed size, for uploads.
+
+Input is bounded before any parser sees it, whichever way it comes in: gzip is decompressed as a
+stream that stops at a size cap (``max_bytes``, else ``MAX_DECOMPRESSED_BYTES``), no line is read
+past ``MAX_LINE_BYTES``, and the first data line's column count and separator are checked before
+pyarrow is asked for 187 or 188 columns (a one-line file of millions of fields hung it, or
+aborted the process with ``std::bad_alloc``).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import zlib
 from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol, TypeGuard
+from typing import Any, BinaryIO, Protocol, TypeGuard
 
 import numpy as np
 
@@ -39,6 +45,14 @@ UNLABELLED = -1
 GZIP_MAGIC = b"\x1f\x8b"
 INDEX_HEADER_NAMES = frozenset({"", "unnamed: 0", "index", "id"})
 READ_CHUNK_BYTES = 1 << 20
+# A published row is 188 values of 24 characters (``%.18e``) and commas, ~4.7 KB; with an index and
+# quotes well under this. A longer line is not a Kaggle row, and reading it whole is how a one-line
+# file of millions of fields got into memory.
+MAX_LINE_BYTES = 64 * 1024
+# mitbih_train.csv is ~392 MB decompressed. Without ``max_bytes`` a gzip is still read as a stream
+# stopped here, so a small gzip of gigabytes of zeros is an error naming the file, not a MemoryError.
+MAX_DECOMPRESSED_BYTES = 2 * 1024**3
+OTHER_SEPARATORS = {";": "semicolon", "\t": "tab", "|": "vertical bar"}
 
 
 class _Readable(Protocol):
@@ -55,28 +69,72 @@ class CsvValidationError(ValueError):
     """A Kaggle-format CSV that cannot be used; the message names the file, the line and the reason."""
 
 
+class _CappedGunzip(io.RawIOBase):
+    """A gzip stream decompressed as it is read, that fails (naming the file) past ``cap`` bytes.
+
+    One class for paths, bytes and uploads, so that every way in stops at the same cap with the same
+    message; a corrupt stream is named here too rather than surfacing as a zlib error.
+    """
+
+    def __init__(self, compressed: BinaryIO, name: str, cap: int) -> None:
+        super().__init__()
+        self._gzip = gzip.GzipFile(fileobj=compressed, mode="rb")
+        self._name = name
+        self._cap = cap
+        self._read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        try:
+            size = self._gzip.readinto(view[:min(len(view), self._cap + 1 - self._read)])
+        except (OSError, EOFError, zlib.error) as error:
+            raise _error(self._name, f"not a valid gzip file ({error})") from None
+        self._read += size
+        if self._read > self._cap:
+            raise _error(self._name, f"decompressed file larger than the {self._cap:,}-byte limit")
+        return size
+
+    def close(self) -> None:
+        self._gzip.close()
+        super().close()
+
+
 @dataclass(frozen=True)
 class _Input:
-    """A CSV source, decompressed in memory (``data``) or streamed from disk (``path``)."""
+    """A CSV source as it came (``data`` in memory, or ``path`` on disk), maybe gzipped.
+
+    Nothing is decompressed up front: every reader gets a fresh stream, capped at ``cap`` bytes.
+    """
 
     name: str
     path: Path | None = None
     data: bytes | None = None
     gzipped: bool = False
+    cap: int = MAX_DECOMPRESSED_BYTES
 
-    def open_binary(self) -> io.BufferedIOBase:
-        """A fresh binary stream of the decompressed text."""
+    def _raw(self) -> BinaryIO:
         if self.data is not None:
             return io.BytesIO(self.data)
         assert self.path is not None, "an _Input holds either data or a path"
-        return gzip.open(self.path, "rb") if self.gzipped else open(self.path, "rb")
+        return open(self.path, "rb")
+
+    def open_binary(self) -> BinaryIO:
+        """A fresh binary stream of the decompressed text."""
+        raw = self._raw()
+        return io.BufferedReader(_CappedGunzip(raw, self.name, self.cap), READ_CHUNK_BYTES) if self.gzipped else raw
 
     def arrow_stream(self):
+        """What pyarrow reads: its own readers for plain text, the capped stream for gzip."""
         import pyarrow as pa
 
+        if self.gzipped:
+            return self.open_binary()
         if self.data is not None:
             return pa.BufferReader(self.data)
-        return pa.input_stream(str(self.path), compression="gzip" if self.gzipped else None)
+        return pa.input_stream(str(self.path))
 
 
 @dataclass(frozen=True)
@@ -109,14 +167,6 @@ def _read_bounded(stream: _Readable, name: str, max_bytes: int | None, what: str
     return data
 
 
-def _gunzip(data: bytes, name: str, max_bytes: int | None) -> bytes:
-    try:
-        with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
-            return _read_bounded(stream, name, max_bytes, "decompressed file")
-    except (OSError, EOFError, zlib.error) as error:
-        raise _error(name, f"not a valid gzip file ({error})") from error
-
-
 def _input(source: Source, name: str | None, max_bytes: int | None) -> _Input:
     """Normalise a path, bytes or file-like source; enforce the size limit."""
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -136,21 +186,38 @@ def _input(source: Source, name: str | None, max_bytes: int | None) -> _Input:
             raise FileNotFoundError(f"{name}: no such file ({path})")
         with open(path, "rb") as stream:
             gzipped = stream.read(2) == GZIP_MAGIC
-        if max_bytes is None:
-            return _Input(name, path=path, gzipped=gzipped)
-        if path.stat().st_size > max_bytes:
+        if max_bytes is not None and path.stat().st_size > max_bytes:
             raise _error(name, f"file larger than the {max_bytes:,}-byte limit")
-        data = path.read_bytes()
-    if data[:2] == GZIP_MAGIC:
-        data = _gunzip(data, name, max_bytes)
-    return _Input(name, data=data)
+        return _Input(name, path=path, gzipped=gzipped, cap=_cap(max_bytes))
+    return _Input(name, data=data, gzipped=data[:2] == GZIP_MAGIC, cap=_cap(max_bytes))
+
+
+def _cap(max_bytes: int | None) -> int:
+    """The decompressed-size cap: the caller's limit, else the module's (read now, so tests can lower it)."""
+    return MAX_DECOMPRESSED_BYTES if max_bytes is None else max_bytes
+
+
+def _raw_lines(stream: BinaryIO, name: str) -> Generator[tuple[int, bytes], None, None]:
+    """(1-based line number, raw line) of every line, none read past ``MAX_LINE_BYTES``."""
+    number = 0
+    while True:
+        raw = stream.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        number += 1
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            values = raw.count(b",") + 1
+            raise _error(name, f"more than {MAX_LINE_BYTES:,} bytes on one line ({values:,} values in the first "
+                               f"{MAX_LINE_BYTES:,} bytes, expected {WINDOW_SAMPLES} or {WINDOW_SAMPLES + 1})",
+                         number)
+        yield number, raw
 
 
 def _lines(inp: _Input) -> Generator[tuple[int, list[str]], None, None]:
     """(1-based line number, fields) of every non-blank line; names the line that is not text."""
     try:
         with inp.open_binary() as stream:
-            for number, raw in enumerate(stream, start=1):
+            for number, raw in _raw_lines(stream, inp.name):
                 try:
                     text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
                 except UnicodeDecodeError:
@@ -184,6 +251,7 @@ def _layout(inp: _Input) -> _Layout:
     if first is None:
         raise _error(inp.name, "empty file, no rows")
     number, fields = first
+    _check_separator(inp.name, number, fields)
     index_named = False
     if _is_header(fields):
         index_named = fields[0].strip().lower() in INDEX_HEADER_NAMES
@@ -192,7 +260,27 @@ def _layout(inp: _Input) -> _Layout:
             raise _error(inp.name, "a header row and no data rows")
         number, fields = following
     lines.close()
-    return _Layout(number, len(fields), index_named or len(fields) == WINDOW_SAMPLES + 2)
+    _check_separator(inp.name, number, fields)
+    layout = _Layout(number, len(fields), index_named or len(fields) == WINDOW_SAMPLES + 2)
+    if layout.n_values not in (WINDOW_SAMPLES, WINDOW_SAMPLES + 1):  # before pyarrow is asked for these columns
+        raise _error(inp.name, f"{layout.n_values:,} values, expected {WINDOW_SAMPLES} or {WINDOW_SAMPLES + 1}",
+                     number)
+    return layout
+
+
+def _check_separator(name: str, number: int, fields: list[str]) -> None:
+    """Refuse a line that splits on something other than commas, naming the separator found.
+
+    Otherwise a semicolon- or tab-separated file is one field a line: its first line is taken for a
+    header (a name) and its second reported as "1 values", which says nothing of the cause.
+    """
+    if len(fields) != 1:
+        return
+    text = fields[0]
+    found = max(OTHER_SEPARATORS, key=text.count)
+    if text.count(found):
+        raise _error(name, f"values are separated by {OTHER_SEPARATORS[found]}s ({text.count(found) + 1:,} fields "
+                           f"split on {found!r}), expected commas", number)
 
 
 def _running_index(column: np.ndarray) -> bool:
@@ -284,7 +372,7 @@ def _line_of_row(inp: _Input, layout: _Layout, row: int) -> int:
     """The 1-based line number of the 0-based data row ``row`` (blank lines do not count)."""
     seen = -1
     with inp.open_binary() as stream:
-        for number, raw in enumerate(stream, start=1):
+        for number, raw in _raw_lines(stream, inp.name):
             if number >= layout.first_line and raw.strip():
                 seen += 1
                 if seen == row:
@@ -332,6 +420,8 @@ def load_kaggle_csv(
     layout = _layout(inp)
     try:
         table = _parse_fast(inp, layout)
+    except CsvValidationError:
+        raise  # the capped gzip stream's own error, passed through pyarrow
     except Exception as error:  # pyarrow: malformed rows, text, empty fields, encoding; located below
         raise _locate_problem(inp, layout, f"cannot parse ({error})") from None
     if len(table) == 0:

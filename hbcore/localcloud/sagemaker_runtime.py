@@ -23,7 +23,6 @@ import shutil
 import socket
 import sys
 import tarfile
-import tempfile
 import threading
 import time
 import traceback
@@ -35,6 +34,7 @@ from types import ModuleType
 from typing import Any, Protocol
 
 from hbcore.aws.names import DEFAULT_REGION
+from hbcore.localcloud.owner import ENDPOINTS_PREFIX, claim_folder
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # InvokeEndpoint's request limit
 IDLE_CONNECTION_TIMEOUT_S = 120.0
@@ -260,7 +260,7 @@ class EndpointServer:
         self._load_locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
         self._stats: dict[str, EndpointStats] = {}
-        self._workdir = Path(tempfile.mkdtemp(prefix="hb-endpoints-"))
+        self._workdir = claim_folder(ENDPOINTS_PREFIX)  # removed by stop(), or by the next run if killed
         self._httpd = _Server((host, port), self)
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -334,10 +334,11 @@ class EndpointServer:
         loaded, variant_name = self.model_for(endpoint, region, variant)
         try:
             result, result_type = loaded.invoke(body, content_type, accept)
-        except ValueError as error:
-            raise model_error(endpoint, region, 400, str(error)) from None
         except Exception as error:
-            raise model_error(endpoint, region, 500, f"{type(error).__name__}: {error}") from None
+            # The SKLearn serving stack answers 500 for any exception in input_fn/predict_fn/output_fn,
+            # a model's refusal (ValueError, its own words) included; never a 4xx.
+            message = str(error) if isinstance(error, ValueError) else f"{type(error).__name__}: {error}"
+            raise model_error(endpoint, region, 500, message) from None
         return result, result_type, variant_name
 
     def record(self, endpoint: str, started: float, size: int, error: str | None) -> None:
@@ -374,12 +375,31 @@ def region_of(authorization: str | None) -> str:
     return DEFAULT_REGION
 
 
+def content_length(values: list[str]) -> int | None:
+    """The body length given by the ``Content-Length`` header lines, or None when it is not one number.
+
+    Only one plain decimal number counts (RFC 9110's ``1*DIGIT``): ``int()`` alone takes ``-1``,
+    ``+5`` or ``1_0``, and a negative length made the server wait for a body that never comes. A
+    list (``5, 5``, or two header lines) is refused rather than guessed at, as a proxy would.
+    """
+    if len(values) != 1:
+        return None
+    text = values[0].strip()
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
 class _Server(ThreadingHTTPServer):
     """The HTTP server, holding the :class:`EndpointServer` its handlers answer for."""
 
     def __init__(self, address: tuple[str, int], endpoint_server: EndpointServer) -> None:
         super().__init__(address, _Handler)
         self.endpoint_server = endpoint_server
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """No traceback for a client that hung up (broken pipe, reset): nothing is wrong here."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -400,18 +420,32 @@ class _Handler(BaseHTTPRequestHandler):
         """Silent: a line per request would cost more than the request."""
 
     def _read_body(self) -> bytes:
-        length = self.headers.get("Content-Length")
-        if length is None:
+        """The request body, after checking its framing; the connection closes on any framing error.
+
+        A body whose length is unknown leaves the next request's start unknown too, so every
+        refusal here also ends the connection. A client that hangs up mid-body is no error to answer.
+        """
+        lengths = self.headers.get_all("Content-Length") or []
+        if not lengths:
             if self.headers.get("Transfer-Encoding"):
                 self.close_connection = True
                 raise SageMakerError(411, "ValidationError", "a Content-Length header is required")
             return b""
-        size = int(length)
+        size = content_length(lengths)
+        if size is None:
+            self.close_connection = True
+            shown = ", ".join(repr(value) for value in lengths)
+            raise SageMakerError(400, "ValidationError",
+                                 f"Content-Length {shown} is not one non-negative decimal integer")
         if size > MAX_PAYLOAD_BYTES:
             self.close_connection = True
             raise SageMakerError(413, "ValidationError",
                                  f"Request payload of {size} bytes exceeds the limit of {MAX_PAYLOAD_BYTES} bytes")
-        return self.rfile.read(size)
+        body = self.rfile.read(size)
+        if len(body) < size:
+            self.close_connection = True
+            raise ConnectionAbortedError(f"the client hung up after {len(body)} of {size} body bytes")
+        return body
 
     def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)

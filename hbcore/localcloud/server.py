@@ -49,7 +49,7 @@ from hbcore.localcloud.motostate import (  # noqa: E402
     MotoMetrics,
     MotoSageMaker,
 )
-from hbcore.localcloud.owner import LocalCloudError  # noqa: E402
+from hbcore.localcloud.owner import LocalCloudError, process_start  # noqa: E402
 from hbcore.localcloud.poller import REPOSITORY_ROOT, MappingError, Poller  # noqa: E402
 from hbcore.localcloud.sagemaker_runtime import EndpointServer, region_of  # noqa: E402
 
@@ -339,8 +339,10 @@ def run_serve(port: int = 0, runtime_port: int = 0, retention_s: float | None = 
     try:
         if not server.healthy():
             raise LocalCloudError("the local cloud did not answer on loopback")
-        state = {"pid": os.getpid(), "moto_url": server.url, "sagemaker_runtime_url": server.runtime_url,
-                 "started_at": server.started_at, "parent_pid": parent_pid}
+        # process_start lets a reader tell this process from a later one given the same pid
+        state = {"pid": os.getpid(), "process_start": process_start(os.getpid()), "moto_url": server.url,
+                 "sagemaker_runtime_url": server.runtime_url, "started_at": server.started_at,
+                 "parent_pid": parent_pid}
         if state_path:
             write_state(state_path, state)
         if on_ready is not None:

@@ -385,8 +385,9 @@ class Replay(BackgroundTask[ReplayProgress]):
     # -- the thread --
 
     def _on_stop_locked(self) -> None:
-        """Beats already due while the thread waits for more go in one last call (see _wait_until_due)."""
-        self._flush_requested = self._waiting
+        """Beats already due while the thread waits for more go in one last call (see _wait_until_due),
+        unless the replay is paused: a paused replay sends nothing more, stopped or not."""
+        self._flush_requested = self._waiting and not self._paused
 
     def _elapsed_s_locked(self, now: float) -> float:
         """Running time, pauses excluded, frozen once the run ended."""
@@ -398,8 +399,10 @@ class Replay(BackgroundTask[ReplayProgress]):
 
         A call's worth: MAX_RECORDS_PER_CALL beats, or whatever is due once the first of them has
         waited PUT_BUFFER_S. A pause or a stop that comes while the thread waits here first lets one
-        call go with what is due, so beats that fell due before it are sent, not held in the buffer
-        (one that comes during a call ends the sending after that call).
+        call go with what is due, so beats that fell due before it are sent, not held in the buffer;
+        one that comes during a call ends the sending after that call. So the stop flag is read
+        before a full buffer is let go: with slow calls (0.15 s against real AWS) a call's worth is
+        due every time the thread gets here, and a stop tested after that was never seen.
         """
         with self._lock:
             self._waiting = True
@@ -408,7 +411,8 @@ class Replay(BackgroundTask[ReplayProgress]):
                 due_end = int(np.searchsorted(due_s, now_s, side="right"))
                 first_due_s = due_s[next_index]
                 buffered = due_end > next_index
-                if buffered and (self._flush_requested or (not self._paused and (
+                holding = self._paused or self._stop_requested
+                if buffered and (self._flush_requested or (not holding and (
                         due_end - next_index >= MAX_RECORDS_PER_CALL or now_s - first_due_s >= PUT_BUFFER_S))):
                     self._flush_requested = self._waiting = False
                     return due_end

@@ -346,8 +346,9 @@ class ResultsStore:
 
     def _file_rejected(self, line: log_lines.Rejected, ts: float) -> None:
         """File a rejected record once. Only the latest keep_rejected keys are remembered: a copy of an
-        older one (a retry an hour later, past that many malformed records) would count again."""
-        key = (line.shard, line.seq) if line.seq is not None else (line.id, line.reason)
+        older one (a retry an hour later, past that many malformed records) would count again. The id
+        is part of the key because one Kinesis record (a KPL aggregate) can carry several beats."""
+        key = (line.shard, line.seq, line.id) if line.seq is not None else (line.id, line.reason)
         if key in self._rejected_keys:
             self._counts["duplicate_rejections"] += 1
             return

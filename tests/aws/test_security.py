@@ -25,7 +25,7 @@ KNOWN_FAKES = {"AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY
 # Where errors reach a user: the app's pages and resources, and the two command lines.
 USER_FACING = sorted([*REPO.glob("pages/*.py"), REPO / "streamlit_app.py", REPO / "hbcore" / "app" / "resources.py",
                       REPO / "hbcore" / "cli.py", REPO / "deploy" / "__main__.py"])
-REDACTORS = {"user_message", "redact"}
+REDACTORS = {"user_message", "redact", "sdk_error_message"}
 SHOWN_ERROR_FIELDS = {"error", "errors", "failure_reason"}
 ST_MESSAGES = {"error", "warning", "exception", "toast", "info"}
 

@@ -55,7 +55,7 @@ def test_a_rejected_line_reads_back_field_by_field_and_writes_back_byte_for_byte
 
 
 def test_a_refused_line_reads_back_field_by_field_and_writes_back_byte_for_byte(handler, beat):
-    text = handler.refused_line(beat, handler.InputRefused("instance 1: value 3 (1.25) is outside [0, 1]"))
+    text = handler.refused_line(beat, handler.InputRefused("instance 1: value 3 (1.25) is outside [0, 1]", 400))
 
     line = decode_line(text)
 

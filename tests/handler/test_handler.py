@@ -41,11 +41,13 @@ class LambdaContext:
 class FakeRuntime(ThreadingHTTPServer):
     """``POST /endpoints/{name}/invocations`` on 127.0.0.1: predicts class ``int(beat[0] * 5)``.
 
-    A beat whose first value is above 1 makes the "container" refuse the request (a 4xx ModelError),
-    as the real inference module refuses values outside [0, 1].
+    A beat whose first value is above 1 makes the "container" refuse the request (a ModelError whose
+    original status is ``refusal_status``, with the model's message), as the real inference module
+    refuses values outside [0, 1]; the SageMaker scikit-learn container answers 500 for it.
+    ``broken`` (a message) makes it refuse every request so, as a model that cannot load does.
 
     ``failures`` holds what the next calls do (``"ok"``, ``"internal"``, ``"throttle"``,
-    ``"model_error"``, ``"slow"``, ``"garbage"``), one entry per call; once empty, calls succeed.
+    ``"model_error"``, ``"refuse500"``, ``"slow"``, ``"garbage"``), one entry per call; once empty, calls succeed.
     """
 
     daemon_threads = True
@@ -55,6 +57,8 @@ class FakeRuntime(ThreadingHTTPServer):
         self.bodies: list[bytes] = []
         self.content_types: list[str] = []
         self.failures: list[str] = []
+        self.refusal_status = 400
+        self.broken: str | None = None
         self.lock = threading.Lock()
 
     @property
@@ -90,6 +94,10 @@ class _FakeRuntimeHandler(BaseHTTPRequestHandler):
             "model_error": (424, "ModelError"),
             "not_found": (400, "ValidationError"),
         }
+        if mode == "refuse500":  # a passing 500 of the container, with its message
+            self._reply(424, json.dumps({"message": "Received server error (500)", "OriginalStatusCode": 500,
+                                         "OriginalMessage": "the model container failed"}).encode(), "ModelError")
+            return
         if mode in errors:
             status, code = errors[mode]
             self._reply(status, json.dumps({"message": f"injected {code}"}).encode(), code)
@@ -101,10 +109,12 @@ class _FakeRuntimeHandler(BaseHTTPRequestHandler):
             return
         instances = json.loads(body)["instances"]
         refused = [index for index, instance in enumerate(instances) if instance["beat"][0] > 1]
-        if refused:
-            message = f"instance {refused[0]}: value 1 is outside [0, 1]"
-            self._reply(424, json.dumps({"message": f"Received client error (400) from primary with message {message}",
-                                         "OriginalStatusCode": 400, "OriginalMessage": message}).encode(), "ModelError")
+        if refused or server.broken:
+            message = server.broken or f"instance {refused[0]}: value 1 is outside [0, 1]"
+            status = server.refusal_status
+            self._reply(424, json.dumps({"message": f"Received error ({status}) from primary with message {message}",
+                                         "OriginalStatusCode": status, "OriginalMessage": message}).encode(),
+                        "ModelError")
             return
         predictions = []
         for instance in instances:
@@ -516,3 +526,270 @@ def test_the_local_endpoint_server_classifies_the_batch_as_the_model_does(monkey
     assert response == {"batchItemFailures": []}
     assert [line["pred"] for line in predictions] == expected.tolist()
     assert {line["model_version"] for line in predictions} == {model.version}
+
+
+# --- records Lambda may deliver broken (missing fields, not objects) --------------------------------
+
+def _drop(path: tuple[str, ...]):
+    def mutate(record: dict) -> Any:
+        target = record
+        for key in path[:-1]:
+            target = target[key]
+        del target[path[-1]]
+        return record
+    return mutate
+
+
+def _set(path: tuple[str, ...], value: Any):
+    def mutate(record: dict) -> Any:
+        target = record
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+        return record
+    return mutate
+
+
+BROKEN_RECORDS = {
+    "no data": (_drop(("kinesis", "data")), "'kinesis.data' is missing"),
+    "null data": (_set(("kinesis", "data"), None), "'kinesis.data' is missing"),
+    "data a number": (_set(("kinesis", "data"), 12), "'kinesis.data' is int"),
+    "no kinesis": (_drop(("kinesis",)), "no 'kinesis.sequenceNumber'"),
+    "kinesis a list": (_set(("kinesis",), []), "no 'kinesis.sequenceNumber'"),
+    "no sequence number": (_drop(("kinesis", "sequenceNumber")), "no 'kinesis.sequenceNumber'"),
+    "sequence number a number": (_set(("kinesis", "sequenceNumber"), 1001), "no 'kinesis.sequenceNumber'"),
+    "a string": (lambda record: "shardId-000000000000:1001", "record is str, expected an object"),
+    "null": (lambda record: None, "record is null, expected an object"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_RECORDS))
+def test_a_record_missing_fields_is_rejected_alone_and_never_fails_the_batch(handler, capsys, case):
+    mutate, reason = BROKEN_RECORDS[case]
+    event = with_payloads([beat_payload(sample) for sample in range(3)])
+    event["Records"][1] = mutate(event["Records"][1])
+
+    response, lines = invoke(handler, event, capsys)
+
+    (rejected,) = of_type(lines, "rejected")
+    assert reason in rejected["reason"]
+    assert [line["sample"] for line in of_type(lines, "prediction")] == [0, 2]
+    assert response == {"batchItemFailures": []}
+
+
+def test_a_record_without_sequence_number_is_never_listed_for_retry(handler, runtime, capsys):
+    event = with_payloads([beat_payload(sample) for sample in range(3)])
+    del event["Records"][0]["kinesis"]["sequenceNumber"]
+    runtime.failures.append("internal")
+
+    response, lines = invoke(handler, event, capsys)
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": "1001"}, {"itemIdentifier": "1002"}]}
+    (rejected,) = of_type(lines, "rejected")
+    assert rejected["seq"] is None and "cannot be retried" in rejected["reason"]
+
+
+@pytest.mark.parametrize("event", [{}, {"Records": None}, {"Records": "x"}, {"Records": {"a": 1}}, [], None],
+                         ids=["absent", "null", "a string", "an object", "event a list", "event null"])
+def test_an_event_without_a_list_of_records_is_an_empty_batch(handler, runtime, capsys, event):
+    response, lines = invoke(handler, event, capsys)
+
+    assert response == {"batchItemFailures": []}
+    (summary,) = lines
+    assert (summary["type"], summary["records"], summary["error"]) == ("summary", 0, None)
+    assert runtime.bodies == []
+
+
+# --- gzip-compressed records -----------------------------------------------------------------------
+
+def _logs_subscription_payload() -> bytes:
+    """What a CloudWatch Logs subscription puts into Kinesis: gzip of a DATA_MESSAGE document."""
+    import gzip
+
+    return gzip.compress(json.dumps({"messageType": "DATA_MESSAGE", "owner": "123456789012",
+                                     "logGroup": "/aws/lambda/x", "logStream": "s", "subscriptionFilters": ["f"],
+                                     "logEvents": [{"id": "1", "timestamp": 0, "message": "hi"}]}).encode())
+
+
+@pytest.mark.parametrize("payload", ["subscription", "gzipped beat"])
+def test_a_gzip_compressed_record_is_rejected_naming_gzip(handler, capsys, payload):
+    import gzip
+
+    data = _logs_subscription_payload() if payload == "subscription" else gzip.compress(beat_payload(1))
+    response, lines = invoke(handler, with_payloads([beat_payload(0), data]), capsys)
+
+    (rejected,) = of_type(lines, "rejected")
+    assert rejected["reason"].startswith("gzip-compressed: not supported")
+    assert [line["sample"] for line in of_type(lines, "prediction")] == [0]
+    assert response == {"batchItemFailures": []}
+
+
+# --- KPL-aggregated records ------------------------------------------------------------------------
+
+def aggregate(payloads: list[bytes], key: str = "100") -> bytes:
+    from hbcore.contracts.kpl import encode_aggregate
+
+    return encode_aggregate([(key, payload) for payload in payloads])
+
+
+def test_each_user_record_of_an_aggregate_is_predicted_once(handler, capsys):
+    event = with_payloads([beat_payload(0), aggregate([beat_payload(s) for s in (1, 2, 3)]), beat_payload(4)])
+
+    response, lines = invoke(handler, event, capsys)
+
+    predictions = of_type(lines, "prediction")
+    assert [(line["id"], line["seq"]) for line in predictions] == [
+        ("run9:100:0", "1000"), ("run9:100:1", "1001"), ("run9:100:2", "1001"), ("run9:100:3", "1001"),
+        ("run9:100:4", "1002")]
+    (summary,) = of_type(lines, "summary")
+    assert (summary["records"], summary["predicted"]) == (5, 5)
+    assert response == {"batchItemFailures": []}
+
+
+def test_a_user_record_without_id_gets_its_subsequence_in_its_id(handler, capsys):
+    csv_line = ",".join(["0.5"] * 187).encode()
+    _, lines = invoke(handler, with_payloads([aggregate([csv_line, csv_line], key="207")]), capsys)
+
+    predictions = of_type(lines, "prediction")
+    assert [(line["id"], line["record"]) for line in predictions] == [
+        ("shardId-000000000000:1000:0", "207"), ("shardId-000000000000:1000:1", "207")]
+
+
+def test_a_bad_user_record_is_rejected_alone_with_its_position(handler, capsys):
+    event = with_payloads([aggregate([beat_payload(1), b"not a beat", beat_payload(3)])])
+
+    response, lines = invoke(handler, event, capsys)
+
+    (rejected,) = of_type(lines, "rejected")
+    assert (rejected["id"], rejected["seq"]) == ("shardId-000000000000:1000:1", "1000")
+    assert "neither a JSON object nor a CSV line" in rejected["reason"]
+    assert [line["sample"] for line in of_type(lines, "prediction")] == [1, 3]
+    assert response == {"batchItemFailures": []}
+
+
+def _bad_md5() -> bytes:
+    data = bytearray(aggregate([beat_payload(1)]))
+    data[-1] ^= 0xFF
+    return bytes(data)
+
+
+def _bad_protobuf() -> bytes:
+    import hashlib
+
+    message = b"\x1a\xff\x01"  # field 3, length 255, nothing after it
+    return b"\xf3\x89\x9a\xc2" + message + hashlib.md5(message).digest()
+
+
+CORRUPT_AGGREGATES = {
+    "bad md5": (_bad_md5, "KPL aggregate: the MD5 does not match"),
+    "truncated": (lambda: aggregate([beat_payload(1)])[:40], "KPL aggregate: the MD5 does not match"),
+    "too short": (lambda: b"\xf3\x89\x9a\xc2\x00", "KPL aggregate: 5 bytes, too short"),
+    "bad protobuf": (_bad_protobuf, "KPL aggregate: field 3 of 255 bytes runs past the end"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CORRUPT_AGGREGATES))
+def test_a_corrupt_aggregate_is_rejected_naming_kpl(handler, capsys, case):
+    make, reason = CORRUPT_AGGREGATES[case]
+    response, lines = invoke(handler, with_payloads([beat_payload(0), make()]), capsys)
+
+    (rejected,) = of_type(lines, "rejected")
+    assert rejected["seq"] == "1001" and reason in rejected["reason"]
+    assert response == {"batchItemFailures": []}
+
+
+def test_an_endpoint_failure_lists_an_aggregate_once_by_its_sequence_number(handler, runtime, capsys):
+    runtime.failures.append("internal")
+    event = with_payloads([aggregate([beat_payload(s) for s in range(4)]), beat_payload(9)])
+
+    response, lines = invoke(handler, event, capsys)
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": "1000"}, {"itemIdentifier": "1001"}]}
+    (summary,) = of_type(lines, "summary")
+    assert (summary["records"], summary["failed"]) == (5, 5)
+
+
+def test_a_partly_predicted_aggregate_is_retried_and_every_beat_is_logged(monkeypatch, runtime, capsys):
+    """The retry logs the aggregate's already predicted beats again (the reader keeps one per beat id)."""
+    handler = load_handler(monkeypatch, runtime.url, ENDPOINT_MAX_REQUEST_BYTES="20000")  # ~15 beats per call
+    event = with_payloads([aggregate([beat_payload(10 * r + s) for s in range(10)]) for r in range(4)])
+    runtime.failures.extend(["ok", "internal"])
+    response, first_lines = invoke(handler, event, capsys)
+    failed = [item["itemIdentifier"] for item in response["batchItemFailures"]]
+    assert failed == ["1001", "1002", "1003"]  # the failure fell inside the second aggregate
+    retry = {"Records": [record for record in event["Records"] if record["kinesis"]["sequenceNumber"] in failed]}
+
+    response, retry_lines = invoke(handler, retry, capsys)
+
+    ids = [line["id"] for line in of_type(first_lines + retry_lines, "prediction")]
+    assert set(ids) == {f"run9:100:{sample}" for sample in range(40)}
+    assert len(ids) == 40 + sum(1 for line in of_type(first_lines, "prediction") if line["seq"] == "1001")
+    assert response == {"batchItemFailures": []}
+
+
+# --- refusals as the scikit-learn container sends them (500 with the model's message) ---------------
+
+def test_a_refused_beat_is_isolated_when_the_refusal_is_a_500(handler, runtime, capsys):
+    runtime.refusal_status = 500
+    first_values = [0.05, 0.25, 3.0, 0.45, 0.65, 0.05, 7.0, 0.25]
+
+    response, lines = invoke(handler, with_payloads([beat_payload(i, v) for i, v in enumerate(first_values)]), capsys)
+
+    assert response == {"batchItemFailures": []}
+    assert [line["sample"] for line in of_type(lines, "prediction")] == [0, 1, 3, 4, 5, 7]
+    assert [line["id"] for line in of_type(lines, "rejected")] == ["run9:100:2", "run9:100:6"]
+
+
+@pytest.mark.parametrize("status", [400, 500])
+def test_a_model_refusing_every_request_fails_the_batch_for_retry(handler, runtime, capsys, status):
+    runtime.refusal_status, runtime.broken = status, "model could not be loaded: no model.npz"
+
+    response, lines = invoke(handler, with_payloads([beat_payload(sample) for sample in range(100)]), capsys)
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": str(1000 + s)} for s in range(100)]}
+    assert of_type(lines, "rejected") == []
+    (summary,) = of_type(lines, "summary")
+    assert (summary["predicted"], summary["rejected"], summary["failed"]) == (0, 0, 100)
+    assert "refused every beat" in summary["error"] and "model could not be loaded" in summary["error"]
+    assert len(runtime.bodies) <= 7 + 2 * 8  # halving stops after 8 lone refusals: no call per beat
+
+
+@pytest.mark.parametrize("status", [400, 500])
+def test_a_batch_whose_every_beat_is_refused_is_retried_not_rejected(handler, runtime, capsys, status):
+    runtime.refusal_status = status
+
+    response, lines = invoke(handler, with_payloads([beat_payload(s, 3.0) for s in range(3)]), capsys)
+
+    assert [item["itemIdentifier"] for item in response["batchItemFailures"]] == ["1000", "1001", "1002"]
+    assert of_type(lines, "rejected") == []
+
+
+@pytest.mark.parametrize(("status", "retried"), [(500, True), (400, False)])
+def test_the_only_beat_of_a_batch_refused_is_retried_on_a_500_rejected_on_a_400(handler, runtime, capsys,
+                                                                                 status, retried):
+    runtime.refusal_status = status
+
+    response, lines = invoke(handler, with_payloads([beat_payload(0, 3.0)]), capsys)
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": "1000"}] if retried else []}
+    assert len(of_type(lines, "rejected")) == (0 if retried else 1)
+
+
+def test_a_beat_refused_alone_by_a_passing_500_is_asked_again_and_predicted(handler, runtime, capsys):
+    runtime.failures.extend(["refuse500"] * 3)  # [0..4], [0, 1], [0]: beat 0 refused alone, then the fault ends
+
+    response, lines = invoke(handler, with_payloads([beat_payload(sample) for sample in range(5)]), capsys)
+
+    assert sorted(line["sample"] for line in of_type(lines, "prediction")) == [0, 1, 2, 3, 4]
+    assert of_type(lines, "rejected") == []
+    assert response == {"batchItemFailures": []}
+
+
+def test_a_beat_refused_alone_by_a_500_while_the_endpoint_fails_is_retried(handler, runtime, capsys):
+    runtime.failures.extend(["refuse500", "refuse500", "refuse500", "ok", "internal"])
+
+    response, lines = invoke(handler, with_payloads([beat_payload(sample) for sample in range(5)]), capsys)
+
+    assert [line["sample"] for line in of_type(lines, "prediction")] == [1]
+    assert of_type(lines, "rejected") == []
+    assert sorted(item["itemIdentifier"] for item in response["batchItemFailures"]) == ["1000", "1002", "1003", "1004"]

@@ -82,7 +82,8 @@ def test_value_error_in_input_fn_is_a_model_error_with_its_message(clients, endp
     error = raised.value.response
     assert error["ResponseMetadata"]["HTTPStatusCode"] == 424
     assert "instance 0: 3 values, expected 8" in error["Error"]["Message"]
-    assert error["OriginalStatusCode"] == 400
+    assert error["OriginalStatusCode"] == 500
+    assert error["OriginalMessage"] == "instance 0: 3 values, expected 8"
 
 
 def test_update_endpoint_serves_the_new_model_on_the_next_call(clients, endpoint):

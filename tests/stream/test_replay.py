@@ -15,12 +15,13 @@ import numpy as np
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError
+from kit.beatkit import make_beats
 
 from hbcore.aws.backend import Backend
 from hbcore.bench.faultkit.putrecords import PutRecordsFaults
 from hbcore.contracts.beat_id import beat_id
 from hbcore.contracts.stream_record import beat_texts
-from hbcore.data.dataset import BeatSet, meta_frame
+from hbcore.data.dataset import BeatSet
 from hbcore.stream.replay import (
     MAX_RECORDS_PER_CALL,
     PUT_BUFFER_S,
@@ -48,26 +49,6 @@ def stream(backend) -> str:
     kinesis.create_stream(StreamName=name, ShardCount=2)
     kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.1})
     return name
-
-
-def make_beats(per_record: dict[str, int], rr_s: float = 0.8, timed: bool = True) -> BeatSet:
-    """Synthetic beats: ``per_record`` beats for each record, one every ``rr_s`` seconds."""
-    rng = np.random.default_rng(7)
-    records, samples, times = [], [], []
-    for record, count in per_record.items():
-        t_s = (np.arange(count) + 0.5) * rr_s
-        records += [record] * count
-        times.append(t_s)
-        samples.append(np.rint(t_s * 360).astype(np.int64))
-    n = len(records)
-    t_s = np.concatenate(times) if timed else np.full(n, np.nan)
-    X = rng.random((n, 187)).astype(np.float32)
-    X[:, 120:] = 0.0
-    y = (np.arange(n) % 5).astype(np.int8)
-    meta = meta_frame({"record": np.array(records), "sample": np.concatenate(samples), "t_s": t_s,
-                       "label": y.astype(np.int64), "rr_prev_s": np.full(n, rr_s), "rr_next_s": np.full(n, rr_s),
-                       "rr_local_s": np.full(n, rr_s)})
-    return BeatSet(X, y, meta)
 
 
 def records_in(backend: Backend, stream: str) -> list[dict]:
@@ -387,3 +368,55 @@ def test_sent_inputs_are_the_values_the_records_carry():
 
 def test_beat_id_joins_run_record_and_sample():
     assert beat_id("20261128T120000-abc123", "100", 370) == "20261128T120000-abc123:100:370"
+
+
+SLOW_CALL_S = 0.15  # a PutRecords round trip plausible against real AWS
+
+
+def slow_calls(client, delay_s: float = SLOW_CALL_S) -> list[int]:
+    """Make every PutRecords call take ``delay_s`` longer; the sizes of the calls made."""
+    sizes = call_sizes(client)
+    client.meta.events.register("before-send.kinesis.PutRecords", lambda **kwargs: time.sleep(delay_s))
+    return sizes
+
+
+# Paced and unpaced, few or many beats: the thread spends nearly all its time in a call.
+SLOW_REPLAYS = [({"100": 3000}, 500.0), ({"100": 20_000}, None), ({"100": 1500, "101": 1500}, 2000.0)]
+
+
+@pytest.mark.parametrize(("per_record", "rate"), SLOW_REPLAYS)
+def test_stop_is_obeyed_within_one_slow_call(backend, stream, per_record, rate):
+    client = kinesis_client(backend)
+    sizes = slow_calls(client)
+    replay = Replay(client, stream, make_beats(per_record), rate=rate).start()
+    time.sleep(4 * SLOW_CALL_S)
+
+    asked = time.monotonic()
+    progress = replay.stop(timeout_s=WAIT_S)
+
+    assert time.monotonic() - asked < 2 * SLOW_CALL_S + 0.5  # the call in flight, then nothing more
+    assert progress.state == "stopped"
+    assert 0 < progress.sent == sum(sizes) < sum(per_record.values())
+    assert len(sizes) <= 4 + 2  # the calls before stop, the one in flight
+    assert len(records_in(backend, stream)) == progress.sent
+
+
+@pytest.mark.parametrize(("per_record", "rate"), SLOW_REPLAYS)
+def test_pause_is_obeyed_within_one_slow_call(backend, stream, per_record, rate):
+    client = kinesis_client(backend)
+    sizes = slow_calls(client)
+    replay = Replay(client, stream, make_beats(per_record), rate=rate).start()
+    time.sleep(4 * SLOW_CALL_S)
+
+    replay.pause()
+    calls_at_pause = len(sizes)
+    time.sleep(4 * SLOW_CALL_S)  # the call in flight completes
+    held = replay.progress()
+    time.sleep(4 * SLOW_CALL_S)
+    still = replay.progress()
+    progress = replay.stop(timeout_s=WAIT_S)
+
+    assert held.state == still.state == "paused"
+    assert len(sizes) <= calls_at_pause + 1  # the call in flight (or, while waiting, the beats already due)
+    assert 0 < held.sent == still.sent == sum(sizes) < sum(per_record.values())
+    assert (progress.state, progress.sent) == ("stopped", held.sent)

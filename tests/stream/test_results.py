@@ -162,6 +162,20 @@ def test_rejected_records_are_deduplicated_by_shard_and_sequence_number(logs, gr
     assert rejection_reasons(snapshot.rejected).values.tolist() == [["empty record", 2], ["missing 'beat'", 1]]
 
 
+def test_rejected_beats_of_one_aggregated_record_are_counted_apart(logs, group):
+    """A KPL aggregate is one Kinesis record (one sequence number) carrying several beats."""
+    write(logs, group, [
+        (T0_S + 1, rejected(7, "empty record", beat="shardId-000000000000:7:0")),
+        (T0_S + 1, rejected(7, "empty record", beat="shardId-000000000000:7:2")),
+        (T0_S + 2, rejected(7, "empty record", beat="shardId-000000000000:7:2")),  # the batch was retried
+    ])
+
+    snapshot = read(logs, group)
+
+    assert snapshot.rejected["id"].tolist() == ["shardId-000000000000:7:0", "shardId-000000000000:7:2"]
+    assert snapshot.stats.duplicate_rejections == 1
+
+
 def test_summary_lines_are_read(logs, group):
     write(logs, group, [(T0_S + 1, {"type": "summary", "records": 100, "predicted": 98, "rejected": 2, "failed": 0,
                                     "endpoint_calls": 1, "endpoint_ms": 8.5, "handler_ms": 20.1, "error": None})])
