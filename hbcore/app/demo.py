@@ -89,10 +89,13 @@ class DemoRun(BackgroundTask[DemoProgress]):
     records : list of str, default=None
     model_path : Path, default=None
         Deploy this model instead of finding or training one.
+    aggregate : bool, default=False
+        Replay KPL-aggregated records (:class:`~hbcore.stream.replay.Replay`).
     """
 
     def __init__(self, pipeline: Pipeline, load: Callable[[], BeatSet], n_beats: int = DEMO_BEATS,
-                 rate_bps: float | None = None, records: list[str] | None = None, model_path: Path | None = None):
+                 rate_bps: float | None = None, records: list[str] | None = None, model_path: Path | None = None,
+                 aggregate: bool = False):
         super().__init__("demo-setup")
         self.pipeline = pipeline
         self.load = load
@@ -100,6 +103,7 @@ class DemoRun(BackgroundTask[DemoProgress]):
         self.rate_bps = rate_bps
         self.records = records
         self.model_path = model_path
+        self.aggregate = aggregate
         self.beats: BeatSet | None = None
         self._progress = DemoProgress(None, (), (), None)  # its error stays None: progress() adds the task's
 
@@ -145,7 +149,7 @@ class DemoRun(BackgroundTask[DemoProgress]):
         self._enter("replay")
         selection = replay_selection(self.beats, self.n_beats, self.records)
         started_s = time.time()
-        replay = self.pipeline.start_replay(selection, rate_bps=self.rate_bps)
+        replay = self.pipeline.start_replay(selection, rate_bps=self.rate_bps, aggregate=self.aggregate)
         with self._lock:
             self._progress.replay, self._progress.replay_started_s = replay, started_s
         self._leave("replay", f"streaming {len(selection):,} beats (run {replay.run})")
@@ -221,10 +225,11 @@ def account(replay: Replay, snapshot: tally.ResultsSnapshot, model: models.BeatM
 
 
 def run_demo(n_beats: int = DEMO_BEATS, rate_bps: float | None = None, records: list[str] | None = None,
-             model_path: Path | None = None, mitdb: str | None = None, log=print) -> dict:
+             model_path: Path | None = None, mitdb: str | None = None, log=print, aggregate: bool = False) -> dict:
     """The whole pipeline on the local cloud, end to end; returns :func:`account`'s summary."""
     with Pipeline() as pipeline:
-        run = DemoRun(pipeline, lambda: dataset.load_beats(mitdb), n_beats, rate_bps, records, model_path).start()
+        run = DemoRun(pipeline, lambda: dataset.load_beats(mitdb), n_beats, rate_bps, records, model_path,
+                      aggregate=aggregate).start()
         shown = 0
         while not (state := run.progress()).finished:
             for message in state.messages[shown:]:

@@ -166,12 +166,14 @@ class Pipeline:
 
     # -- replay and reader --
 
-    def start_replay(self, beats: BeatSet, *, rate_bps: float | None = None, speed: float | None = None) -> Replay:
+    def start_replay(self, beats: BeatSet, *, rate_bps: float | None = None, speed: float | None = None,
+                     aggregate: bool = False) -> Replay:
         """Stop any running replay, wait for it, and stream ``beats`` (already selected and ordered) into the stream.
 
         Two replays never run side by side (they would share the stream's throughput and the monitor
         would show only the second): if the running one has not ended within REPLAY_STOP_TIMEOUT_S,
-        nothing is started and :class:`ReplayStillRunning` says so.
+        nothing is started and :class:`ReplayStillRunning` says so. ``aggregate``: KPL-aggregated
+        records (:class:`~hbcore.stream.replay.Replay`).
         """
         with self._lock:
             self.stop_replay()
@@ -180,7 +182,7 @@ class Pipeline:
                                          "so no second replay was started: press Stop, then Start again")
             self.reader  # noqa: B018 (the property starts reading, before the first beat is logged)
             self.replay = Replay(kinesis_client(self.backend), self.names.stream, beats, rate=rate_bps,
-                                 speed=speed).start()
+                                 speed=speed, aggregate=aggregate).start()
             return self.replay
 
     def stop_replay(self) -> None:

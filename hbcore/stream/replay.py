@@ -3,14 +3,20 @@
 A :class:`Replay` owns one background thread that sends beats with PutRecords, paced at a rate in
 beats/s, as fast as the stream takes them, or in real time from the PhysioNet timestamps (``t_s``)
 times a speed (several records replay at once, as several patients). Each beat is one stream
-record (docs/ARCHITECTURE.md, "Stream record"), partition key = its record.
+record (docs/ARCHITECTURE.md, "Stream record"), partition key = its record. With ``aggregate=True``
+the beats of one record that go in the same call are packed, as the Kinesis Producer Library packs
+user records, into KPL aggregates (``hbcore.contracts.kpl``) of at most MAX_BEATS_PER_AGGREGATE beats
+and MAX_AGGREGATE_BYTES: a shard takes 1,000 Kinesis records/s, so carrying many beats in one raises
+the beats a shard takes; the handler de-aggregates them.
 
 Delivery: calls carry ≤ 500 records and ≤ 5 MiB. Beats that fall due are buffered for up to
 PUT_BUFFER_S (as the Kinesis Producer Library's RecordMaxBufferedTime does), so a paced replay makes
 a few calls per second of many records, not one call per beat. Entries that fail (``ProvisionedThroughputExceeded``
 or ``InternalFailure`` in a partial failure, or the whole call throttled, failing with a 5xx or
 losing its connection) are resent with exponential backoff and jitter until they are accepted or
-the replay is stopped; accepted entries are never resent. Entries the stream refuses for good (any
+the replay is stopped; accepted entries are never resent. An entry is a plain beat or an aggregate;
+the ledger accounts for each beat it carries: an aggregate accepted accepts them all, one resent or
+refused resends or refuses them all. Entries the stream refuses for good (any
 other per-record error code) are counted and kept in the :class:`Ledger`, which holds every accepted
 beat id (compactly, ``hbcore.stream.beatids``) so that lost and duplicated beats can be counted
 downstream. One ambiguity cannot be removed on the client: a call whose connection breaks after
@@ -36,7 +42,7 @@ from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
 from hbcore.aws.backend import Backend
 from hbcore.background import BackgroundTask, TaskFailed
-from hbcore.contracts import stream_record
+from hbcore.contracts import kpl, stream_record
 from hbcore.contracts.beat_id import beat_id
 from hbcore.data.dataset import BeatSet
 from hbcore.stream.beatids import ABSENT, BeatIds
@@ -55,6 +61,15 @@ BACKOFF_MAX_S = 5.0
 IDLE_WAIT_MAX_S = 0.05  # longest sleep between checks for due beats, pause and stop
 PUT_BUFFER_S = 0.1  # longest a due beat waits for others to share its PutRecords call
 RATE_WINDOW_S = 2.0
+# KPL's defaults bound an aggregate at 51,200 bytes (AggregationMaxSize): far under Kinesis' 1 MiB a
+# record and, at ~1.2 KB a beat, ~40 beats, each far under the handler's 64 KiB a user record.
+MAX_AGGREGATE_BYTES = 51_200
+MAX_BEATS_PER_AGGREGATE = 100
+# The protobuf framing of one user record in an aggregate, at most (tags, lengths, key index).
+AGGREGATE_RECORD_OVERHEAD_BYTES = 16
+
+# One PutRecords entry: the beat ids it carries (one, or an aggregate's), its partition key, its data.
+Entry = tuple[tuple[str, ...], str, bytes]
 
 
 def new_run_id() -> str:
@@ -238,7 +253,7 @@ class ReplayProgress:
     state: str  # "idle" | "running" | "paused" | "stopped" | "finished" | "failed"
     total: int
     sent: int  # accepted by Kinesis
-    retried: int  # entries resent after a partial or whole-call failure
+    retried: int  # beats resent after a partial or whole-call failure (an aggregate's: all it carries)
     failed_calls: int  # PutRecords calls that failed as a whole
     refused: int  # entries the stream refused for good
     pending: int  # neither accepted nor refused yet
@@ -283,10 +298,14 @@ class Replay(BackgroundTask[ReplayProgress]):
         Continue the run this ledger records (a replay stopped, or a stream lost): the beats it holds
         as accepted or refused are not sent again, the others are sent in order, paced from the start.
         The replay that wrote it must have ended.
+    aggregate : bool, default=False
+        Pack the beats of one record that go in the same call into KPL aggregates (see the module
+        docstring); each beat is still accounted for once in the ledger and the progress.
     """
 
     def __init__(self, kinesis, stream: str, beats: BeatSet, *, rate: float | None = None,
-                 speed: float | None = None, run: str | None = None, ledger: Ledger | None = None):
+                 speed: float | None = None, run: str | None = None, ledger: Ledger | None = None,
+                 aggregate: bool = False):
         if rate is not None and speed is not None:
             raise ValueError("give a rate in beats/s or a real-time speed, not both")
         if rate is not None and not rate > 0:
@@ -297,6 +316,7 @@ class Replay(BackgroundTask[ReplayProgress]):
         self.stream = stream
         self.rate = rate
         self.speed = speed
+        self.aggregate = aggregate
         if ledger is not None and run not in (None, ledger.run):
             raise ValueError(f"run {run!r} does not match the ledger's run {ledger.run!r}")
         self.run = ledger.run if ledger is not None else run or new_run_id()
@@ -434,7 +454,9 @@ class Replay(BackgroundTask[ReplayProgress]):
             if due_end is None:
                 break
             rows = unsent[next_index:min(due_end, next_index + MAX_RECORDS_PER_CALL)]
-            entries = source.records_for(rows, self.run, time.time())
+            records = source.records_for(rows, self.run, time.time())
+            entries: list[Entry] = (_aggregates(records) if self.aggregate
+                                    else [((identity,), key, data) for identity, key, data in records])
             for batch in _calls(entries):
                 if not self._deliver(batch):
                     break
@@ -460,7 +482,7 @@ class Replay(BackgroundTask[ReplayProgress]):
         while self._accepted_at and self._accepted_at[0][0] < oldest:
             self._accepted_at.popleft()
 
-    def _deliver(self, entries: list[tuple[str, str, bytes]]) -> bool:
+    def _deliver(self, entries: list[Entry]) -> bool:
         """Put ``entries`` until each is accepted or refused; False if the replay was stopped first."""
         attempt = 0
         while entries:
@@ -473,34 +495,39 @@ class Replay(BackgroundTask[ReplayProgress]):
                     Records=[{"Data": data, "PartitionKey": key} for _, key, data in entries],
                 )
             except (ClientError, BotoCoreError) as error:
-                self._whole_call_failed(error, len(entries))
+                self._whole_call_failed(error, sum(len(entry[0]) for entry in entries))
                 continue
             entries = self._account(entries, response["Records"])
         return True
 
-    def _account(self, entries: list[tuple[str, str, bytes]], results: list[dict]) -> list[tuple[str, str, bytes]]:
-        """Record what the stream accepted or refused; return the entries to resend."""
+    def _account(self, entries: list[Entry], results: list[dict]) -> list[Entry]:
+        """Record what the stream accepted or refused, for every beat of each entry; return the entries to resend."""
         retry = []
-        accepted = 0
+        accepted = retried = 0
         with self._lock:
             for entry, result in zip(entries, results, strict=True):
-                identity, code = entry[0], result.get("ErrorCode")
+                identities, code = entry[0], result.get("ErrorCode")
                 if code is None:
-                    self.ledger.accept(identity)
-                    accepted += 1
+                    for identity in identities:
+                        self.ledger.accept(identity)
+                    accepted += len(identities)
                 elif code in RETRYABLE_RECORD_ERRORS:
                     retry.append(entry)
+                    retried += len(identities)
                 else:
                     reason = f"{code}: {result.get('ErrorMessage', '')}"
-                    self.ledger.refuse(identity, reason)
-                    self._refused += 1
-                    self._note_error_locked(f"{identity} refused by stream {self.stream!r}: {reason}")
+                    for identity in identities:
+                        self.ledger.refuse(identity, reason)
+                    self._refused += len(identities)
+                    others = len(identities) - 1
+                    carried = f" (and the {others} other beats of its aggregate)" if others else ""
+                    self._note_error_locked(f"{identities[0]}{carried} refused by stream {self.stream!r}: {reason}")
             self._sent += accepted
             now = time.monotonic()
             self._accepted_at.append((now, accepted))
             self._forget_rates_before_locked(now - RATE_WINDOW_S)
             if retry:
-                self._retried += len(retry)
+                self._retried += retried
                 codes = ", ".join(sorted({result.get("ErrorCode", "") for result in results} - {""}))
                 self._note_error_locked(f"{len(retry)} of {len(entries)} records failed ({codes}); resending")
         return retry
@@ -528,9 +555,36 @@ class Replay(BackgroundTask[ReplayProgress]):
         return not self._wait_for_stop(cap_s / 2 + random.uniform(0, cap_s / 2))
 
 
-def _calls(entries: list[tuple[str, str, bytes]]) -> list[list[tuple[str, str, bytes]]]:
+def _aggregates(records: list[tuple[str, str, bytes]]) -> list[Entry]:
+    """``(beat id, partition key, data)`` records packed by partition key into KPL aggregate entries.
+
+    A record's beats keep their order; each aggregate holds ≤ MAX_BEATS_PER_AGGREGATE beats and
+    ≤ MAX_AGGREGATE_BYTES (magic bytes, key table and MD5 included), one beat at least.
+    """
+    by_key: dict[str, list[tuple[str, bytes]]] = {}
+    for identity, key, data in records:
+        by_key.setdefault(key, []).append((identity, data))
+    fixed_bytes = len(kpl.MAGIC) + kpl.DIGEST_BYTES
+    entries: list[Entry] = []
+    for key, beats in by_key.items():
+        start, size = 0, fixed_bytes + len(key.encode()) + AGGREGATE_RECORD_OVERHEAD_BYTES
+        for index, (_, data) in enumerate(beats):
+            beat_size = len(data) + AGGREGATE_RECORD_OVERHEAD_BYTES
+            if index > start and (index - start == MAX_BEATS_PER_AGGREGATE or size + beat_size > MAX_AGGREGATE_BYTES):
+                entries.append(_aggregate_entry(key, beats[start:index]))
+                start, size = index, fixed_bytes + len(key.encode()) + AGGREGATE_RECORD_OVERHEAD_BYTES
+            size += beat_size
+        entries.append(_aggregate_entry(key, beats[start:]))
+    return entries
+
+
+def _aggregate_entry(key: str, beats: list[tuple[str, bytes]]) -> Entry:
+    return (tuple(identity for identity, _ in beats), key, kpl.encode_aggregate([(key, data) for _, data in beats]))
+
+
+def _calls(entries: list[Entry]) -> list[list[Entry]]:
     """Split entries into PutRecords calls of ≤ MAX_RECORDS_PER_CALL records and ≤ MAX_BYTES_PER_CALL."""
-    calls: list[list[tuple[str, str, bytes]]] = [[]]
+    calls: list[list[Entry]] = [[]]
     size = 0
     for entry in entries:
         entry_size = len(entry[1].encode()) + len(entry[2])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from kit.cloudkit import unique
 
 from hbcore.app import demo
 from hbcore.app.pipeline import Pipeline
@@ -57,3 +58,39 @@ def test_beats_whose_rr_spans_a_long_unannotated_gap_are_predicted(e2e):
 
     assert len(ids) >= 1
     assert ids <= set(predictions["id"])
+
+
+AGGREGATED_BEATS = 1500
+
+
+def test_every_beat_of_an_aggregated_replay_is_predicted_exactly_once(cloud, clients, mitdb_beats, small_model_tar,
+                                                                     monkeypatch):
+    """KPL aggregates (``Replay(aggregate=True)``) through the in-process local cloud: the handler de-aggregates."""
+    from hbcore.app import pipeline as pipeline_module
+    from hbcore.app.settings import Settings
+    from hbcore.aws.backend import Backend
+    from hbcore.localcloud.poller import REPOSITORY_ROOT
+    from hbcore.stream.replay import kinesis_client
+
+    monkeypatch.setattr(cloud.poller, "code_root", REPOSITORY_ROOT)  # the fixture's handlers are in tests/
+    entries: list[int] = []
+
+    def counting_client(backend: Backend):
+        client = kinesis_client(backend)
+        client.meta.events.register("before-parameter-build.kinesis.PutRecords",
+                                    lambda params, **kwargs: entries.append(len(params["Records"])))
+        return client
+
+    monkeypatch.setattr(pipeline_module, "kinesis_client", counting_client)
+    backend = Backend(kind="local", endpoint_url=cloud.url, sagemaker_runtime_url=cloud.runtime_url)
+    with Pipeline(Settings(prefix=unique("hbagg")), backend=backend) as pipeline:
+        run = demo.DemoRun(pipeline, lambda: mitdb_beats, AGGREGATED_BEATS, model_path=small_model_tar,
+                           aggregate=True).start()
+        state = run.wait(SETUP_TIMEOUT_S)
+        assert state.error is None and state.replay is not None, state.error or "the set-up did not finish"
+        snapshot = demo.settle(pipeline, state.replay, timeout_s=SETTLE_TIMEOUT_S)
+        summary = demo.account(state.replay, snapshot, models.load_model(small_model_tar), state.replay_started_s)
+
+    assert 0 < sum(entries) < AGGREGATED_BEATS / 10  # the beats went packed, many to a Kinesis record
+    assert (summary["sent"], summary["predicted"], summary["rejected"]) == (AGGREGATED_BEATS, AGGREGATED_BEATS, 0)
+    assert (summary["lost"], summary["duplicates"], summary["agreement"]) == (0, 0, 1.0)

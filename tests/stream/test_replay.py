@@ -19,10 +19,13 @@ from kit.beatkit import make_beats
 
 from hbcore.aws.backend import Backend
 from hbcore.bench.faultkit.putrecords import PutRecordsFaults
+from hbcore.contracts import kpl
 from hbcore.contracts.beat_id import beat_id
 from hbcore.contracts.stream_record import beat_texts
 from hbcore.data.dataset import BeatSet
 from hbcore.stream.replay import (
+    MAX_AGGREGATE_BYTES,
+    MAX_BEATS_PER_AGGREGATE,
     MAX_RECORDS_PER_CALL,
     PUT_BUFFER_S,
     Replay,
@@ -51,8 +54,8 @@ def stream(backend) -> str:
     return name
 
 
-def records_in(backend: Backend, stream: str) -> list[dict]:
-    """Every record in the stream (get_records from TRIM_HORIZON on each shard), with shard, sequence and key."""
+def kinesis_records_in(backend: Backend, stream: str) -> list[dict]:
+    """Every Kinesis record in the stream (get_records from TRIM_HORIZON on each shard), with its shard."""
     kinesis = backend.client("kinesis")
     found = []
     for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
@@ -62,10 +65,30 @@ def records_in(backend: Backend, stream: str) -> list[dict]:
         while records:
             response = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
             records = response["Records"]
-            found += [json.loads(record["Data"]) | {"_shard": shard["ShardId"], "_seq": record["SequenceNumber"],
-                                                    "_key": record["PartitionKey"]} for record in records]
+            found += [record | {"ShardId": shard["ShardId"]} for record in records]
             iterator = response["NextShardIterator"]
     return found
+
+
+def records_in(backend: Backend, stream: str) -> list[dict]:
+    """Every stream record in the stream, with shard, sequence and key."""
+    return [json.loads(record["Data"]) | {"_shard": record["ShardId"], "_seq": record["SequenceNumber"],
+                                          "_key": record["PartitionKey"]}
+            for record in kinesis_records_in(backend, stream)]
+
+
+def beats_in_aggregates(backend: Backend, stream: str) -> list[tuple[dict, list[dict]]]:
+    """Each Kinesis record of the stream, read as a KPL aggregate: (the record, its stream records)."""
+    found = []
+    for record in kinesis_records_in(backend, stream):
+        users = kpl.decode_aggregate(record["Data"])
+        assert {key for key, _ in users} == {record["PartitionKey"]}
+        found.append((record, [json.loads(data) for _, data in users]))
+    return found
+
+
+def ids_in_aggregates(backend: Backend, stream: str) -> list[str]:
+    return [beat["id"] for _, beats in beats_in_aggregates(backend, stream) for beat in beats]
 
 
 def replay_of(backend: Backend, stream: str, beats: BeatSet, **options) -> Replay:
@@ -420,3 +443,85 @@ def test_pause_is_obeyed_within_one_slow_call(backend, stream, per_record, rate)
     assert len(sizes) <= calls_at_pause + 1  # the call in flight (or, while waiting, the beats already due)
     assert 0 < held.sent == still.sent == sum(sizes) < sum(per_record.values())
     assert (progress.state, progress.sent) == ("stopped", held.sent)
+
+
+# --- KPL aggregation ---------------------------------------------------------------------------------
+
+def test_aggregated_records_carry_exactly_the_beats_sent_in_order(backend, stream):
+    beats = make_beats({"100": 400, "201": 300})
+    client = kinesis_client(backend)
+    sizes = call_sizes(client)
+
+    replay = Replay(client, stream, beats, run="agg1", aggregate=True).start()
+    progress = replay.wait(WAIT_S)
+
+    found = beats_in_aggregates(backend, stream)
+    sent = [json.loads(data) for _, _, data in StreamSource(beats).records_for(np.arange(700), "agg1", 0.0)]
+    assert (progress.state, progress.sent, progress.retried, len(replay.ledger)) == ("finished", 700, 0, 700)
+    assert sum(sizes) == len(found) < 700 / 10  # few Kinesis records, each of many beats
+    for record in ("100", "201"):
+        carried = [beat for _, users in found for beat in users if beat["record"] == record]
+        expected = [beat for beat in sent if beat["record"] == record]
+        assert [beat["id"] for beat in carried] == [beat["id"] for beat in expected]
+        assert [beat["beat"] for beat in carried] == [beat["beat"] for beat in expected]
+    assert sorted(beat["id"] for _, users in found for beat in users) == sorted(replay.ledger.accepted())
+
+
+def test_aggregates_stay_within_their_bounds(backend, stream):
+    Replay(kinesis_client(backend), stream, make_beats({"100": 1200}), aggregate=True).start().wait(WAIT_S)
+
+    found = beats_in_aggregates(backend, stream)
+
+    assert sum(len(users) for _, users in found) == 1200
+    assert max(len(users) for _, users in found) <= MAX_BEATS_PER_AGGREGATE
+    assert max(len(record["Data"]) for record, _ in found) <= MAX_AGGREGATE_BYTES
+    assert max(len(record["Data"]) for record, _ in found) > MAX_AGGREGATE_BYTES * 0.9  # packed, not one each
+
+
+def test_partially_failed_aggregates_are_resent_whole_and_every_beat_counted_once(backend, stream):
+    client = kinesis_client(backend)
+    failures = PutRecordsFaults("partial", calls=3, every=3)
+    held_beats: list[int] = []
+
+    def count_held(params, **kwargs):
+        """Beats in the entries the faults hold back: every 3rd of the first 3 calls (runs before they do)."""
+        if failures.seen_calls < failures.calls:
+            held_beats.extend(len(kpl.decode_aggregate(record["Data"])) for record in params["Records"][::3])
+
+    client.meta.events.register("before-parameter-build.kinesis.PutRecords", count_held)
+    failures.attach(client)
+    replay = Replay(client, stream, make_beats({"100": 600, "201": 400}), aggregate=True)
+
+    progress = replay.start().wait(WAIT_S)
+
+    ids = ids_in_aggregates(backend, stream)
+    assert failures.injected > 0
+    assert progress.retried == sum(held_beats) > failures.injected  # whole aggregates, every beat they carry
+    assert len(ids) == len(set(ids)) == 1000 == progress.sent == len(replay.ledger)
+    assert set(ids) == set(replay.ledger.accepted())
+
+
+def test_an_aggregate_refused_for_good_refuses_every_beat_it_carries(backend, stream):
+    client = kinesis_client(backend)
+    PutRecordsFaults("partial", calls=1, every=1000, code="KMSAccessDeniedException").attach(client)
+    replay = Replay(client, stream, make_beats({"100": 30, "201": 20}), run="run4", aggregate=True)
+
+    progress = replay.start().wait(WAIT_S)
+
+    refused, ids = replay.ledger.refused(), ids_in_aggregates(backend, stream)
+    assert sorted(refused) == sorted(f"run4:100:{sample}" for sample in make_beats({"100": 30}).meta["sample"])
+    assert (progress.state, progress.sent, progress.refused, progress.retried,
+            progress.pending) == ("finished", 20, 30, 0, 0)  # the first aggregate: all of 100's beats
+    assert sorted(ids) == sorted(replay.ledger.accepted()) and len(ids) == 20
+    assert set(refused.values()) == {"KMSAccessDeniedException: KMSAccessDeniedException (injected fault)"}
+
+
+def test_a_throttled_call_of_aggregates_resends_every_beat(backend, stream):
+    client = kinesis_client(backend)
+    fail_calls(client, ["ProvisionedThroughputExceededException"])
+
+    progress = Replay(client, stream, make_beats({"100": 300}), aggregate=True).start().wait(WAIT_S)
+
+    ids = ids_in_aggregates(backend, stream)
+    assert (progress.state, progress.failed_calls, progress.retried) == ("finished", 1, 300)
+    assert len(ids) == len(set(ids)) == 300
