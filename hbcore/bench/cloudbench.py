@@ -19,17 +19,16 @@ from __future__ import annotations
 import base64
 import io
 import multiprocessing
-import statistics
 import tempfile
 import threading
 import time
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from hbcore.aws.backend import Backend
+from hbcore.bench.table import median_seconds
 from hbcore.contracts import inference, log_lines, stream_record
 from hbcore.localcloud.owner import LocalCloud, fetch_status
 
@@ -71,14 +70,6 @@ def stream_records(n: int, run: str = "bench") -> list[tuple[str, bytes]]:
     return [(key, data) for _, key, data in source.records_for(rows, run, time.time())]
 
 
-def _median(action: Callable[[], object], repeats: int) -> float:
-    timings = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        action()
-        timings.append(time.perf_counter() - started)
-    return statistics.median(timings)
-
 
 # --- moto's put cost, before and after the patches ------------------------------------------------
 
@@ -102,10 +93,10 @@ def _moto_put_cost(patched: bool, fill: int, calls: int, queue) -> None:
         shard.records[number] = Record("k", entries[number % PUT_BATCH]["Data"], number, None)  # type: ignore[arg-type]
     shard.hb_last_sequence_number = fill  # type: ignore[attr-defined]  # motopatches' own, on moto's Shard
     backend.put_records(None, "bench", entries)  # type: ignore[arg-type]  # first call: CloudWatch's metric set-up
-    put_s = _median(lambda: backend.put_records(None, "bench", entries), calls)  # type: ignore[arg-type]
+    put_s = median_seconds(lambda: backend.put_records(None, "bench", entries), calls)  # type: ignore[arg-type]
     iterator = backend.get_shard_iterator(None, "bench", shard.shard_id, "AFTER_SEQUENCE_NUMBER", fill,
                                           None)  # type: ignore[arg-type]
-    get_s = _median(lambda: backend.get_records(None, iterator, 100), calls)
+    get_s = median_seconds(lambda: backend.get_records(None, iterator, 100), calls)
     queue.put({"put_records_per_s": PUT_BATCH / put_s, "put_call_ms": put_s * 1000, "get_100_ms": get_s * 1000})
 
 
@@ -160,7 +151,7 @@ def bench_invoke(backend: Backend, model_path: Path, repeats: int) -> dict[str, 
         call = lambda: runtime.invoke_endpoint(  # noqa: E731
             EndpointName="bench", Body=body, ContentType=inference.CONTENT_TYPE)["Body"].read()  # noqa: B023 (timed here)
         call()  # loads the model
-        figures[f"invoke_{n}_beats_ms"] = _median(call, repeats) * 1000
+        figures[f"invoke_{n}_beats_ms"] = median_seconds(call, repeats) * 1000
         figures[f"invoke_{n}_body_kb"] = len(body) / 1024
     return figures
 

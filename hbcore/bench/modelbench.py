@@ -10,11 +10,9 @@ intra model on the real Kaggle rows in ``$HB_DATA_DIR/kaggle_mitbih/`` when they
 from __future__ import annotations
 
 import os
-import statistics
-import time
-from collections.abc import Callable
 
 from hbcore import paths
+from hbcore.bench.table import median_seconds
 from hbcore.contracts import inference as contract
 from hbcore.contracts import stream_record
 from hbcore.data.dataset import BeatSet
@@ -34,15 +32,6 @@ REQUEST_BEATS = 500
 REQUEST_RUNS = 15
 KAGGLE_SAMPLE = "mitbih_train_sample500.csv"
 
-
-def median_seconds(action: Callable[[], object], runs: int) -> float:
-    """Median wall time of ``runs`` calls (this is a noisy shared machine: medians, not means)."""
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def recalls(figures: dict) -> dict[str, float]:

@@ -23,7 +23,6 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -32,6 +31,7 @@ import numpy as np
 from hbcore import paths
 from hbcore.app import dashboard
 from hbcore.aws.names import DEFAULT_REGION
+from hbcore.bench.table import median_seconds
 from hbcore.contracts import inference, log_lines
 from hbcore.contracts.beat_id import beat_id
 from hbcore.data.dataset import BeatSet, meta_frame
@@ -40,14 +40,6 @@ from hbcore.stream import aggregations, reader, replay, tally
 REPO = Path(__file__).resolve().parents[2]
 BATCH = 500
 
-
-def _median_ms(action: Callable[[], object], repeats: int) -> float:
-    timings = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        action()
-        timings.append(time.perf_counter() - started)
-    return statistics.median(timings) * 1000.0
 
 
 def sample_beats(n: int) -> BeatSet:
@@ -129,7 +121,7 @@ def bench_handler(beats: BeatSet, repeats: int) -> dict[str, float]:
             response = handler.lambda_handler(event, None)
             if response["batchItemFailures"]:
                 raise RuntimeError(f"bench event {name} failed in the handler: {response}")
-            figures[f"handler_{name}_ms_per_{BATCH}"] = _median_ms(
+            figures[f"handler_{name}_ms_per_{BATCH}"] = 1e3 * median_seconds(
                 lambda: handler.lambda_handler(event, None), repeats)  # noqa: B023 (timed here)
     return figures
 
@@ -139,7 +131,7 @@ def bench_handler(beats: BeatSet, repeats: int) -> dict[str, float]:
 def bench_replay(beats: BeatSet, n_put: int, patched: bool, repeats: int) -> dict[str, float]:
     """Stream-record formatting time, and the put rate of a full-speed replay into moto on loopback."""
     source = replay.StreamSource(beats)
-    figures = {f"replay_format_ms_per_{BATCH}": _median_ms(
+    figures = {f"replay_format_ms_per_{BATCH}": 1e3 * median_seconds(
         lambda: source.records_for(np.arange(BATCH), "bench", time.time()), repeats)}
     if n_put <= 0:
         return figures

@@ -1,9 +1,22 @@
-"""How every ``python -m hbcore bench …`` reports: a table for people, then one JSON line for tools."""
+"""How every ``python -m hbcore bench …`` times and reports: medians of repeated calls, a table for people,
+then one JSON line for tools."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import statistics
+import time
+from collections.abc import Callable, Mapping
+
+
+def median_seconds(action: Callable[[], object], runs: int) -> float:
+    """Median wall time of ``runs`` calls (this is a noisy shared machine: medians, not means)."""
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
 
 
 def cell(value: object) -> str:
