@@ -21,14 +21,6 @@ FAST = ["--prefix", "hbt", "--region", "us-east-1"]
 
 
 @pytest.fixture
-def handler(tmp_path, monkeypatch):
-    path = tmp_path / "lambda_function.py"
-    path.write_text("def lambda_handler(event, context):\n    return {'batchItemFailures': []}\n")
-    monkeypatch.setattr(stack, "LAMBDA_SOURCE", path)
-    return path
-
-
-@pytest.fixture
 def deployed(moto_aws, handler, fake_model_tar, capsys):
     """One successful ``up``; returns the model path."""
     model = fake_model_tar()

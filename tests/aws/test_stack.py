@@ -15,15 +15,6 @@ NAMES = Names("hbt")
 
 
 @pytest.fixture
-def handler(tmp_path, monkeypatch):
-    """A stand-in lambda_function.py (the real one is tested by its owner), as the default source."""
-    path = tmp_path / "lambda_function.py"
-    path.write_text("def lambda_handler(event, context):\n    return {'batchItemFailures': []}\n")
-    monkeypatch.setattr(stack, "LAMBDA_SOURCE", path)
-    return path
-
-
-@pytest.fixture
 def local(moto_aws) -> Backend:
     return Backend(kind="local")
 
