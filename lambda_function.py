@@ -23,8 +23,14 @@ Per invocation (one shard's batch):
   Logs subscription payload) is named as such;
 - the good beats go to the endpoint in ONE ``invoke_endpoint`` call (several only to stay under the
   request size limit), never one call per record;
-- one JSON line per prediction and one ``summary`` line are printed (Lambda sends stdout to
-  CloudWatch Logs; the keys are flat so Logs Insights discovers them);
+- per endpoint call one compact ``beats`` line holds its beats (a ``prediction`` line each only for
+  beats whose id is not ``<run>:<record>:<sample>``), then one ``summary`` line closes the
+  invocation (Lambda sends stdout to CloudWatch Logs; the top-level keys are flat so Logs Insights
+  discovers them). Every line carries ``inv``, the invocation's number in this execution
+  environment, and the summary counts the lines before it (``lines``): the results reader
+  reconciles each invocation against it. Rejected records keep their bytes (``data``) for
+  ``python -m deploy replay-failed``. Per patient, counts go out as CloudWatch EMF lines at most
+  every ``EMF_INTERVAL_S`` (hbcore/contracts/emf.py);
 - when the endpoint fails, the response lists every record not yet predicted in
   ``batchItemFailures``: Lambda retries from the lowest of them, so nothing already logged is logged
   again for that batch (records are sent in sequence order and calls stop at the first failure);
@@ -41,7 +47,8 @@ Per invocation (one shard's batch):
 
 Environment: ``ENDPOINT_NAME`` (required), ``ENDPOINT_TIMEOUT_S`` (read timeout of one call, default
 20), ``ENDPOINT_MAX_ATTEMPTS`` (botocore attempts per call, default 2: the real retry is Kinesis'),
-``ENDPOINT_MAX_REQUEST_BYTES`` (default 6,000,000; 4,000,000 for serverless endpoints).
+``ENDPOINT_MAX_REQUEST_BYTES`` (default 6,000,000; 4,000,000 for serverless endpoints),
+``EMF_INTERVAL_S`` (seconds between per-patient EMF lines, default 60; 0: every invocation).
 Contracts (stream record, inference JSON, log lines, beat id): ``hbcore/contracts/`` and
 docs/ARCHITECTURE.md. This file keeps its own copy of their writers and readers (it imports nothing
 of the project); tests/contracts/ holds the copy to them, field by field.
@@ -66,14 +73,19 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 # The versions of the formats this file reads and writes (hbcore/contracts/<format>.py VERSION).
-STREAM_RECORD_VERSION = 1
-INFERENCE_VERSION = 1
-LOG_LINES_VERSION = 1
+STREAM_RECORD_VERSION = 2
+INFERENCE_VERSION = 2
+LOG_LINES_VERSION = 2
+EMF_VERSION = 1
 BEAT_ID_VERSION = 1
 
 BEAT_LENGTH = 187
 N_CLASSES = 5
-# A beat record is ~1.2 KB as JSON and ~4.7 KB as a Kaggle CSV line; anything far larger is not a
+# The optional pre-R segment and per-patient context a monitor adds to a beat (stream record version 2):
+# passed on to the endpoint as they are, once checked.
+PRE_R_LENGTH = 36
+CONTEXT_LENGTH = 14
+# A beat record is ~1.6 KB as JSON and ~4.7 KB as a Kaggle CSV line; anything far larger is not a
 # beat, and refusing it early keeps a 1 MiB record from costing a full parse.
 MAX_RECORD_BYTES = 64 * 1024
 MAX_REASON_CHARS = 500  # of an endpoint's message quoted in a rejected line
@@ -94,6 +106,14 @@ ENDPOINT_NAME = os.environ.get("ENDPOINT_NAME", "")
 ENDPOINT_TIMEOUT_S = float(os.environ.get("ENDPOINT_TIMEOUT_S", "20"))
 ENDPOINT_MAX_ATTEMPTS = int(os.environ.get("ENDPOINT_MAX_ATTEMPTS", "2"))
 ENDPOINT_MAX_REQUEST_BYTES = int(os.environ.get("ENDPOINT_MAX_REQUEST_BYTES", "6000000"))
+# Per-patient EMF lines are printed at most this often per execution environment (0: every invocation).
+EMF_INTERVAL_S = float(os.environ.get("EMF_INTERVAL_S", "60"))
+
+# CloudWatch EMF (hbcore/contracts/emf.py): the per-patient counts, in class-index order N S V F Q.
+EMF_NAMESPACE = "HeartbeatMonitor"
+EMF_DIMENSION = "Patient"
+EMF_METRICS = ("Beats", "VBeats", "SBeats", "AbnormalBeats")
+V_CLASS, S_CLASS, NORMAL_CLASS = 2, 1, 0
 
 runtime = boto3.client(
     "sagemaker-runtime",
@@ -114,6 +134,38 @@ _RR_KEYS = ("rr_prev_s", "rr_next_s", "rr_local_s")
 _DIGIT_CLASSES = bytes(
     ord("d") if byte in b"0123456789" else byte if byte in b",." else ord("x") for byte in range(256)
 )
+
+
+class Environment:
+    """What this execution environment remembers between invocations: their count, and the EMF counts
+    not printed yet. Every line of an invocation carries its number (``inv``) and the summary counts the
+    lines: the results reader reconciles each invocation against it (hbcore/contracts/log_lines.py)."""
+
+    def __init__(self) -> None:
+        self.invocations = 0
+        self.patients: dict[str, list[int]] = {}  # patient → [beats, V, S, abnormal] since the last EMF lines
+        self.emf_printed_s = 0.0  # never: the first invocation prints its patients' lines
+
+    def count(self, patient: str | None, pred: int) -> None:
+        if patient is None:
+            return
+        counts = self.patients.setdefault(patient, [0, 0, 0, 0])
+        counts[0] += 1
+        counts[1] += pred == V_CLASS
+        counts[2] += pred == S_CLASS
+        counts[3] += pred != NORMAL_CLASS
+
+    def emf_lines(self, now_s: float, inv: int, interval_s: float = EMF_INTERVAL_S) -> list[str]:
+        """One EMF line per patient counted since the last ones, once ``interval_s`` has passed."""
+        if not self.patients or now_s - self.emf_printed_s < interval_s:
+            return []
+        lines = [emf_line(int(now_s * 1000), patient, counts, inv) for patient, counts in self.patients.items()]
+        self.patients = {}
+        self.emf_printed_s = now_s
+        return lines
+
+
+environment = Environment()
 
 
 class BatchItemFailure(TypedDict):
@@ -411,11 +463,31 @@ def _finite_token(token: str, index: int) -> float:
     return number
 
 
+def _numbers(fields: dict[str, Any], key: str, count: int, nulls: bool) -> list[float | None] | None:
+    """``fields[key]``: None, or ``count`` finite numbers (also nulls when ``nulls``), checked."""
+    values = fields.get(key)
+    if values is None:
+        return None
+    if not isinstance(values, list):
+        raise BadRecord(f"'{key}' is {_kind(values)}, expected an array of {count} numbers")
+    if len(values) != count:
+        raise BadRecord(f"'{key}' has {len(values):,} values, expected {count}")
+    checked = [None if value is None and nulls else _finite(value) for value in values]
+    for index, (value, number) in enumerate(zip(values, checked)):
+        if number is None and not (value is None and nulls):
+            raise BadRecord(f"'{key}'[{index}] is {value!r:.40}, expected a finite number")
+    return checked
+
+
 def _instance(beat: bytes, fields: dict[str, Any]) -> bytes:
-    """One entry of the request's ``instances`` (inference contract): the beat and its RR features."""
+    """One entry of the request's ``instances`` (inference contract): the beat, its RR features,
+    pre-R segment and context."""
     extra = b"".join(
         f',"{key}":{fields[key]!r}'.encode() for key in _RR_KEYS if fields.get(key) is not None
     )
+    for key in ("pre", "context"):
+        if fields.get(key) is not None:
+            extra += f',"{key}":'.encode() + _to_json(fields[key]).encode()
     return b'{"beat":' + beat + extra + b"}"
 
 
@@ -558,6 +630,8 @@ def parse_user_record(user: UserRecord, record: KinesisRecord) -> Beat:
     try:
         for key in _RR_KEYS:
             fields[key] = _rr_seconds(fields, key)
+        fields["pre"] = _numbers(fields, "pre", PRE_R_LENGTH, nulls=False)
+        fields["context"] = _numbers(fields, "context", CONTEXT_LENGTH, nulls=True)
         return Beat(
             id=_optional_str(fields, "id") or user.position_id,
             run=_optional_str(fields, "run"),
@@ -576,11 +650,24 @@ def parse_user_record(user: UserRecord, record: KinesisRecord) -> Beat:
         raise
 
 
-def rejected_line(record: KinesisRecord, error: BadRecord, user: UserRecord | None = None) -> str:
+def _payload(data: bytes) -> str | None:
+    """A rejected record's bytes in base64 for its log line (``hbcore.aws.failed`` replays them); None if too large."""
+    return base64.b64encode(data).decode() if len(data) <= MAX_RECORD_BYTES else None
+
+
+def _delivered_payload(record: KinesisRecord) -> str | None:
+    """The record's ``data`` as Lambda delivered it (base64 text, maybe not valid), if it is text and not too large."""
+    data = record._kinesis.get("data")
+    return data if isinstance(data, str) and len(data) <= MAX_RECORD_BYTES * 4 // 3 + 4 else None
+
+
+def rejected_line(record: KinesisRecord, error: BadRecord, user: UserRecord | None = None,
+                  inv: int | None = None) -> str:
     """The log line of a record, or of one user record of ``record``'s KPL aggregate, that is never retried.
 
     A user record inside an aggregate shares the aggregate's sequence number: it keeps its position id
     (``<shard>:<seq>:<index>``) when its payload names none, so that its line names which one it was.
+    The line keeps the record's bytes (``data``, base64), so that it can be replayed once fixed.
     """
     fields = error.fields
     inner_id = user.position_id if user is not None and user.subsequence is not None else None
@@ -592,12 +679,15 @@ def rejected_line(record: KinesisRecord, error: BadRecord, user: UserRecord | No
         "seq": record.sequence_number,
         "shard": record.shard_id,
         "reason": error.reason,
+        "inv": inv,
+        "data": _payload(user.data) if user is not None else _delivered_payload(record),
     })
 
 
 def prediction_line(beat: Beat, prediction: dict[str, Any], model_version: str, endpoint_ms: float,
-                    now_s: float) -> str:
-    """The log line of one classified beat (``prediction`` already checked by ``parse_response``)."""
+                    now_s: float, inv: int | None = None) -> str:
+    """The log line of one classified beat whose id is not its run, record and sample (``beats_line``
+    holds the others); ``prediction`` already checked by ``parse_response``."""
     index = prediction["class_index"]
     return _to_json({
         "type": "prediction",
@@ -616,6 +706,63 @@ def prediction_line(beat: Beat, prediction: dict[str, Any], model_version: str, 
         "rr_local_s": beat.rr_local_s,
         "seq": beat.seq,
         "shard": beat.shard,
+        "inv": inv,
+    })
+
+
+def compact(beat: Beat) -> bool:
+    """Whether a beats line can hold ``beat``: its id is ``<run>:<record>:<sample>`` of its own fields."""
+    return (beat.run is not None and beat.record is not None and beat.sample is not None and beat.sample >= 0
+            and beat.id == f"{beat.run}:{beat.record}:{beat.sample}")
+
+
+def beats_line(beats: list[Beat], predictions: list[dict[str, Any]], model_version: str, endpoint_ms: float,
+               now_s: float, inv: int | None = None) -> str:
+    """The compact log line of the beats of one endpoint call (all ``compact``, of one run): ~50 bytes a
+    beat, against ~400 for prediction lines. Rows: record index, sample, t, label, pred, prob, latency, RR."""
+    records: dict[str, int] = {}
+    rows = []
+    for beat, prediction in zip(beats, predictions):
+        index = prediction["class_index"]
+        rows.append([records.setdefault(str(beat.record), len(records)), beat.sample, beat.t, beat.label, index,
+                     round(prediction["probabilities"][index], 4),
+                     None if beat.sent_at is None else round((now_s - beat.sent_at) * 1000.0, 1), beat.rr_local_s])
+    return _to_json({
+        "type": "beats",
+        "run": beats[0].run,
+        "model_version": model_version,
+        "endpoint_ms": endpoint_ms,
+        "shard": beats[0].shard,
+        "inv": inv,
+        "records": list(records),
+        "beats": rows,
+    })
+
+
+def classified_lines(beats: list[Beat], predictions: list[dict[str, Any]], model_version: str, endpoint_ms: float,
+                     now_s: float, inv: int | None = None) -> list[str]:
+    """The log lines of one endpoint call's beats: a beats line per run, a prediction line per other beat."""
+    runs: dict[str, tuple[list[Beat], list[dict[str, Any]]]] = {}
+    lines = []
+    for beat, prediction in zip(beats, predictions):
+        if compact(beat):
+            group = runs.setdefault(str(beat.run), ([], []))
+            group[0].append(beat)
+            group[1].append(prediction)
+        else:
+            lines.append(prediction_line(beat, prediction, model_version, endpoint_ms, now_s, inv))
+    return [beats_line(*group, model_version, endpoint_ms, now_s, inv) for group in runs.values()] + lines
+
+
+def emf_line(timestamp_ms: int, patient: str, counts: list[int], inv: int | None = None) -> str:
+    """One patient's counts in CloudWatch's Embedded Metric Format (hbcore/contracts/emf.py)."""
+    return _to_json({
+        "_aws": {"Timestamp": timestamp_ms, "CloudWatchMetrics": [{
+            "Namespace": EMF_NAMESPACE, "Dimensions": [[EMF_DIMENSION]],
+            "Metrics": [{"Name": name, "Unit": "Count"} for name in EMF_METRICS]}]},
+        EMF_DIMENSION: patient,
+        **dict(zip(EMF_METRICS, counts)),
+        "inv": inv,
     })
 
 
@@ -657,8 +804,9 @@ def _status(value: Any) -> int:
         return 0
 
 
-def refused_line(beat: Beat, refusal: InputRefused) -> str:
-    """The log line of a beat the model container refused (never retried, like a malformed record)."""
+def refused_line(beat: Beat, refusal: InputRefused, inv: int | None = None, data: bytes | None = None) -> str:
+    """The log line of a beat the model container refused (never retried, like a malformed record), with
+    the user record's bytes ``data`` to replay it."""
     return _to_json({
         "type": "rejected",
         "id": beat.id,
@@ -667,6 +815,8 @@ def refused_line(beat: Beat, refusal: InputRefused) -> str:
         "seq": beat.seq,
         "shard": beat.shard,
         "reason": f"the endpoint refused this beat: {refusal}",
+        "inv": inv,
+        "data": None if data is None else _payload(data),
     })
 
 
@@ -700,8 +850,10 @@ def invoke(beats: list[Beat]) -> tuple[list[dict[str, Any]], str, float]:
 
 
 def summary_line(records: int, predicted: int, rejected: int, failed: int, endpoint_calls: int,
-                 endpoint_ms: float, handler_ms: float, error: str | None) -> str:
-    """The log line closing one invocation: what became of its records, and where the time went."""
+                 endpoint_ms: float, handler_ms: float, error: str | None, inv: int | None = None,
+                 lines: int | None = None) -> str:
+    """The log line closing one invocation: what became of its records, where the time went, and how many
+    lines it printed before (``lines``), so a reader can tell when it has them all."""
     return _to_json({
         "type": "summary",
         "records": records,
@@ -712,14 +864,17 @@ def summary_line(records: int, predicted: int, rejected: int, failed: int, endpo
         "endpoint_ms": round(endpoint_ms, 1),
         "handler_ms": round(handler_ms, 1),
         "error": error,
+        "inv": inv,
+        "lines": lines,
     })
 
 
-def _emit(lines: list[str]) -> None:
-    """Print log lines in one write (Lambda turns each stdout line into one log event)."""
+def _emit(lines: list[str]) -> int:
+    """Print log lines in one write (Lambda turns each stdout line into one log event); their number."""
     if lines:
         sys.stdout.write("\n".join(lines) + "\n")
         sys.stdout.flush()
+    return len(lines)
 
 
 def _records_of(event: Any) -> list[KinesisRecord]:
@@ -734,16 +889,19 @@ def lambda_handler(event: dict[str, Any], context: Any) -> PartialBatchResponse:
     if not ENDPOINT_NAME:
         raise RuntimeError("ENDPOINT_NAME is not set: the function does not know which endpoint to call")
     started = time.perf_counter()
+    environment.invocations += 1
+    inv = environment.invocations
     records = _records_of(event)
     beats: list[Beat] = []
     rejected: list[str] = []
     first_seen: dict[str, str] = {}
+    payloads: dict[str, bytes] = {}  # beat id → its user record's bytes, for a refused beat's line
     user_count = 0  # user records: a KPL aggregate counts each of its own
     for record in records:
         try:
             users = user_records(record)
         except BadRecord as error:
-            rejected.append(rejected_line(record, error))
+            rejected.append(rejected_line(record, error, inv=inv))
             user_count += 1
             continue
         user_count += len(users)
@@ -754,11 +912,12 @@ def lambda_handler(event: dict[str, Any], context: Any) -> PartialBatchResponse:
                     raise BadRecord(f"duplicate id in this batch (first at sequence number {first_seen[beat.id]})",
                                     {"id": beat.id, "run": beat.run, "record": beat.record})
             except BadRecord as error:
-                rejected.append(rejected_line(record, error, user))
+                rejected.append(rejected_line(record, error, user, inv))
                 continue
             first_seen[beat.id] = beat.seq
+            payloads[beat.id] = user.data
             beats.append(beat)
-    _emit(rejected)
+    printed = _emit(rejected)
 
     predicted, calls, endpoint_ms = 0, 0, 0.0
     refusals: list[tuple[Beat, InputRefused]] = []  # single beats the model refused, in order
@@ -783,9 +942,9 @@ def lambda_handler(event: dict[str, Any], context: Any) -> PartialBatchResponse:
             failure_reason = str(failure)
             break
         endpoint_ms += chunk_ms
-        now_s = time.time()
-        _emit([prediction_line(beat, prediction, version, chunk_ms, now_s)
-               for beat, prediction in zip(chunk, predictions)])
+        printed += _emit(classified_lines(chunk, predictions, version, chunk_ms, time.time(), inv))
+        for beat, prediction in zip(chunk, predictions):
+            environment.count(beat.record, prediction["class_index"])
         predicted += len(chunk)
 
     # A refusal is the beat's fault only if the same model predicted another beat of the batch (or, for a
@@ -819,10 +978,12 @@ def lambda_handler(event: dict[str, Any], context: Any) -> PartialBatchResponse:
             failed.append(beat)
             continue
         endpoint_ms += chunk_ms
-        _emit([prediction_line(beat, predictions[0], version, chunk_ms, time.time())])
+        printed += _emit(classified_lines([beat], predictions, version, chunk_ms, time.time(), inv))
+        environment.count(beat.record, predictions[0]["class_index"])
         predicted += 1
-    _emit([refused_line(beat, lone) for beat, lone in standing])
+    printed += _emit([refused_line(beat, lone, inv, payloads.get(beat.id)) for beat, lone in standing])
+    printed += _emit(environment.emf_lines(time.time(), inv))
     _emit([summary_line(user_count, predicted, len(rejected) + len(standing), len(failed), calls, endpoint_ms,
-                        (time.perf_counter() - started) * 1000.0, failure_reason)])
+                        (time.perf_counter() - started) * 1000.0, failure_reason, inv, printed)])
     # The user records of one KPL aggregate share its sequence number: it is listed once.
     return {"batchItemFailures": [{"itemIdentifier": seq} for seq in dict.fromkeys(beat.seq for beat in failed)]}

@@ -13,6 +13,7 @@ PAGES = {
     "Demo": [
         st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
         st.Page("pages/monitor.py", title="Live monitor", icon=":material/monitor_heart:"),
+        st.Page("pages/patient.py", title="Patient", icon=":material/ecg_heart:"),
         st.Page("pages/misclassified.py", title="Misclassified", icon=":material/search:"),
     ],
     "Pipeline": [

@@ -1,9 +1,10 @@
 """The pipeline on real AWS, set up and torn down by one command each: ``python -m deploy up | down``.
 
-``up`` makes (or brings up to date) the artifact bucket, the CloudFormation stack of
-``deploy/template.yaml`` (stream, function, event-source mapping, roles, log group, dead-letter
-queue, optional dashboard) and the SageMaker endpoint; running it again with the same inputs
-changes nothing. ``down`` removes all of it: the endpoint first (it is what bills by the hour),
+``up`` checks the account's Service Quotas first, then makes (or brings up to date) the artifact
+bucket, the CloudFormation stack of ``deploy/template.yaml`` (encrypted stream, function,
+event-source mapping, roles, log group, dead-letter queue, alarms, optional SNS topic, budget and
+dashboard) and the SageMaker endpoint (with autoscaling on instances); running it again with the
+same inputs changes nothing. ``down`` removes all of it: the endpoint first (it is what bills by the hour),
 then the stack, then the objects deployments wrote to the bucket. The same functions run against
 moto in the tests; only the backend differs.
 """
@@ -16,10 +17,10 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
-from hbcore.aws import artifacts, stack, training_job
+from hbcore.aws import artifacts, images, quotas, stack, training_job
 from hbcore.aws import endpoint as serving
 from hbcore.aws.backend import Backend
-from hbcore.aws.names import Names
+from hbcore.aws.names import Names, cost_tags
 from hbcore.aws.progress import Progress, silent
 
 # Lower case because the prefix ends up in the bucket name and in the endpoint ARN of the
@@ -49,7 +50,11 @@ class Plan:
 
     def __post_init__(self) -> None:
         check_prefix(self.names.prefix)
-        serving.image_uri(self.region, self.endpoint.framework_version)  # validates the region
+        images.image_uri(self.region, self.endpoint.framework_version)  # the SDK must list it for inference here
+
+    @property
+    def image(self) -> str:
+        return images.image_uri(self.region, self.endpoint.framework_version)
 
     def lines(self) -> list[str]:
         """The plan, one resource per line."""
@@ -63,16 +68,37 @@ class Plan:
             f"stack      {names.stack} from deploy/{stack.TEMPLATE_PATH.name}:",
             (f"  stream   {names.stream} ({self.stack.describe_stream()}, "
              f"{self.stack.stream_retention_hours} h retention)"),
+            "           encrypted at rest with KMS key alias/aws/kinesis",
             (f"  function {names.function} (python3.12, arm64, {self.stack.function_memory_mb} MB, "
-             f"timeout {self.stack.function_timeout_s} s, ENDPOINT_NAME={names.endpoint})"),
-            f"  mapping  {names.stream} -> {names.function}: {mapping}, on failure -> {names.function}-failures (SQS)",
-            f"  logs     {names.log_group} ({self.stack.log_retention_days} days retention)",
+             f"timeout {self.stack.function_timeout_s} s, ENDPOINT_NAME={names.endpoint}, "
+             f"{self._concurrency()})"),
+            (f"  mapping  {names.stream} -> {names.function}: {mapping}, "
+             f"ParallelizationFactor={self.stack.parallelization_factor}, "
+             f"on failure -> {names.function}-failures (SQS)"),
+            (f"  logs     {names.log_group} ({self.stack.log_retention_days} days retention, "
+             f"{'KMS key ' + self.stack.logs_kms_key_arn if self.stack.logs_kms_key_arn else 'service encryption'})"),
+            self._alarms_line(),
             ("  roles    function: read the stream, invoke the endpoint, write the log group, send dead letters; "
              "SageMaker: read models/, pull the scikit-learn image, write its logs"),
             f"  dashboard {names.stack}" if self.stack.dashboard else "  dashboard none (--dashboard adds one)",
-            (f"endpoint   {names.endpoint}: {self.endpoint.describe()}, "
-             f"image {serving.image_uri(self.region, self.endpoint.framework_version)}"),
+            f"endpoint   {names.endpoint}: {self.endpoint.describe()}, image {self.image}",
+            "tags       " + ", ".join(f"{tag['Key']}={tag['Value']}" for tag in cost_tags(names)) + " on everything",
+            "quotas     checked with Service Quotas before anything is created: " + (
+                "; ".join(f"{need.name} >= {need.needed:g}" for need in quota_needs(self)) or "none needed"),
         ]
+
+    def _concurrency(self) -> str:
+        reserved = self.stack.reserved_concurrency
+        return f"{reserved} reserved concurrent executions" if reserved else "unreserved concurrency"
+
+    def _alarms_line(self) -> str:
+        email = self.stack.alarm_email
+        line = ("  alarms   iterator age, dead letters, errors, throttles, endpoint 5xx"
+                + (f"; V beats > {self.stack.v_beats_per_minute}/min of any patient; all to SNS -> {email}"
+                   if email else " (no notifications: --alarm-email adds them and the V-beat alarm)"))
+        if self.stack.budget_usd:
+            line += f"; budget ${self.stack.budget_usd:g}/month of the account"
+        return line
 
     @property
     def model_in_s3(self) -> bool:
@@ -98,10 +124,31 @@ class UpResult:
         return self.stack.changed or self.deployment.changed
 
 
+def quota_needs(plan: Plan) -> list[quotas.QuotaNeed]:
+    """The Service Quotas the plan's endpoint and function need."""
+    endpoint = plan.endpoint
+    return quotas.deployment_needs(
+        serverless_concurrency=endpoint.max_concurrency if endpoint.serverless else None,
+        endpoint_instance_type=endpoint.instance_type,
+        endpoint_instances=endpoint.max_instance_count or endpoint.instance_count,
+        lambda_concurrency=plan.stack.max_concurrent_batches,
+        lambda_reserved=plan.stack.reserved_concurrency)
+
+
+def preflight(backend: Backend, plan: Plan, *, progress: Progress = silent) -> list[quotas.QuotaCheck]:
+    """Check the quotas before anything is created; raises ``QuotaShortfall`` with what to request."""
+    checks = quotas.check_quotas(backend, quota_needs(plan))
+    for check in checks:
+        progress(check.line())
+    quotas.require_quotas(checks)
+    return checks
+
+
 def up(backend: Backend, plan: Plan, *, progress: Progress = silent) -> UpResult:
-    """Deploy the stack, then the model on the endpoint (which needs the stack's execution role)."""
+    """Check the quotas, deploy the stack, then the model on the endpoint (it needs the stack's role)."""
     if not plan.model_in_s3:
         serving.read_model_artifact(plan.model)  # fail on a bad file before touching AWS
+    preflight(backend, plan, progress=progress)
     result = stack.deploy_stack(backend, plan.names, options=plan.stack, progress=progress)
     role_arn = result.outputs["EndpointRoleArn"]
     if plan.model_in_s3:
@@ -143,7 +190,7 @@ def summary_lines(result: UpResult) -> list[str]:
 
 def train(backend: Backend, names: Names, data_paths: list[Path], options: stack.StackOptions, *,
           instance_type: str = training_job.DEFAULT_INSTANCE_TYPE,
-          framework_version: str = serving.DEFAULT_FRAMEWORK_VERSION,
+          framework_version: str = images.DEFAULT_FRAMEWORK_VERSION,
           hyperparameters: dict[str, object] | None = None, progress: Progress = silent) -> str:
     """Deploy the stack (it holds the execution role), train on SageMaker, return the model's S3 URI."""
     result = stack.deploy_stack(backend, names, options=options, progress=progress)

@@ -1,4 +1,4 @@
-"""``python -m deploy up | train | status | down``: the pipeline on AWS with one command each.
+"""``python -m deploy up | train | status | down | replay-failed``: the pipeline on AWS with one command each.
 
 Credentials come only from the standard chain (``--profile``/``AWS_PROFILE``, environment,
 instance role); nothing here reads, stores or prints them, and every error message is redacted.
@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import botocore.session
@@ -25,7 +26,7 @@ from botocore.exceptions import (
 
 import deploy
 from deploy import costs
-from hbcore.aws import artifacts, stack, training_job
+from hbcore.aws import artifacts, failed, images, sizing, stack, training_job
 from hbcore.aws import endpoint as serving
 from hbcore.aws.backend import Backend
 from hbcore.aws.names import DEFAULT_REGION, Names
@@ -75,9 +76,25 @@ def build_parser() -> argparse.ArgumentParser:
                                help="days CloudWatch keeps the function's logs (default: 14)")
     stack_options.add_argument("--dashboard", action="store_true",
                                help="also create a CloudWatch dashboard ($3/month beyond 3)")
-    stack_options.add_argument("--framework-version", default=serving.DEFAULT_FRAMEWORK_VERSION,
-                               choices=sorted(serving.SKLEARN_FRAMEWORKS),
-                               help="SageMaker scikit-learn container version (serving and training)")
+    stack_options.add_argument("--framework-version", default=images.DEFAULT_FRAMEWORK_VERSION,
+                               choices=sorted(images.CONTAINERS),
+                               help="SageMaker scikit-learn container version (serving and training; "
+                                    f"default: {images.DEFAULT_FRAMEWORK_VERSION}); the sagemaker SDK must list it")
+    stack_options.add_argument("--parallelization-factor", type=int, default=1,
+                               help="concurrent batches per shard, 1-10 (default: 1)")
+    stack_options.add_argument("--reserved-concurrency", type=int,
+                               help="concurrent executions reserved for the function (default: none reserved)")
+    stack_options.add_argument("--logs-kms-key", metavar="ARN",
+                               help="KMS key ARN that encrypts the function's log group (default: the service's "
+                                    "encryption; the key policy must allow CloudWatch Logs)")
+    stack_options.add_argument("--alarm-email", metavar="ADDRESS",
+                               help="e-mail the alarms notify (SNS; confirm the subscription), and add the alarm on "
+                                    "any patient's ventricular beats")
+    stack_options.add_argument("--v-beats-per-minute", type=int, default=stack.DEFAULT_V_BEATS_PER_MINUTE,
+                               help="V beats of one patient in a minute that raise the alarm "
+                                    f"(default: {stack.DEFAULT_V_BEATS_PER_MINUTE})")
+    stack_options.add_argument("--budget-usd", type=float, metavar="N",
+                               help="also an AWS Budgets alarm on the account's monthly cost (needs --alarm-email)")
 
     up = commands.add_parser("up", parents=[common, stack_options], help="create or update everything (idempotent)")
     up.add_argument("--model", default="model.tar.gz",
@@ -94,6 +111,17 @@ def build_parser() -> argparse.ArgumentParser:
                          f"(default: {serving.DEFAULT_MEMORY_MB})")
     up.add_argument("--max-concurrency", type=int, default=serving.DEFAULT_MAX_CONCURRENCY,
                     help=f"serverless concurrent invocations (default: {serving.DEFAULT_MAX_CONCURRENCY})")
+    up.add_argument("--max-instance-count", type=int,
+                    help="autoscale --instance-type endpoints up to this many instances (default: a fixed count)")
+    up.add_argument("--patients", type=int,
+                    help="size shards, parallelization, reserved concurrency and the endpoint for N monitored "
+                         f"patients ({sizing.BEATS_PER_PATIENT_S} beats/s each); replaces --shards and the "
+                         "endpoint options")
+    up.add_argument("--aggregated", action="store_true",
+                    help="the per-use estimate assumes a replay with --aggregate (KPL aggregates: fewer PUT units)")
+    up.add_argument("--rate", type=float,
+                    help=f"beats/s the per-use cost estimate assumes (default: {costs.DEFAULT_RATE_BPS:g}, or "
+                         "the patients' rate with --patients)")
 
     train = commands.add_parser("train", parents=[common, stack_options],
                                 help="train on SageMaker in the serving container; prints the model's s3:// URI")
@@ -106,21 +134,50 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("status", parents=[common], help="show what is deployed and what it costs while idle")
     commands.add_parser("down", parents=[common], help="delete everything `up` created, the endpoint first")
+    replay_failed = commands.add_parser(
+        "replay-failed", parents=[common],
+        help="send the records the function rejected, and the batches Lambda gave up on, back into the stream")
+    replay_failed.add_argument("--since", default="24h",
+                               help="how far back to look: 30m, 6h, 2d, or epoch seconds (default: 24h)")
     return parser
+
+
+def sizing_from_args(args: argparse.Namespace) -> sizing.SizingPlan | None:
+    """The ``--patients`` sizing, or None without it."""
+    if args.patients is None:
+        return None
+    return sizing.plan_for_patients(args.patients, base=_stack_options(args))
 
 
 def plan_from_args(args: argparse.Namespace) -> deploy.Plan:
     """The ``up`` plan described by the command line (validates every value, calls nothing)."""
-    endpoint = serving.EndpointSpec(
-        memory_mb=args.memory_mb, max_concurrency=args.max_concurrency, instance_type=args.instance_type,
-        instance_count=args.instance_count, framework_version=args.framework_version)
+    sized = sizing_from_args(args)
+    if sized is not None:
+        endpoint, options = replace(sized.endpoint, framework_version=args.framework_version), sized.stack
+    else:
+        endpoint = serving.EndpointSpec(
+            memory_mb=args.memory_mb, max_concurrency=args.max_concurrency, instance_type=args.instance_type,
+            instance_count=args.instance_count, framework_version=args.framework_version,
+            max_instance_count=args.max_instance_count)
+        options = _stack_options(args)
     return deploy.Plan(Names(deploy.check_prefix(args.prefix)), resolve_region(args.region, args.profile),
-                       args.model, endpoint, _stack_options(args), args.profile)
+                       args.model, endpoint, options, args.profile)
 
 
 def _stack_options(args: argparse.Namespace) -> stack.StackOptions:
     return stack.StackOptions(shard_count=args.shards, log_retention_days=args.log_retention_days,
-                              dashboard=args.dashboard)
+                              dashboard=args.dashboard, parallelization_factor=args.parallelization_factor,
+                              reserved_concurrency=args.reserved_concurrency, logs_kms_key_arn=args.logs_kms_key,
+                              alarm_email=args.alarm_email, budget_usd=args.budget_usd,
+                              v_beats_per_minute=args.v_beats_per_minute)
+
+
+def _cost_lines(args: argparse.Namespace, plan: deploy.Plan) -> list[str]:
+    """The idle estimate, then the per-use one at --rate (or the patients' rate)."""
+    patients = args.patients or costs.DEFAULT_PATIENTS
+    rate = args.rate or (args.patients * sizing.BEATS_PER_PATIENT_S if args.patients else costs.DEFAULT_RATE_BPS)
+    return [*costs.format_estimate(plan.stack, plan.endpoint),
+            *costs.format_usage_estimate(plan.stack, plan.endpoint, rate, patients, aggregated=args.aggregated)]
 
 
 def _hyperparameters(pairs: list[str]) -> dict[str, object]:
@@ -143,14 +200,17 @@ def _backend(args: argparse.Namespace, region: str) -> Backend:
 
 def cmd_up(args: argparse.Namespace) -> int:
     plan = plan_from_args(args)
+    sized = sizing_from_args(args)
     if args.dry_run:
         print("Plan (dry run: nothing was called):")
+        if sized is not None:
+            print("\n".join(sized.lines()))
         print("\n".join(plan.lines()))
-        print("\n".join(costs.format_estimate(plan.stack, plan.endpoint)))
+        print("\n".join(_cost_lines(args, plan)))
         return 0
     result = deploy.up(_backend(args, plan.region), plan, progress=_progress_printer())
     print("\n".join(deploy.summary_lines(result)))
-    print("\n".join(costs.format_estimate(plan.stack, plan.endpoint)))
+    print("\n".join(_cost_lines(args, plan)))
     return 0
 
 
@@ -167,7 +227,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"  upload hbcore/{training_job.ENTRY_MODULE} + hbcore/ to training/source/, "
               f"{', '.join(p.name for p in args.csv)} to training/data/")
         print(f"  run training job {names.prefix}-train-<time> on {args.instance_type} with "
-              f"{serving.image_uri(region, args.framework_version)}, hyperparameters {hyperparameters or 'none'}")
+              f"{images.image_uri(region, args.framework_version, 'training')}, "
+              f"hyperparameters {hyperparameters or 'none'}")
         print("  print the s3:// URI of its model.tar.gz for `python -m deploy up --model`")
         return 0
     model_uri = deploy.train(_backend(args, region), names, list(args.csv), _stack_options(args),
@@ -228,8 +289,10 @@ def cmd_down(args: argparse.Namespace) -> int:
         print(f"Would delete, in {region} (dry run: nothing was called):")
         print(f"  endpoint {names.endpoint}, its {names.endpoint}-c-* configs and {names.endpoint}-m-* models, "
               f"log group /aws/sagemaker/Endpoints/{names.endpoint}")
+        print(f"  the autoscaling of {names.endpoint}, if it has any")
         print(f"  stack {names.stack} (stream {names.stream}, function {names.function}, log group "
-              f"{names.log_group}, queue {names.function}-failures, roles, mapping, dashboard)")
+              f"{names.log_group}, queue {names.function}-failures, roles, mapping, alarms, alarm topic, budget, "
+              "dashboard)")
         print(f"  objects under {', '.join(artifacts.KEY_PREFIXES)} in {names.bucket('<account>', region)}, "
               "then the bucket if it is empty")
         return 0
@@ -238,7 +301,24 @@ def cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"up": cmd_up, "train": cmd_train, "status": cmd_status, "down": cmd_down}
+def cmd_replay_failed(args: argparse.Namespace) -> int:
+    """``replay-failed`` (hbcore.aws.failed): the failed records of the last ``--since``, back into the stream."""
+    names = Names(deploy.check_prefix(args.prefix))
+    region = resolve_region(args.region, args.profile)
+    since_s = failed.parse_since(args.since)
+    if args.dry_run:
+        print(f"Would read the rejected lines of {names.log_group} since {time.ctime(since_s)} and the batches in "
+              f"queue {names.function}-failures, and put their records into {names.stream} in {region} "
+              "(dry run: nothing was called).")
+        return 0
+    result = failed.replay_failed(_backend(args, region), names, since_s, _progress_printer())
+    print(f"replayed {result.sent:,} failed records into {names.stream} ({result.failed:,} refused by Kinesis, "
+          f"{result.deleted_messages:,} on-failure messages done)")
+    return 1 if result.failed else 0
+
+
+COMMANDS = {"up": cmd_up, "train": cmd_train, "status": cmd_status, "down": cmd_down,
+            "replay-failed": cmd_replay_failed}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -60,10 +61,49 @@ def cmd_data_download(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """The test figures as JSON; over N, S, V, F for inter-patient splits (``--split inter``, records)."""
+    from hbcore.model import metrics, training
+
+    if args.train_records or args.test_records:
+        return _print_json(metrics.inter_patient_figures(_train_on_records(args)))
+    split = args.split or "intra"
+    result = training.run_train(split=split, csv=args.csv, mitdb=args.mitdb, out=args.out, max_iter=args.max_iter,
+                                preset=args.preset, seed=args.seed)
+    return _print_json(result if split == "intra" else metrics.inter_patient_figures(result))
+
+
+def cmd_select_model(args: argparse.Namespace) -> int:
+    """Each candidate's DS1 cross-validation on stdout as it ends, then the whole result as JSON."""
+    from hbcore.model import selection
+
+    return _print_json(selection.run_select(mitdb=args.mitdb, candidates=args.candidates, n_folds=args.folds))
+
+
+def _train_on_records(args: argparse.Namespace) -> dict:
+    """``train --train-records A,B --test-records C,D``: the inter-patient recipe on any two disjoint
+    record lists. (Its home is ``training.run_train``, which takes no records yet.)"""
+    from hbcore.data import dataset, splits
     from hbcore.model import training
 
-    return _print_json(training.run_train(split=args.split, csv=args.csv, mitdb=args.mitdb, out=args.out,
-                                          max_iter=args.max_iter))
+    if not (args.train_records and args.test_records):
+        raise ValueError("--train-records and --test-records go together: name the records of both parts")
+    if args.split or args.csv:
+        raise ValueError("--train-records/--test-records choose the split themselves: drop --split and --csv")
+    # Names checked against the folder first: a typo is reported before minutes of loading.
+    splits.check_records(args.train_records, args.test_records,
+                         dataset.list_records(dataset.resolve_mitdb_dir(args.mitdb)))
+    params = training.default_params("inter", args.preset)
+    if args.max_iter is not None:
+        params = dataclasses.replace(params, max_iter=args.max_iter)
+    if args.seed is not None:
+        params = dataclasses.replace(params, seed=args.seed)
+    beats, views = training.load_training_beats(mitdb=args.mitdb)
+    train, test = splits.records_index(beats.meta["record"].to_numpy(), args.train_records, args.test_records)
+    records = {"train_records": args.train_records, "test_records": args.test_records}
+    model = training.fit_and_evaluate(beats.subset(train), beats.subset(test), params,
+                                      [view.subset(train) for view in views], split="records", source="mitdb",
+                                      preset=args.preset, **records)
+    return training.summary(model) | records | {"model": str(training.write_model_tar(model, args.out))}
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -73,11 +113,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_model(args: argparse.Namespace) -> int:
+    """The report, the targets met or missed, one JSON line; exit 1 when a target is missed."""
     from hbcore.bench import modelbench
-    from hbcore.bench.table import print_figures
 
-    print_figures("model", modelbench.run_bench_model(mitdb=args.mitdb))
-    return 0
+    result = modelbench.run_bench_model(mitdb=args.mitdb, seeds=args.seeds, log=_print_progress)
+    modelbench.print_report(result)
+    return 0 if all(target["met"] for target in result["targets"]) else 1
 
 
 def cmd_bench_pipeline(args: argparse.Namespace) -> int:
@@ -125,7 +166,7 @@ def cmd_bench_app(args: argparse.Namespace) -> int:
     from hbcore.bench.table import print_figures
 
     print_figures("app", appbench.run_bench_app(predictions=args.predictions, browser=args.browser,
-                                                timeout_s=args.timeout))
+                                                timeout_s=args.timeout, runs=args.runs))
     return 0
 
 
@@ -148,6 +189,22 @@ def cmd_bench_cloud(args: argparse.Namespace) -> int:
                                          retention_s=args.retention_s)
     print_figures("cloud", figures, _rounded(figures))
     return 0
+
+
+def cmd_bench_alarms(args: argparse.Namespace) -> int:
+    """Both sources' tables, targets and JSON lines; exit 1 when the system misses the minimum to resolve.
+
+    ``--select-af``: the DS1 cross-validation of the AF detector instead.
+    """
+    from hbcore.bench import alarmbench
+
+    if args.select_af:
+        alarmbench.print_select_af(alarmbench.run_select_af(mitdb=args.mitdb, log=_print_progress))
+        return 0
+    results = alarmbench.run_bench_alarms(mitdb=args.mitdb, model=args.model, records=args.records,
+                                          log=_print_progress)
+    alarmbench.print_report(results)
+    return 0 if alarmbench.minimum_met(results) else 1
 
 
 def cmd_cloud_up(args: argparse.Namespace) -> int:
@@ -196,7 +253,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     summary = demo.run_demo(n_beats=args.beats, rate_bps=args.rate, records=args.records,
                                  model_path=Path(args.model) if args.model else None, mitdb=args.mitdb,
-                                 log=_print_progress, aggregate=args.aggregate)
+                                 log=_print_progress, aggregate=args.aggregate, split=args.split)
     print(json.dumps(summary, indent=2))
     return 0 if summary["lost"] == 0 else 1
 
@@ -211,6 +268,16 @@ def rate_bps(value: str) -> float | None:
         if (rate := float(value)) > 0:
             return rate
     raise argparse.ArgumentTypeError(f"{value!r}: expected beats per second > 0, or 'max'")
+
+
+def record_names(value: str) -> list[str]:
+    """``--train-records`` / ``--test-records``: comma-separated record names, none blank or repeated."""
+    names = [name.strip() for name in value.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"{value!r}: expected record names separated by commas, e.g. 101,106")
+    if len(set(names)) < len(names):
+        raise argparse.ArgumentTypeError(f"{value!r}: a record is named twice")
+    return names
 
 
 def _add_mitdb(parser: argparse.ArgumentParser) -> None:
@@ -243,14 +310,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train the classifier and write model.tar.gz")
     train.set_defaults(run=cmd_train)
-    train.add_argument("--split", choices=("intra", "inter"), default="intra",
-                              help="intra-patient 80/20 beats (Kaggle convention) or inter-patient DS1/DS2")
+    train.add_argument("--split", choices=("intra", "inter"), default=None,
+                              help="intra-patient 80/20 beats (Kaggle convention; the default) or inter-patient "
+                                   "DS1/DS2")
+    train.add_argument("--train-records", type=record_names, default=None, metavar="A,B,...",
+                       help="train on these MIT-BIH records (comma-separated; with --test-records, instead of --split)")
+    train.add_argument("--test-records", type=record_names, default=None, metavar="C,D,...",
+                       help="score on these records, none of them a training record (N, S, V, F, as --split inter)")
     _add_mitdb(train)
     train.add_argument("--csv", action="append", default=[],
                               help="train on Kaggle-format CSV file(s) instead of WFDB records (repeatable)")
     train.add_argument("--out", default="model.tar.gz", help="where to write the model artifact")
     train.add_argument("--max-iter", type=int, default=None,
                               help="training epochs of the network (default: the split's benchmarked value)")
+    train.add_argument("--preset", choices=("default", "quick"), default="default",
+                       help="the split's benchmarked parameters, or quick ones (seconds to train, lower scores)")
+    train.add_argument("--seed", type=int, default=None, help="the training seed (default: the preset's, 0)")
+
+    select = commands.add_parser("select-model",
+                                 help="choose the inter-patient model by leave-records-out cross-validation in DS1")
+    select.set_defaults(run=cmd_select_model)
+    _add_mitdb(select)
+    select.add_argument("--candidates", type=lambda text: text.split(","), default=None, metavar="A,B,...",
+                        help="cross-validate only these candidates of hbcore.model.selection.CANDIDATES")
+    select.add_argument("--folds", type=int, default=4, help="record-group folds of DS1 (default: 4)")
 
     evaluate = commands.add_parser("evaluate", help="evaluate a model.tar.gz on a Kaggle-format CSV")
     evaluate.set_defaults(run=cmd_evaluate)
@@ -267,6 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--records", nargs="*", default=None,
                              help="MIT-BIH records to replay (default: test split)")
     demo.add_argument("--model", help="an existing model.tar.gz (default: train one, or reuse the cached one)")
+    demo.add_argument("--split", choices=("inter", "intra"), default="inter",
+                      help="inter: a model trained on DS1 streams the unseen DS2 patients (default); intra: test "
+                           "beats of patients the model has seen (a quick model first, the full one deployed in place)")
     demo.add_argument("--aggregate", action="store_true",
                       help="pack each record's beats into KPL-aggregated Kinesis records, as the Kinesis "
                            "Producer Library does (more beats per shard on AWS)")
@@ -279,8 +365,11 @@ def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     bench_commands = bench.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
     served_model = "model.tar.gz to serve (default: the demo's model, trained if absent)"
 
-    model = bench_commands.add_parser("model", help="accuracy, macro-F1, training time, inference rate")
+    model = bench_commands.add_parser(
+        "model", help="inter- and intra-patient figures over seeds, EC57 per class and record, targets")
     model.set_defaults(run=cmd_bench_model)
+    model.add_argument("--seeds", type=int, default=3,
+                       help="train each split with model seeds 0..N-1; figures: mean and spread, never the best seed")
     _add_mitdb(model)
 
     pipeline = bench_commands.add_parser("pipeline", help="end-to-end throughput, latency, memory")
@@ -318,6 +407,8 @@ def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     app.add_argument("--no-browser", dest="browser", action="store_false",
                      help="skip the headless-Chromium timings (first paint, demo to first predictions)")
     app.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the demo's predictions")
+    app.add_argument("--runs", type=int, default=3,
+                     help="cold runs (empty cache) and cached runs (beats and full model stored); medians reported")
 
     stages = bench_commands.add_parser("stages", help="handler, replay and reader costs, each on its own")
     stages.set_defaults(run=cmd_bench_stages)
@@ -339,6 +430,16 @@ def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     cloud.add_argument("--beats", type=int, default=100_000, help="stream records of the memory soak (0: skip)")
     cloud.add_argument("--retention-s", type=float, default=None,
                        help="the soak cloud's Kinesis retention (default: the local cloud's)")
+
+    alarms = bench_commands.add_parser(
+        "alarms", help="rhythm events on DS2 vs MIT-BIH's annotations (EC57 episode Se/+P), two sources")
+    alarms.set_defaults(run=cmd_bench_alarms)
+    alarms.add_argument("--model", help="a DS1-trained inter-patient model.tar.gz (default: train one on DS1)")
+    alarms.add_argument("--records", type=record_names, default=None, metavar="A,B,...",
+                        help="records to score (default: DS2; DS1 is where the detector was tuned)")
+    alarms.add_argument("--select-af", action="store_true",
+                        help="print the DS1 leave-one-record-out selection of the AF detector instead")
+    _add_mitdb(alarms)
 
 
 def _add_cloud(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

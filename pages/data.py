@@ -7,7 +7,7 @@ import streamlit as st
 from hbcore import paths
 from hbcore.app import charts
 from hbcore.app import resources as res
-from hbcore.aws.redaction import user_message
+from hbcore.aws.redaction import redact, user_message
 from hbcore.data import kaggle, physionet, records
 
 SOURCES = ("MIT-BIH records in a folder", "Download from PhysioNet", "Kaggle CSV")
@@ -52,8 +52,11 @@ elif choice == SOURCES[1]:
                 path = physionet.download_mitdb(dest)
                 res.use_folder(str(path))
                 st.success(f"Downloaded {len(records.record_names(path))} records into {path}.")
-            except Exception as error:  # network errors come from requests, urllib3 and wfdb alike
-                st.error(f"Downloading from PhysioNet failed: {user_message(error)}. Press the button again to resume.")
+            except physionet.PhysioNetUnreachable as error:
+                st.error(redact(str(error)))
+                st.info(f"Choose **{SOURCES[0]}** or **{SOURCES[2]}** above: both work offline.")
+            except physionet.DownloadError as error:
+                st.error(f"{user_message(error)}. Press the button again to resume.")
 
 else:
     st.write("`mitbih_train.csv` / `mitbih_test.csv` as published (headerless, 188 columns), gzipped "

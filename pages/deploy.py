@@ -36,7 +36,11 @@ target = "the local endpoint server" if settings.backend == "local" else f"SageM
 st.caption(f"Deploys to endpoint `{pipeline.names.endpoint}` on {target}; the stream, the Lambda handler and the "
            "log group are created first if they do not exist.")
 
-if st.button("Deploy", key="deploy_run", type="primary"):
+problem = res.backend_problem()
+if problem:
+    st.error(f"The backend cannot be used: {problem}")
+    st.page_link("pages/settings.py", label="Check the settings", icon=":material/settings:")
+if st.button("Deploy", key="deploy_run", type="primary", disabled=problem is not None):
     with st.status(f"Deploying {chosen.version}…", expanded=True) as box:
         try:
             deployment = pipeline.deploy(chosen.path, progress=box.write)

@@ -1,7 +1,9 @@
 """Home: what the system is, one button that runs the whole demo, and the state of each part.
 
 The button comes first: it is what most visitors want, and it paints before the status panel,
-whose diagram and table load the browser's heavier chart code.
+whose diagram and table load the browser's heavier chart code. While the demo sets up, the page
+redraws its progress and the status panel every POLL_S, then opens the live monitor. A replay
+already running is never replaced without asking.
 """
 
 import time
@@ -13,20 +15,29 @@ import streamlit as st
 from hbcore import paths
 from hbcore.app import diagram
 from hbcore.app import resources as res
+from hbcore.aws import identity
 from hbcore.aws.redaction import redact, user_message
 from hbcore.data import physionet
 from hbcore.model import store as modelstore
 
 if TYPE_CHECKING:  # imported for real in start_demo: hbcore.app.demo loads scikit-learn
-    from hbcore.app.demo import DemoRun
+    from hbcore.app.demo import DemoProgress, DemoRun
 
 DEMO_RATE_BPS = 250.0
 POLL_S = 0.5
+# The choice of patients; keys are hbcore.app.demo.DEMO_SPLITS' (not imported here: it loads scikit-learn).
+PATIENTS = {"inter": "Unseen patients (DS2: 22 records the model never saw, trained on DS1)",
+            "intra": "Patients the model has seen (intra-patient test beats)"}
 STEP_LABELS = {"data": "Loading the beats", "model": "Training a model (or loading the saved one)",
                "stack": "Creating the stream, the Lambda handler and the log group",
                "endpoint": "Deploying the model to the endpoint", "replay": "Starting the replay"}
+STEP_MARKS = {"waiting": "○", "working": "◐", "done": "●", "failed": "✕"}
+AWS_PREREQUISITES = "docs/aws.md → Prerequisites"
 
 st.session_state.setdefault("home_demo_error", None)
+st.session_state.setdefault("home_split", "inter")
+st.session_state.setdefault("home_confirm", False)
+st.session_state.setdefault("home_download_error", None)
 
 st.title("Heartbeat stream")
 st.markdown(
@@ -40,6 +51,7 @@ settings = res.settings()
 pipeline = res.pipeline()
 source = res.current_source()
 saved = modelstore.saved_models()
+blocked = res.backend_problem()
 
 
 def part_rows() -> dict[str, tuple[str, str]]:
@@ -47,15 +59,17 @@ def part_rows() -> dict[str, tuple[str, str]]:
     if source is None:
         data = ("missing", "no MIT-BIH records: download them above or choose a source on the Data page")
     elif source[0] == "mitdb" and not res.folder_is_built(source[1]):
-        data = ("idle", f"{source[1]}: beats not built yet (the demo builds them, a few seconds)")
+        estimate_s = res.load_estimate_s(source[1])
+        data = ("idle", f"{source[1]}: beats not built yet (the demo builds them, about {estimate_s:,.0f} s)")
     else:
         data = ("ok", f"{source[1]}: beats ready")
-    model = (("ok", (f"{len(saved)} saved, newest {saved[0].version} "
-                     f"(accuracy {saved[0].metrics.get('accuracy', float('nan')):.2%})")) if saved
+    models = modelstore.saved_models()
+    model = (("ok", (f"{len(models)} saved, newest {models[0].version} "
+                     f"(accuracy {models[0].metrics.get('accuracy', float('nan')):.2%})")) if models
              else ("missing", "none trained yet (the demo trains one)"))
     rows = {"data": data, "model": model}
-    if settings.backend == "aws" and not res.backend_ready():
-        return rows | {"backend": ("error", "unusable profile: see Settings")}
+    if blocked:
+        return rows | {"backend": ("error", blocked)}
     try:
         rows.update({name: (part.state, part.detail) for name, part in pipeline.status().items()})
     except Exception as error:  # no credentials, no network, a stack in a bad state: reported, not raised
@@ -63,78 +77,191 @@ def part_rows() -> dict[str, tuple[str, str]]:
     return rows
 
 
+def download() -> None:
+    """Button callback: fetch MIT-BIH from PhysioNet; a failure is kept for the page to explain."""
+    st.session_state["home_download_error"] = None
+    try:
+        res.use_folder(str(physionet.download_mitdb(paths.download_dir())))
+    except physionet.PhysioNetUnreachable as error:
+        st.session_state["home_download_error"] = ("unreachable", redact(str(error)))
+    except physionet.DownloadError as error:
+        reason = f"{user_message(error)}. Press the button again to resume."
+        st.session_state["home_download_error"] = ("failed", reason)
+
+
 if source is None:
     st.warning("No MIT-BIH records found (HB_DATA_DIR is not set and nothing was downloaded). "
                "Download the 48 records (~100 MB) from PhysioNet, or choose a Kaggle CSV on the Data page.")
-    if st.button("Download MIT-BIH from PhysioNet", key="home_download"):
-        with st.spinner("Downloading from PhysioNet (a few minutes)…"):
-            try:
-                res.use_folder(str(physionet.download_mitdb(paths.download_dir())))
-                st.rerun()
-            except Exception as error:  # network errors come from requests, urllib3 and wfdb alike
-                st.error(f"Downloading from PhysioNet failed: {user_message(error)}. Press the button again to resume.")
-    st.page_link("pages/data.py", label="Choose another source on the Data page", icon=":material/database:")
+    st.button("Download MIT-BIH from PhysioNet", key="home_download", on_click=download)
+    problem = st.session_state["home_download_error"]
+    if problem and problem[0] == "unreachable":
+        st.error(f"PhysioNet ({physionet.PHYSIONET_HOST}) cannot be reached: no internet connection, or a proxy "
+                 "or firewall in the way. Two ways on without it:")
+        ways = st.columns(2)
+        with ways[0]:
+            st.page_link("pages/data.py", label="Use a folder of WFDB records (.hea, .dat, .atr)",
+                         icon=":material/folder_open:")
+        with ways[1]:
+            st.page_link("pages/data.py", label="Use a Kaggle CSV (mitbih_train.csv, mitbih_test.csv)",
+                         icon=":material/table:")
+    elif problem:
+        st.error(f"Downloading from PhysioNet failed: {problem[1]}")
+    else:
+        st.page_link("pages/data.py", label="Choose another source on the Data page", icon=":material/database:")
+
+if blocked:
+    st.error(f"The AWS backend cannot be used: {blocked}")
+    st.caption(f"What AWS needs: {AWS_PREREQUISITES} (credentials, permissions, a region with SageMaker "
+               "serverless). The demo stays off until the check passes; the local cloud needs none of it.")
+    if (needs := identity.prerequisites()) is not None:
+        with st.expander("docs/aws.md → Prerequisites"):
+            st.markdown(needs)
+    st.page_link("pages/settings.py", label="Check again, or switch to the local cloud, in Settings",
+                 icon=":material/settings:")
 
 
-def follow_demo(run: "DemoRun") -> str | None:
-    """Draw a demo run's set-up until the replay starts; the error of the failed step, or None."""
-    bar = st.progress(0.0, text="Starting…")
-    started = time.monotonic()
-    while not (progress := run.progress()).finished:
-        step = STEP_LABELS.get(progress.step, "Working")
-        last = progress.messages[-1] if progress.messages else ""
-        bar.progress(progress.fraction, text=f"{step}… {time.monotonic() - started:,.0f} s · {last}")
-        time.sleep(POLL_S)
-    bar.progress(1.0, text="Streaming: opening the live monitor…")
-    return redact(progress.error) if progress.error else None
-
-
-def start_demo() -> "DemoRun | str":
-    """Load (or build) the beats here, behind a spinner, then start the demo's set-up thread."""
+def start_demo() -> None:
+    """Start the demo's set-up thread; the beats are loaded (or built) in it, with the rest."""
     from hbcore.app.demo import (
         DemoRun,  # imports scikit-learn: not on the first paint of the app
     )
 
-    with st.spinner("Loading the beats (building them takes a few seconds the first time)…"):
-        try:
-            demo_beats = res.current_beats(build=True)
-        except (OSError, ValueError) as error:
-            return f"data: {user_message(error)}"
-    if demo_beats is None:
-        return "data: no beats; choose a source on the Data page."
-    run = DemoRun(pipeline, lambda: demo_beats, n_beats=len(demo_beats), rate_bps=DEMO_RATE_BPS)
+    st.session_state["home_demo_error"] = None
+    st.session_state["home_confirm"] = False
+    if source is None:
+        st.session_state["home_demo_error"] = "data: no beats; choose a source on the Data page."
+        return
+    kind, name = source
+    if kind == "kaggle":
+        beats = res.current_beats()
+        if beats is None:
+            st.session_state["home_demo_error"] = "data: the Kaggle rows are gone; load the CSV again on the Data page."
+            return
+        load, load_s = (lambda: beats), 0.1
+    else:
+        load, load_s = (lambda: res.folder_beats(name)), res.load_estimate_s(name)
+    split = "intra" if kind == "kaggle" else st.session_state["home_split"]  # Kaggle rows name no patient
+    run = DemoRun(pipeline, load, n_beats=None, rate_bps=DEMO_RATE_BPS, split=split, load_s=load_s, source=kind,
+                  source_name=name)
     res.background_runs()["demo"] = run.start()
-    return run
+
+
+def demo_pressed() -> None:
+    """Button callback: ask first when a replay runs (it would be stopped), else start."""
+    if pipeline.replay_running():
+        st.session_state["home_confirm"] = True
+    else:
+        start_demo()
+
+
+def replace_replay() -> None:
+    pipeline.stop_replay()
+    start_demo()
 
 
 current = res.background_runs().get("demo")
 demo_running = current is not None and not current.progress().finished
-if st.button("Run the full demo", key="run_demo", type="primary", disabled=source is None or demo_running,
-             help="Builds or loads the beats, trains a model (or reuses the saved one), deploys it, "
-                  f"streams the test beats at {DEMO_RATE_BPS:.0f} beats/s and opens the live monitor"):
-    current = start_demo()
-    demo_running = not isinstance(current, str)
-    st.session_state["home_demo_error"] = current if isinstance(current, str) else None
+if source is not None and source[0] == "kaggle":
+    st.caption("Kaggle rows name no patient: the demo streams the intra-patient test beats.")
+else:
+    st.radio("Patients to stream", list(PATIENTS), key="home_split", format_func=PATIENTS.get,
+             disabled=demo_running)
+st.button("Run the full demo", key="run_demo", type="primary",
+          disabled=source is None or demo_running or blocked is not None or st.session_state["home_confirm"],
+          on_click=demo_pressed)
+st.caption("Loads (or builds) the beats, trains a quick model while the stream and the handler are created, "
+           f"deploys it, streams the chosen patients at {DEMO_RATE_BPS:.0f} beats/s and opens the live monitor; "
+           "the fully trained model replaces the quick one on the endpoint when it is ready.")
+
+if st.session_state["home_confirm"]:
+    if pipeline.replay_running():
+        assert pipeline.replay is not None  # a replay runs
+        running = pipeline.replay.progress()
+        st.warning(f"A replay is running: run `{running.run}`, {running.sent:,} of {running.total:,} beats sent "
+                   f"({running.state}). Stop it and start a new one?")
+        choices = st.columns(3)
+        choices[0].button("Stop it and start the demo", key="home_confirm_replace", type="primary",
+                          on_click=replace_replay)
+        with choices[1]:
+            st.page_link("pages/monitor.py", label="Watch the running replay instead", icon=":material/monitor_heart:")
+        choices[2].button("Cancel", key="home_confirm_cancel",
+                          on_click=lambda: st.session_state.update(home_confirm=False))
+    else:  # it ended while the question was open: nothing left to replace
+        st.session_state["home_confirm"] = False
+        st.rerun()
+
+progress_area = st.empty()
+st.divider()
+diagram_area = st.empty()
+table_area = st.empty()
+st.caption(f"Backend: {'local cloud on 127.0.0.1' if settings.backend == 'local' else 'AWS ' + settings.region}. "
+           "Change it in Settings.")
+
+
+def draw_status(previous: dict[str, tuple[str, str]] | None = None) -> dict[str, tuple[str, str]]:
+    """The diagram and the table of every part's state; redrawn only when something changed."""
+    rows = part_rows()
+    if rows != previous:
+        diagram_area.graphviz_chart(diagram.pipeline_dot({name: state for name, (state, _) in rows.items()}),
+                                    width="stretch")
+        status = pd.DataFrame([{"part": name, "state": state, "detail": redact(detail)}
+                               for name, (state, detail) in rows.items()])
+        # st.table wraps long details; a data frame cut them off at the column's width
+        table_area.table(status.style.hide(axis="index").map(
+            lambda state: f"background-color: {diagram.STATE_COLORS.get(state, 'white')}", subset=["state"]))
+    return rows
+
+
+def draw_progress(progress: "DemoProgress", elapsed_s: float) -> None:
+    """The bar (stopped where a step failed), and one line per step with its time and estimate."""
+    with progress_area.container():
+        if progress.error:
+            text = f"Stopped at {STEP_LABELS.get(progress.step or '', 'the demo')}: {redact(progress.error)}"
+        else:
+            step = STEP_LABELS.get(progress.step or "", "Working")
+            last = f" · {redact(progress.messages[-1])}" if progress.messages else ""
+            text = f"{step}… {elapsed_s:,.0f} s, about {progress.remaining_s:,.0f} s to the first predictions{last}"
+        st.progress(progress.fraction, text=text)
+        lines = []
+        for step in progress.steps:
+            timing = (f"{step.elapsed_s:,.1f} s" if step.state in ("done", "failed")
+                      else f"{step.elapsed_s:,.0f} of ~{step.expected_s:,.0f} s" if step.state == "working" else "")
+            lines.append(f"{STEP_MARKS[step.state]} {STEP_LABELS[step.name]} {timing}"
+                         + (f" · {redact(step.detail)}" if step.detail else ""))
+        st.caption("  \n".join(lines))
+
+
+def follow_demo(run: "DemoRun") -> str | None:
+    """Redraw a demo run's set-up and the status panel until the replay starts; the failed step's error, or None."""
+    started = time.monotonic()
+    rows = None
+    while not (progress := run.progress()).finished:
+        draw_progress(progress, time.monotonic() - started)
+        rows = draw_status(rows)
+        time.sleep(POLL_S)
+    draw_progress(progress, time.monotonic() - started)
+    return redact(progress.error) if progress.error else None
+
+
 if demo_running:
+    assert current is not None  # running
     error = follow_demo(current)
     st.session_state["home_demo_error"] = error
     if error is None:
         st.switch_page("pages/monitor.py")
-if st.session_state["home_demo_error"]:
-    st.error(st.session_state["home_demo_error"])
-elif current is not None and not isinstance(current, str) and (failure := current.progress().error):
-    st.error(redact(failure))  # a demo that failed while this session was elsewhere
-
-st.divider()
-rows = part_rows()
-st.graphviz_chart(diagram.pipeline_dot({name: state for name, (state, _) in rows.items()}), width="stretch")
-status = pd.DataFrame([{"part": name, "state": state, "detail": redact(detail)}
-                       for name, (state, detail) in rows.items()])
-st.dataframe(status.style.map(lambda state: f"background-color: {diagram.STATE_COLORS.get(state, 'white')}",
-                              subset=["state"]),
-             hide_index=True, width="stretch")
-st.caption(f"Backend: {'local cloud on 127.0.0.1' if settings.backend == 'local' else 'AWS ' + settings.region}. "
-           "Change it in Settings.")
+    draw_status()
+else:
+    draw_status()
+    if st.session_state["home_demo_error"]:
+        progress_area.error(st.session_state["home_demo_error"])
+    elif current is not None:
+        ended = current.progress()
+        if ended.error:
+            draw_progress(ended, 0.0)  # a demo that failed while this session was elsewhere
+        elif ended.upgrade is not None:
+            progress_area.caption(f"Model: {redact(ended.upgrade.detail)}"
+                                  + (f" ({ended.upgrade.elapsed_s:,.0f} of ~{ended.upgrade.expected_s:,.0f} s)"
+                                     if ended.upgrade.state == "training" else ""))
 
 st.subheader("Step by step")
 steps = st.columns(5)

@@ -1,19 +1,23 @@
-"""Misclassified: find the beats the model got wrong and see why (waveform vs class templates, context)."""
+"""Misclassified: find the beats the model got wrong and see why (waveform vs the patient's normal beat and
+the class templates, context)."""
 
+import time
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
-from hbcore.app import charts, review
+from hbcore.app import charts, dashboard, review
 from hbcore.app import resources as res
 from hbcore.aws.redaction import user_message
 from hbcore.data import beat_templates as templates
-from hbcore.data import records
+from hbcore.data import patient, records
 from hbcore.data.classes import CLASS_NAMES
 from hbcore.stream import aggregations
 
 CONTEXT_S = 3.0  # the raw trace around the beat
 NEIGHBOURS_S = 10.0  # the predictions around it (the test split holds one beat in five)
+FRESHNESS_REFRESH_S = 5.0
 
 st.session_state.setdefault("mis_all_runs", False)
 st.session_state.setdefault("mis_true", [])
@@ -21,6 +25,7 @@ st.session_state.setdefault("mis_pred", [])
 st.session_state.setdefault("mis_record", [])
 st.session_state.setdefault("mis_confidence", (0.0, 1.0))
 st.session_state.setdefault("mis_loaded", None)
+st.session_state.setdefault("mis_template", (None, None))  # (source, record, sample) → the patient's normal beat
 
 st.title("Misclassified beats")
 pipeline = res.pipeline()
@@ -38,10 +43,24 @@ loaded = st.session_state["mis_loaded"]
 if top[1].button("Refresh", key="mis_refresh") or loaded is None or loaded["run"] != run:
     snapshot = pipeline.reader.snapshot()
     loaded = st.session_state["mis_loaded"] = {
-        "run": run, "predictions": aggregations.for_run(snapshot.predictions, run),
+        "run": run, "predictions": aggregations.for_run(snapshot.predictions, run), "taken_s": time.time(),
         "classified": snapshot.totals(run).predicted, "dropped": snapshot.stats.dropped_misclassified,
         "wrong": aggregations.misclassified(aggregations.for_run(snapshot.misclassified, run))}
 predictions, wrong, classified = loaded["predictions"], loaded["wrong"], loaded["classified"]
+
+
+@st.fragment(run_every=FRESHNESS_REFRESH_S)
+def freshness() -> None:
+    """That the table is a snapshot, when it was taken, what the live run has added since; the reader's state."""
+    live = pipeline.reader.snapshot()  # cheap: only to say how current the table is
+    since = live.totals(run).predicted - classified
+    st.markdown(f":blue-badge[snapshot] of {'all runs' if run is None else f'run `{run}`'} taken "
+                f"{dashboard.clock(loaded['taken_s'])} ({time.time() - loaded['taken_s']:,.0f} s ago)"
+                + (f" · {since:,} beats processed since: press Refresh to include them" if since > 0 else "")
+                + "  \nResults reader: " + dashboard.freshness_text(dashboard.freshness(live.stats)))
+
+
+freshness()
 if wrong.empty:
     message = ("No beats classified yet" if not classified else
                f"None of the {classified:,} beats classified so far is wrong")
@@ -65,11 +84,10 @@ st.caption(f"{len(shown):,} of {len(wrong):,} misclassified beats ({classified:,
            + "). Select a row to inspect it.")
 st.download_button("Export CSV", lambda: review.export_csv(shown), file_name="misclassified.csv", mime="text/csv",
                    key="mis_export", disabled=shown.empty)
-event = st.dataframe(shown, key="mis_table", on_select="rerun", selection_mode="single-row", hide_index=True,
-                     width="stretch", height=300,
+event = st.dataframe(review.table_view(shown), key="mis_table", on_select="rerun", selection_mode="single-row",
+                     hide_index=True, width="stretch", height=300,
                      column_config={"prob": st.column_config.ProgressColumn("confidence", min_value=0.0, max_value=1.0,
-                                                                           format="%.2f"),
-                                    "t": st.column_config.NumberColumn("t (s)", format="%.2f")})
+                                                                           format="%.2f")})
 selected = event.selection.rows
 if not selected or selected[0] >= len(shown):
     st.info("Select a row above to see its waveform against the class templates and the beats around it.")
@@ -91,9 +109,23 @@ with left:
     else:
         shapes = res.class_templates(beats, source)
         compare = {name: shapes[name] for name in dict.fromkeys([beat["true"], beat["pred"]]) if name in shapes}
-        st.altair_chart(charts.beat_overlay(window, compare, title="this beat vs the mean beat of each class"),
+        key = (source, beat["record"], int(beat["sample"]))
+        if st.session_state["mis_template"][0] != key:  # replays the record's beats up to this one: ~1 s
+            with st.spinner(f"Forming record {beat['record']}'s normal beat as its monitor held it…"):
+                st.session_state["mis_template"] = (key, patient.normal_template(beats, beat["record"],
+                                                                                 upto_sample=int(beat["sample"])))
+        own = st.session_state["mis_template"][1]
+        st.altair_chart(charts.beat_overlay(window, compare, patient_normal=own,
+                                            title="this beat vs the patient's own normal beat and the mean beat "
+                                                  "of each class"),
                         width="stretch")
+        st.caption(f"The patient's normal: the template of record {beat['record']}'s normal-looking beats before "
+                   "this one, as its monitor held it." if own is not None else
+                   f"No beat of record {beat['record']} before this one: no patient template to compare with.")
 with right:
+    if pd.isna(beat["t"]):
+        st.info("This beat carries no time in its record (a Kaggle row): its neighbours are not known.")
+        st.stop()
     st.dataframe(review.neighbours(predictions, run, beat["record"], float(beat["t"]), NEIGHBOURS_S), hide_index=True,
                  width="stretch",
                  column_config={"probability": st.column_config.NumberColumn(format="%.2f"),

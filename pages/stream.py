@@ -21,6 +21,7 @@ st.session_state.setdefault("stream_records", [])
 st.session_state.setdefault("stream_order", "time")
 st.session_state.setdefault("stream_limit", 0)
 st.session_state.setdefault("stream_error", None)
+st.session_state.setdefault("stream_confirm", False)
 
 st.title("Stream")
 beats = res.current_beats()
@@ -30,12 +31,16 @@ if beats is None:
     st.stop()
 
 pipeline = res.pipeline()
+problem = res.backend_problem()
 try:
-    deployed = res.backend_ready() and pipeline.stack_outputs() is not None
-except Exception as error:  # no credentials or no network on AWS: said, not raised
-    st.error(user_message(error))
+    deployed = problem is None and res.backend_ready() and pipeline.stack_outputs() is not None
+except Exception as error:  # no network on AWS, a stack in a bad state: said, not raised
+    problem = user_message(error)
     deployed = False
-if not deployed:
+if problem:
+    st.error(f"The backend cannot be used: {problem}")
+    st.page_link("pages/settings.py", label="Check the settings", icon=":material/settings:")
+elif not deployed:
     st.warning("The stream and the Lambda handler are not deployed yet: deploy a model first "
                "(it creates the stack), or run the whole demo from the home page.")
     st.page_link("pages/deploy.py", label="Go to Deploy", icon=":material/cloud_upload:")
@@ -59,9 +64,18 @@ elif which == "records":
 right.radio("Order", list(ORDERS), key="stream_order", format_func=ORDERS.get)
 
 
+def start_pressed() -> None:
+    """Button callback: ask first when a replay runs (starting stops it), else start."""
+    if pipeline.replay_running():
+        st.session_state["stream_confirm"] = True
+    else:
+        start()
+
+
 def start() -> None:
     """Button callback (runs before the rerun, so the page draws the new state)."""
     st.session_state["stream_error"] = None
+    st.session_state["stream_confirm"] = False
     try:
         selected = replays.select_beats(
             beats,
@@ -79,21 +93,35 @@ def start() -> None:
 
 
 def pause_or_resume() -> None:
-    if pipeline.replay.progress().state == "paused":
-        pipeline.replay.resume()
+    if pipeline.replay is not None and pipeline.replay.progress().state == "paused":
+        pipeline.resume_replay()
     else:
-        pipeline.replay.pause()
+        pipeline.pause_replay()
 
 
 state = pipeline.replay.progress().state if pipeline.replay is not None else None
 running = state in ("running", "paused")
 buttons = st.columns(4)
-buttons[0].button("Start", key="stream_start", type="primary", disabled=not deployed, on_click=start)
+buttons[0].button("Start", key="stream_start", type="primary",
+                  disabled=not deployed or st.session_state["stream_confirm"], on_click=start_pressed)
 buttons[1].button("Resume" if state == "paused" else "Pause", key="stream_pause", disabled=not running,
                   on_click=pause_or_resume)
-buttons[2].button("Stop", key="stream_stop", disabled=not running, on_click=lambda: pipeline.replay.stop())
+buttons[2].button("Stop", key="stream_stop", disabled=not running, on_click=pipeline.stop_replay)
 with buttons[3]:
     st.page_link("pages/monitor.py", label="Open the live monitor", icon=":material/monitor_heart:")
+if st.session_state["stream_confirm"]:
+    if running:
+        assert pipeline.replay is not None  # running
+        current = pipeline.replay.progress()
+        st.warning(f"A replay is running: run `{current.run}`, {current.sent:,} of {current.total:,} beats sent "
+                   f"({current.state}). Stop it and start a new one?")
+        choices = st.columns(2)
+        choices[0].button("Stop it and start the new one", key="stream_confirm_replace", type="primary",
+                          on_click=start)
+        choices[1].button("Cancel", key="stream_confirm_cancel",
+                          on_click=lambda: st.session_state.update(stream_confirm=False))
+    else:  # it ended while the question was open
+        st.session_state["stream_confirm"] = False
 if st.session_state["stream_error"]:
     st.error(st.session_state["stream_error"])
 

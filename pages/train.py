@@ -30,6 +30,33 @@ if beats is None:
     st.stop()
 
 st.caption(f"Data: {len(beats):,} beats from `{source[1]}`.")
+TESTED_ON = {"inter": "DS2, 22 patients it never saw", "intra": "the held-out 20 % of beats of patients it saw"}
+
+
+def deployed_model() -> modelstore.SavedModel | None:
+    """The stored model this app last deployed, or None."""
+    path = res.pipeline().deployed_path
+    return next((model for model in modelstore.saved_models() if model.path == path), None) if path else None
+
+
+serving = deployed_model()
+if serving is not None:
+    figures = serving.metrics
+    kind = "quick model" if serving.metadata.get("preset") == "quick" else "model"
+    recalls = ", ".join(f"{name} {figures['per_class'][name]['recall']:.2f}" for name in CLASS_NAMES
+                        if name in figures.get("per_class", {}))
+    tested_on = TESTED_ON.get(serving.split or "", serving.split or "?")
+    scores = (f"offline on {tested_on}: accuracy {figures['accuracy']:.2%}, macro-F1 {figures['macro_f1']:.3f}, "
+              f"Se {recalls}" if figures else "no offline figures recorded")
+    st.info(f"**Deployed:** {kind} `{serving.version}` ({serving.split} split, from "
+            f"{serving.metadata.get('source_name') or 'an unnamed source'}); {scores}.")
+elif res.pipeline().deployed_path is not None:
+    st.info(f"**Deployed:** `{res.pipeline().deployed_path}` (not in the model store: no offline figures).")
+demo_run = res.background_runs().get("demo")
+upgrade = demo_run.progress().upgrade if demo_run is not None else None
+if upgrade is not None and upgrade.state in ("training", "deploying"):
+    st.progress(upgrade.fraction, text=f"The demo's full model: {redact(upgrade.detail)}, {upgrade.elapsed_s:,.0f} of "
+                                       f"~{upgrade.expected_s:,.0f} s; it replaces the quick model when ready")
 split = st.radio("Split", list(SPLITS), key="train_split", format_func=SPLITS.get)
 epochs = st.number_input("Epochs", min_value=1, max_value=200, step=5, key="train_max_iter",
                          help="Passes over the training beats; the default is the benchmarked one")
@@ -102,6 +129,7 @@ st.download_button("Download model.tar.gz", chosen.path.read_bytes, file_name=f"
 st.subheader("Saved models")
 comparison = pd.DataFrame([{
     "version": model.version, "split": model.split, "source": model.metadata.get("source_name", ""),
+    "kind": "quick" if model.metadata.get("preset") == "quick" else "full",
     "train beats": model.metadata.get("n_train"), "accuracy": model.metrics.get("accuracy"),
     "macro-F1": model.metrics.get("macro_f1"),
     **{f"F1 {name}": model.metrics.get("per_class", {}).get(name, {}).get("f1") for name in CLASS_NAMES},

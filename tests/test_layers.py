@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 LAYERS = {
     "hbcore": 0, "hbcore.contracts": 0,
     "hbcore.data": 1,
-    "hbcore.model": 2,
+    "hbcore.model": 2, "hbcore.rhythm": 2,
     "hbcore.aws": 3,
     "hbcore.localcloud": 4, "hbcore.stream": 4,
     "hbcore.app": 5,

@@ -11,19 +11,23 @@ created under one lock, and each part guards its own state.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from hbcore.app.marks import Mark, MarkLog
 from hbcore.app.settings import Settings
 from hbcore.aws import endpoint as serving
 from hbcore.aws import stack
 from hbcore.aws.backend import Backend
+from hbcore.aws.identity import CredentialsProblem, Identity, caller_identity
 from hbcore.aws.names import Names
 from hbcore.aws.progress import Progress, silent
 from hbcore.aws.redaction import user_message
@@ -47,6 +51,12 @@ LOCAL_READER_LAG_S = 3
 # How long stopping a replay waits for its thread: the call in flight (read_timeout of kinesis_client, 30 s,
 # at worst; well under a second normally) must end first.
 REPLAY_STOP_TIMEOUT_S = 10.0
+
+
+def _model_label(model_tar: str | Path) -> str:
+    """A model's name on the timeline: its store folder (the version) when it has one."""
+    path = Path(model_tar)
+    return path.parent.name if path.name == "model.tar.gz" else path.name
 
 
 class ReplayStillRunning(HbError, RuntimeError):
@@ -82,8 +92,13 @@ class Pipeline:
         self._lock = threading.RLock()
         self._stack_outputs: dict[str, str] | None = None
         self._deployment: serving.Deployment | None = None
+        self.deployed_path: Path | None = None  # the model_tar of this pipeline's latest deploy
         self.replay: Replay | None = None
         self._reader: ResultsReader | None = None
+        self._marks = MarkLog()
+        self._busy: dict[str, str] = {}  # part → what is being done to it (see _busy_with)
+        self._busy_lock = threading.Lock()
+        self._identity: Identity | CredentialsProblem | None = None  # AWS: the last credentials check
 
     # -- backend --
 
@@ -104,7 +119,28 @@ class Pipeline:
                 self._cloud.restart()
                 self._stack_outputs = None
                 self._deployment = None
+                self.deployed_path = None
             return self._backend
+
+    def identity(self, refresh: bool = False) -> Identity | CredentialsProblem | None:
+        """AWS: whose account the credentials reach, or what is missing (checked once, then kept
+        until ``refresh``); None on the local backend, which needs no credentials."""
+        if self.settings.backend != "aws":
+            return None
+        if self._identity is not None and not refresh:  # read without the lock a deploy may hold for minutes
+            return self._identity
+        with self._lock:
+            if self._identity is None or refresh:
+                try:
+                    self._identity = caller_identity(self.backend)
+                except CredentialsProblem as problem:
+                    self._identity = problem
+            return self._identity
+
+    def unusable(self) -> str | None:
+        """Why nothing can be deployed on this backend (AWS credentials missing, refused...), or None."""
+        checked = self.identity()
+        return str(checked) if isinstance(checked, CredentialsProblem) else None
 
     @property
     def _cloud_died(self) -> bool:
@@ -119,11 +155,28 @@ class Pipeline:
 
     def ensure_stack(self, progress: Progress = silent, options: stack.StackOptions | None = None) -> dict[str, str]:
         """Create or update the stream, function, log group and mapping; returns the stack outputs."""
-        with self._lock:
+        with self._busy_with("stack", "creating or updating the stream, function and mapping"), self._lock:
             result = stack.deploy_stack(self.backend, self.names, options=options or stack.StackOptions(),
                                         progress=progress)
             self._stack_outputs = result.outputs
             return result.outputs
+
+    @contextlib.contextmanager
+    def _busy_with(self, part: str, detail: str) -> Iterator[None]:
+        """Mark ``part`` as being worked on, so that :meth:`status` reports it without waiting for the lock
+        the work holds (a stack takes seconds to minutes)."""
+        with self._busy_lock:
+            self._busy[part] = detail
+        try:
+            yield
+        finally:
+            with self._busy_lock:
+                self._busy.pop(part, None)
+
+    def _busy_part(self, part: str) -> PartStatus | None:
+        with self._busy_lock:
+            detail = self._busy.get(part)
+        return None if detail is None else PartStatus("working", detail)
 
     def stack_outputs(self) -> dict[str, str] | None:
         """The outputs of the deployed stack, or None when there is none (read once, then cached)."""
@@ -135,13 +188,22 @@ class Pipeline:
             return self._stack_outputs
 
     def deploy(self, model_tar: str | Path, spec: serving.EndpointSpec | None = None,
-               progress: Progress = silent) -> serving.Deployment:
-        """Serve ``model_tar`` on the endpoint (making the stack first if needed)."""
+               progress: Progress = silent, label: str | None = None) -> serving.Deployment:
+        """Serve ``model_tar`` on the endpoint (making the stack first if needed).
+
+        A change of the served model is marked on the timeline, as ``label`` (default: the model's
+        folder name, its version in the store).
+        """
         outputs = self.stack_outputs() or self.ensure_stack(progress)
-        with self._lock:
+        with self._busy_with("endpoint", f"deploying {_model_label(model_tar)}"), self._lock:
+            previous = self._deployment
             self._deployment = serving.deploy_model(
                 self.backend, self.names, model_tar, outputs["EndpointRoleArn"], spec or serving.EndpointSpec(),
                 progress=progress)
+            self.deployed_path = Path(model_tar)
+            if self._deployment.changed:
+                self._marks.add("model", f"{label or 'model ' + _model_label(model_tar)} deployed"
+                                         + ("" if previous is None else " in place of the previous one"))
             return self._deployment
 
     def endpoint_status(self) -> dict | None:
@@ -183,6 +245,9 @@ class Pipeline:
             self.reader  # noqa: B018 (the property starts reading, before the first beat is logged)
             self.replay = Replay(kinesis_client(self.backend), self.names.stream, beats, rate=rate_bps,
                                  speed=speed, aggregate=aggregate).start()
+            records = beats.records()
+            self._marks.add("start", f"run {self.replay.run} started: {len(beats):,} beats of "
+                                     f"{len(records)} record{'s' if len(records) != 1 else ''}", self.replay.run)
             return self.replay
 
     def stop_replay(self) -> None:
@@ -190,6 +255,42 @@ class Pipeline:
         with self._lock:
             if self.replay is not None and not self.replay.progress().done:
                 self.replay.stop(timeout_s=REPLAY_STOP_TIMEOUT_S)
+                progress = self.replay.progress()
+                self._marks.add("stop", f"run {progress.run} stopped at {progress.sent:,} of {progress.total:,} beats",
+                                progress.run)
+
+    def pause_replay(self) -> None:
+        """Hold the running replay (marked on the timeline); nothing when none runs."""
+        with self._lock:
+            if self.replay is not None and self.replay.progress().state == "running":
+                self.replay.pause()
+                self._marks.add("pause", f"run {self.replay.run} paused", self.replay.run)
+
+    def resume_replay(self) -> None:
+        """Let a paused replay go on (marked on the timeline)."""
+        with self._lock:
+            if self.replay is not None and self.replay.progress().state == "paused":
+                self.replay.resume()
+                self._marks.add("resume", f"run {self.replay.run} resumed", self.replay.run)
+
+    def replay_running(self) -> bool:
+        """Whether a replay is sending or paused (a new one would replace it: the pages ask first)."""
+        with self._lock:
+            return self.replay is not None and not self.replay.progress().done
+
+    def marks(self) -> list[Mark]:
+        """The timeline's marks, oldest first: runs started, paused, resumed, stopped or ended, models deployed.
+
+        A run that ended by itself (every beat sent, or failed) is marked when this is first asked
+        after its end, so its time is within one monitor refresh of the end.
+        """
+        with self._lock:
+            if self.replay is not None:
+                progress = self.replay.progress()
+                if progress.done and not self._marks.has("stop", progress.run):
+                    self._marks.add("stop", f"run {progress.run} {progress.state} at {progress.sent:,} of "
+                                            f"{progress.total:,} beats", progress.run)
+            return self._marks.all()
 
     @property
     def reader(self) -> ResultsReader:
@@ -211,12 +312,21 @@ class Pipeline:
     def status(self) -> dict[str, PartStatus]:
         """The state of each part for the status panel; never starts anything."""
         parts = {"backend": self._backend_status()}
+        if parts["backend"].state == "error" and self.settings.backend == "aws":
+            unknown = PartStatus("idle", "unknown until the AWS credentials work")
+            return {**parts, "stack": unknown, "endpoint": unknown, "replay": self._replay_part(), "reader": unknown}
         if not self.backend_started:
             idle = PartStatus("idle", "starts with the first action")
             return {**parts, "stack": idle, "endpoint": idle, "replay": idle, "reader": idle}
         if self._cloud_died:
             lost = PartStatus("missing", "lost with the local cloud")
             return {**parts, "stack": lost, "endpoint": lost, "replay": self._replay_part(), "reader": lost}
+        busy_stack, busy_endpoint = self._busy_part("stack"), self._busy_part("endpoint")
+        if busy_stack or busy_endpoint:  # the lock is held for the work: report what is known without it
+            parts["stack"] = busy_stack or PartStatus("ok" if self._stack_outputs else "missing",
+                                                      "ready" if self._stack_outputs else "not deployed yet")
+            parts["endpoint"] = busy_endpoint or PartStatus("idle", "waits for the stack")
+            return {**parts, "replay": self._replay_part(), "reader": self._reader_part()}
         outputs = self.stack_outputs()
         parts["stack"] = (PartStatus("ok", f"stream {self.names.stream} → function {self.names.function}")
                           if outputs else PartStatus("missing", "not deployed yet"))
@@ -227,8 +337,11 @@ class Pipeline:
 
     def _backend_status(self) -> PartStatus:
         if self.settings.backend == "aws":
-            return PartStatus("ok", f"AWS {self.settings.region}" + (f" (profile {self.settings.profile})"
-                                                                     if self.settings.profile else ""))
+            checked = self.identity()
+            if isinstance(checked, CredentialsProblem):
+                return PartStatus("error", f"{checked.missing}: {checked}")
+            assert checked is not None  # the AWS backend's check gives an identity or a problem
+            return PartStatus("ok", f"AWS {checked.describe()}")
         if self._cloud is None:
             return PartStatus("idle" if self._backend is None else "ok", "local cloud on 127.0.0.1")
         if self._cloud_died:

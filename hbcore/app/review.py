@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from hbcore.app.dashboard import in_record_time
 from hbcore.data.classes import CLASS_NAMES
 
 EXPORT_COLUMNS = ("id", "record", "sample", "t", "true", "pred", "prob")
@@ -62,3 +63,10 @@ def neighbours(predictions: pd.DataFrame, run: str | None, record: str, t_s: flo
         "predicted": names[rows["pred"].to_numpy(dtype=np.int64)],
         "probability": rows["prob"].to_numpy(),
     })
+
+
+def table_view(frame: pd.DataFrame) -> pd.DataFrame:
+    """The misclassified beats as the page lists them: the time as text (Kaggle rows have none: their row)."""
+    view = frame.drop(columns=["t"])
+    view.insert(list(frame.columns).index("t"), "time in record", in_record_time(frame["t"], frame["sample"]))
+    return view

@@ -10,6 +10,7 @@ The thread never calls Streamlit.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +23,15 @@ from hbcore.model.store import SavedModel, save_model
 if TYPE_CHECKING:
     from hbcore.model.training import ModelParams
 
-# Fit cost per training beat per epoch with hbcore.model.training's intra-patient defaults on a 2-core
-# machine: 87,556 beats × 20 epochs took 44 to 57 s (`python -m hbcore bench model`), slower under
-# load. Only the progress bar uses it, and the bar never claims more than ESTIMATE_CAP before the fit
-# has ended.
-SECONDS_PER_BEAT_EPOCH = 3e-5
+# Fit cost of one weight for one training window and one epoch (a forward and a backward pass),
+# measured on the 2-core reference machine: the intra-patient defaults ((256, 128), 20 epochs,
+# 87,556 beats) took 44 to 57 s, the demo's quick model ((128,), 4 epochs, 51,000 DS1 beats) ~1 s.
+# Slower under load: only the progress bar uses it, and the bar never claims more than ESTIMATE_CAP
+# before the fit has ended. A run that has measured one fit on this machine scales that instead
+# (:func:`scaled_seconds`).
+SECONDS_PER_WEIGHT_EPOCH = 3.7e-10
+FIXED_SECONDS = 0.5  # features, scaling, evaluation and saving: paid once per training
 ESTIMATE_CAP = 0.95
-TRAIN_SHARE = 0.8  # both splits train on about 80 % of the beats
 
 
 def beats_key(beats: BeatSet) -> str:
@@ -39,9 +42,29 @@ def beats_key(beats: BeatSet) -> str:
     return digest.hexdigest()[:24]
 
 
-def expected_seconds(n_beats: int, params: ModelParams) -> float:
-    """A rough duration of training on ``n_beats`` (before the split) with ``params``."""
-    return max(1.0, n_beats * TRAIN_SHARE * (params.max_iter + params.final_iter) * SECONDS_PER_BEAT_EPOCH)
+def fit_work(n_train: int, params: ModelParams) -> float:
+    """Weight updates of a fit, in units of one weight for one window and epoch.
+
+    Shifted copies multiply the windows; the network's size is its weights (the 187 samples and
+    3 RR values in, five classes out).
+    """
+    sizes = (190, *params.hidden_layers, 5)
+    weights = sum(a * b for a, b in itertools.pairwise(sizes))
+    return n_train * (1 + len(params.shifts)) * (params.max_iter + params.final_iter) * weights
+
+
+def expected_seconds(n_train: int, params: ModelParams) -> float:
+    """A rough duration of training on ``n_train`` beats with ``params`` on the reference machine."""
+    return FIXED_SECONDS + fit_work(n_train, params) * SECONDS_PER_WEIGHT_EPOCH
+
+
+def scaled_seconds(measured_s: float, measured: ModelParams, params: ModelParams, n_train: int) -> float:
+    """The duration of a fit with ``params``, from one with ``measured`` on the same beats that took ``measured_s``.
+
+    Calibrated on this machine now, so it holds under the current load better than the reference figure.
+    """
+    fit_s = max(measured_s - FIXED_SECONDS, 0.05)
+    return FIXED_SECONDS + fit_s * fit_work(n_train, params) / fit_work(n_train, measured)
 
 
 @dataclass(frozen=True)
@@ -86,14 +109,19 @@ class TrainingRun(BackgroundTask[TrainingProgress]):
 
     def __init__(self, beats: BeatSet, split: str, params: ModelParams | None = None,
                  store: Path | None = None, **info: object):
-        from hbcore.model.training import (
-            default_params,  # scikit-learn: imported when training, not on page load
+        from hbcore.model.training import (  # scikit-learn: imported when training, not on page load
+            default_params,
+            split_index,
         )
 
         super().__init__("training")
         self.beats = beats
         self.split = split
         self.params = params or default_params(split)
+        try:
+            self.n_train = len(split_index(beats, split)[0])
+        except ValueError:  # an unknown split: the run fails with the reason, the estimate needs a size meanwhile
+            self.n_train = len(beats)
         self.store = store
         self.info = info
         self._saved: SavedModel | None = None
@@ -113,4 +141,4 @@ class TrainingRun(BackgroundTask[TrainingProgress]):
     def progress(self) -> TrainingProgress:
         with self._lock:
             return TrainingProgress(self._state, self._elapsed_s_locked(time.monotonic()),
-                                    expected_seconds(len(self.beats), self.params), self._saved, self._error)
+                                    expected_seconds(self.n_train, self.params), self._saved, self._error)

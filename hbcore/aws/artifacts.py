@@ -10,6 +10,7 @@ what deployments made and nothing else a user may have put in the bucket.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
@@ -70,8 +71,9 @@ def bucket_exists(backend: Backend, bucket: str) -> bool:
     return True
 
 
-def ensure_bucket(backend: Backend, bucket: str) -> bool:
-    """Create the private artifact bucket if it is missing; True when this call created it."""
+def ensure_bucket(backend: Backend, bucket: str, tags: Sequence[dict[str, str]] = ()) -> bool:
+    """Create the private artifact bucket if it is missing, with ``tags`` (cost allocation) besides
+    the managed tag; True when this call created it."""
     if bucket_exists(backend, bucket):
         return False
     s3 = backend.client("s3")
@@ -88,7 +90,7 @@ def ensure_bucket(backend: Backend, bucket: str) -> bool:
             "RestrictPublicBuckets": True,
         },
     )
-    s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [MANAGED_TAG]})
+    s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [MANAGED_TAG, *tags]})
     return True
 
 

@@ -1,9 +1,9 @@
 """Deploy a ``model.tar.gz`` to a SageMaker endpoint with plain boto3, locally and on AWS.
 
 The same calls run against moto (the local cloud, where ``hbcore.localcloud.sagemaker_runtime`` answers the
-invocations) and against AWS. The sagemaker SDK is deliberately not used: version 3 weighs about
-570 MB and has no SKLearn estimator, and all we need from it is the scikit-learn container's image
-URI, which is a fixed pattern over the per-region registry accounts in ``SKLEARN_IMAGE_ACCOUNTS``.
+invocations) and against AWS. The sagemaker SDK's modules are not used (version 3 has no SKLearn
+estimator, and its resource classes fail against moto); only its image-URI data is, through
+``hbcore.aws.images``.
 
 Resource names are derived from content so that deploying the same artifact with the same settings
 twice changes nothing: model ``<endpoint>-m-<digest>``, endpoint config ``<endpoint>-c-<digest>``.
@@ -25,55 +25,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from hbcore.aws import artifacts, pycompat
+from hbcore.aws import artifacts, autoscaling, images, pycompat
 from hbcore.aws.backend import Backend
-from hbcore.aws.names import Names
+from hbcore.aws.names import Names, cost_tags
 from hbcore.aws.progress import Progress, silent
 from hbcore.model.inference import MODEL_FILE, PICKLE_MODEL_FILE
-
-# Registry accounts of the SageMaker scikit-learn containers (inference and training images live
-# in the same account), from aws/sagemaker-python-sdk src/sagemaker/image_uri_config/sklearn.json;
-# identical for framework versions 0.20.0 through 1.4-2.
-SKLEARN_IMAGE_ACCOUNTS = {
-    "af-south-1": "510948584623",
-    "ap-east-1": "651117190479",
-    "ap-northeast-1": "354813040037",
-    "ap-northeast-2": "366743142698",
-    "ap-northeast-3": "867004704886",
-    "ap-south-1": "720646828776",
-    "ap-south-2": "628508329040",
-    "ap-southeast-1": "121021644041",
-    "ap-southeast-2": "783357654285",
-    "ap-southeast-3": "951798379941",
-    "ap-southeast-4": "106583098589",
-    "ca-central-1": "341280168497",
-    "ca-west-1": "190319476487",
-    "cn-north-1": "450853457545",
-    "cn-northwest-1": "451049120500",
-    "eu-central-1": "492215442770",
-    "eu-central-2": "680994064768",
-    "eu-north-1": "662702820516",
-    "eu-south-1": "978288397137",
-    "eu-south-2": "104374241257",
-    "eu-west-1": "141502667606",
-    "eu-west-2": "764974769150",
-    "eu-west-3": "659782779980",
-    "il-central-1": "898809789911",
-    "me-central-1": "272398656194",
-    "me-south-1": "801668240914",
-    "sa-east-1": "737474898029",
-    "us-east-1": "683313688378",
-    "us-east-2": "257758044811",
-    "us-gov-east-1": "237065988967",
-    "us-gov-west-1": "414596584902",
-    "us-west-1": "746614075791",
-    "us-west-2": "246618743249",
-}
-SKLEARN_REPOSITORY = "sagemaker-scikit-learn"
-# framework version -> (scikit-learn, Python) in that container, from the container's Dockerfiles
-# (aws/sagemaker-scikit-learn-container docker/<version>/base/Dockerfile.cpu).
-SKLEARN_FRAMEWORKS = {"1.2-1": ("1.2.1", "3.9"), "1.4-2": ("1.4.2", "3.10")}
-DEFAULT_FRAMEWORK_VERSION = "1.4-2"
 
 # Serverless: 2 GB holds the container plus a forest comfortably; 5 concurrent invocations fit the
 # default account quota of new accounts (10 across all serverless endpoints of a region).
@@ -89,25 +45,10 @@ TAG_KEY = "hbcore:endpoint"
 INFERENCE_MEMBER = "code/inference.py"
 REQUIRED_MEMBERS = (MODEL_FILE, INFERENCE_MEMBER)
 DIGEST_CHARS = 12  # of the model and config names: <endpoint>-m-<12 hex> stays under SageMaker's 63
-
-def image_uri(region: str, framework_version: str = DEFAULT_FRAMEWORK_VERSION) -> str:
-    """The SageMaker scikit-learn container image for ``region`` (serving and training)."""
-    if region not in SKLEARN_IMAGE_ACCOUNTS:
-        raise ValueError(f"region {region!r}: no SageMaker scikit-learn image known for it "
-                         f"(known: {', '.join(sorted(SKLEARN_IMAGE_ACCOUNTS))})")
-    if framework_version not in SKLEARN_FRAMEWORKS:
-        raise ValueError(f"framework version {framework_version!r}: expected one of {sorted(SKLEARN_FRAMEWORKS)}")
-    domain = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
-    account = SKLEARN_IMAGE_ACCOUNTS[region]
-    return f"{account}.dkr.ecr.{region}.{domain}/{SKLEARN_REPOSITORY}:{framework_version}-cpu-py3"
-
-
-def image_repository_arn(region: str) -> str:
-    """The ECR repository ARN of the scikit-learn images, for the execution role's pull permission."""
-    image_uri(region)  # validates the region
-    partition = "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"
-    return f"arn:{partition}:ecr:{region}:{SKLEARN_IMAGE_ACCOUNTS[region]}:repository/{SKLEARN_REPOSITORY}"
-
+# Autoscaling target of instance endpoints (SageMakerVariantInvocationsPerInstance counts a minute).
+# One invocation carries a batch of up to 500 beats; the numpy forward pass of 500 beats takes a
+# few milliseconds, so 600 a minute (10 a second) leaves an ml.c5.large most of its time idle.
+DEFAULT_INVOCATIONS_PER_INSTANCE_PER_MINUTE = 600
 
 @dataclass(frozen=True)
 class EndpointSpec:
@@ -117,7 +58,9 @@ class EndpointSpec:
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     instance_type: str | None = None
     instance_count: int = 1
-    framework_version: str = DEFAULT_FRAMEWORK_VERSION
+    framework_version: str = images.DEFAULT_FRAMEWORK_VERSION
+    max_instance_count: int | None = None  # instance endpoints: autoscale up to this many (None: fixed)
+    invocations_per_instance_per_minute: int = DEFAULT_INVOCATIONS_PER_INSTANCE_PER_MINUTE
 
     def __post_init__(self) -> None:
         if self.instance_type is None:
@@ -130,18 +73,33 @@ class EndpointSpec:
                              "(e.g. ml.m5.large)")
         if self.instance_count < 1:
             raise ValueError(f"instance count {self.instance_count}: expected at least 1")
-        if self.framework_version not in SKLEARN_FRAMEWORKS:
-            raise ValueError(f"framework version {self.framework_version!r}: "
-                             f"expected one of {sorted(SKLEARN_FRAMEWORKS)}")
+        if self.max_instance_count is not None:
+            if self.instance_type is None:
+                raise ValueError("autoscaling (a maximum instance count) needs an instance endpoint: "
+                                 "serverless endpoints scale by themselves")
+            if self.max_instance_count < self.instance_count:
+                raise ValueError(f"maximum instance count {self.max_instance_count}: expected at least the "
+                                 f"initial {self.instance_count}")
+        if self.invocations_per_instance_per_minute < 1:
+            raise ValueError(f"invocations per instance {self.invocations_per_instance_per_minute}: "
+                             "expected at least 1")
+        images.check_framework_version(self.framework_version)
 
     @property
     def serverless(self) -> bool:
         return self.instance_type is None
 
+    @property
+    def autoscaled(self) -> bool:
+        return self.max_instance_count is not None and self.max_instance_count > self.instance_count
+
     def describe(self) -> str:
         """One line for plans and summaries."""
         if self.serverless:
             return f"serverless, {self.memory_mb} MB, max concurrency {self.max_concurrency}"
+        if self.autoscaled:
+            return (f"{self.instance_count}-{self.max_instance_count} x {self.instance_type} (autoscaling at "
+                    f"{self.invocations_per_instance_per_minute} invocations per instance per minute)")
         return f"{self.instance_count} x {self.instance_type}"
 
     def production_variant(self, model_name: str) -> dict[str, Any]:
@@ -203,12 +161,12 @@ def read_model_artifact(path: str | Path) -> ModelArtifact:
 def container_mismatch(artifact: ModelArtifact, framework_version: str) -> str | None:
     """A warning when the artifact's ``code/inference.py`` needs a newer Python or numpy than the
     container has: the endpoint would fail only when it starts, many minutes after the deploy."""
-    major, minor = SKLEARN_FRAMEWORKS[framework_version][1].split(".")
-    python = (int(major), int(minor))
-    reasons = pycompat.incompatibilities(artifact.inference_source, python, INFERENCE_MEMBER)
+    container = images.CONTAINERS[images.check_framework_version(framework_version)]
+    reasons = pycompat.incompatibilities(artifact.inference_source, container.python, INFERENCE_MEMBER,
+                                         numpy=container.numpy)
     if reasons:
-        return (f"{artifact.path.name}: the {framework_version} container (Python {python[0]}.{python[1]}, numpy 1 "
-                f"or 2) cannot run it: {'; '.join(reasons)}")
+        return (f"{artifact.path.name}: the {framework_version} container ({container.describe()}) cannot run it: "
+                f"{'; '.join(reasons)}")
     return None
 
 
@@ -216,12 +174,22 @@ def _digest(*parts: object) -> str:
     return artifacts.sha256_hex(json.dumps(parts, sort_keys=True).encode())[:DIGEST_CHARS]
 
 
-def _container_environment(region: str) -> dict[str, str]:
-    # The scikit-learn container imports SAGEMAKER_PROGRAM from SAGEMAKER_SUBMIT_DIRECTORY; the
-    # model tarball is unpacked into /opt/ml/model, so its code/ folder is the submit directory.
+MODEL_CODE_DIR = "/opt/ml/model/code"
+
+
+def container_environment(region: str) -> dict[str, str]:
+    """The model's environment in the scikit-learn container.
+
+    The container imports SAGEMAKER_PROGRAM from SAGEMAKER_SUBMIT_DIRECTORY; the model tarball is
+    unpacked into /opt/ml/model, so its code/ folder is the submit directory. On start-up the
+    container also copies that folder and pip-installs it, which serverless endpoints' read-only
+    file system has been reported to fail (sagemaker-python-sdk issue 4310); with PYTHONPATH the
+    serving stack imports inference.py from where it lies.
+    """
     return {
         "SAGEMAKER_PROGRAM": "inference.py",
-        "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+        "SAGEMAKER_SUBMIT_DIRECTORY": MODEL_CODE_DIR,
+        "PYTHONPATH": MODEL_CODE_DIR,
         "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
         "SAGEMAKER_REGION": region,
     }
@@ -299,7 +267,7 @@ def deploy_model(
     for warning in warnings:
         progress(f"warning: {warning}")
     bucket = artifacts.bucket_name(backend, names)
-    if artifacts.ensure_bucket(backend, bucket):
+    if artifacts.ensure_bucket(backend, bucket, cost_tags(names)):
         progress(f"created bucket {bucket}")
     upload = artifacts.upload_once(backend, bucket, artifacts.MODELS_PREFIX, artifact.data, "model.tar.gz")
     progress(f"{'uploaded' if upload.uploaded else 'already uploaded'} {upload.uri}")
@@ -322,9 +290,9 @@ def deploy_model_uri(
     """``deploy_model`` for a tarball already in S3 (for example a training job's output)."""
     sagemaker = backend.client("sagemaker")
     endpoint = names.endpoint
-    image = image_uri(backend.region, spec.framework_version)
-    environment = _container_environment(backend.region)
-    tags = [{"Key": TAG_KEY, "Value": endpoint}]
+    image = images.backend_image_uri(backend, spec.framework_version)
+    environment = container_environment(backend.region)
+    tags = [{"Key": TAG_KEY, "Value": endpoint}, *cost_tags(names)]
     changed = False
 
     model_name = f"{endpoint}-m-{_digest(model_uri, image, environment, role_arn)}"
@@ -357,10 +325,17 @@ def deploy_model_uri(
         changed = True
     elif current["EndpointConfigName"] != config_name:
         _wait_in_service(sagemaker, endpoint, progress, poll_interval_s, timeout_s)
+        autoscaling.remove_autoscaling(backend, endpoint, progress=progress)  # registered again below
         sagemaker.update_endpoint(EndpointName=endpoint, EndpointConfigName=config_name)
         progress(f"updating endpoint {endpoint} to {config_name}")
         changed = True
     status = _wait_in_service(sagemaker, endpoint, progress, poll_interval_s, timeout_s)
+    if spec.autoscaled:
+        assert spec.max_instance_count is not None  # autoscaled says so
+        changed |= autoscaling.ensure_autoscaling(backend, endpoint, spec.instance_count, spec.max_instance_count,
+                                                  spec.invocations_per_instance_per_minute, progress=progress)
+    else:
+        changed |= autoscaling.remove_autoscaling(backend, endpoint, progress=progress)
     _prune(sagemaker, endpoint, keep_config=config_name, keep_model=model_name, progress=progress)
     return Deployment(endpoint, model_name, config_name, model_uri, image, spec, status, changed, warnings)
 
@@ -476,6 +451,8 @@ def delete_endpoint(
     endpoint = names.endpoint
     sagemaker = backend.client("sagemaker")
     deleted = []
+    if autoscaling.remove_autoscaling(backend, endpoint, progress=progress):
+        deleted.append(f"autoscaling of {endpoint}")
     if _delete_endpoint_and_wait(sagemaker, endpoint, progress, poll_interval_s, timeout_s):
         deleted.append(f"endpoint {endpoint}")
     deleted += _prune(sagemaker, endpoint, keep_config=None, keep_model=None, progress=progress)

@@ -1,9 +1,10 @@
-"""What a Python source file needs beyond a given Python release and numpy 1.x.
+"""What a Python source file needs beyond a given Python release and numpy release.
 
 ``code/inference.py`` and the training entry point run in the SageMaker scikit-learn container
-(1.4-2: Python 3.10, numpy 1.26 in earlier builds and 2.1 in later ones), while this project is
-developed on Python 3.11 and numpy 2; anything newer fails only there, minutes into an endpoint's
-start-up or a training job. ``ast.parse(feature_version=...)`` refuses newer syntax (``except*``,
+(``hbcore.aws.images.CONTAINERS``: 1.4-2-py312 has Python 3.12 and numpy 2.1), and also here, on
+the project's own Python (3.11 or later) and numpy; anything newer than where they run fails only
+there, minutes into an endpoint's start-up or a training job. ``ast.parse(feature_version=...)``
+refuses newer syntax (``except*``,
 ``type`` statements, ...); the tables below name the newer standard-library modules, names and
 numpy functions, which parse fine and fail at import or call time. The tables hold what a project
 like this one might plausibly use, not every addition: a check, not a proof.
@@ -31,14 +32,19 @@ NEWER_STDLIB: dict[str, tuple[int, int]] = {
     ], (3, 12)),
     **dict.fromkeys(["warnings.deprecated", "copy.replace", "typing.ReadOnly", "typing.TypeIs"], (3, 13)),
 }
-# numpy functions and aliases that exist in numpy 2 and not in numpy 1.26 (np.bool and np.long
-# were removed in 1.24 and came back in 2.0).
-NUMPY2_ONLY: frozenset[str] = frozenset({
-    "concat", "astype", "unique_values", "unique_counts", "unique_inverse", "unique_all", "permute_dims",
-    "matrix_transpose", "vecdot", "vecmat", "matvec", "isdtype", "bitwise_count", "trapezoid",
-    "cumulative_sum", "cumulative_prod", "strings", "acos", "acosh", "asin", "asinh", "atan", "atan2",
-    "atanh", "pow", "bitwise_left_shift", "bitwise_right_shift", "bitwise_invert", "bool", "long", "ulong",
-})
+# numpy functions and aliases by the numpy release that added them (np.bool and np.long were
+# removed in 1.24 and came back in 2.0).
+NUMPY_ADDED: dict[str, tuple[int, int]] = {
+    **dict.fromkeys([
+        "concat", "astype", "unique_values", "unique_counts", "unique_inverse", "unique_all", "permute_dims",
+        "matrix_transpose", "vecdot", "isdtype", "bitwise_count", "trapezoid", "strings", "acos", "acosh",
+        "asin", "asinh", "atan", "atan2", "atanh", "pow", "bitwise_left_shift", "bitwise_right_shift",
+        "bitwise_invert", "bool", "long", "ulong",
+    ], (2, 0)),
+    **dict.fromkeys(["cumulative_sum", "cumulative_prod", "unstack"], (2, 1)),
+    **dict.fromkeys(["vecmat", "matvec"], (2, 2)),
+}
+OLDEST_NUMPY = (1, 26)
 
 
 def _dotted(node: ast.AST, modules: dict[str, str]) -> str | None:
@@ -72,8 +78,9 @@ def _used_names(tree: ast.AST) -> list[tuple[int, str]]:
     return used
 
 
-def incompatibilities(source: str, python: tuple[int, int], name: str = "<source>") -> list[str]:
-    """Why ``source`` would fail on Python ``python`` with numpy 1.26; empty when nothing is known to.
+def incompatibilities(source: str, python: tuple[int, int], name: str = "<source>",
+                      numpy: tuple[int, int] = OLDEST_NUMPY) -> list[str]:
+    """Why ``source`` would fail on Python ``python`` with numpy ``numpy``; empty when nothing is known to.
 
     Each reason names the file, the line and what it needs, e.g.
     ``inference.py line 12: tomllib needs Python 3.11``.
@@ -88,6 +95,8 @@ def incompatibilities(source: str, python: tuple[int, int], name: str = "<source
         if needs and needs > python:
             reasons[f"{name} line {line}: {dotted} needs Python {needs[0]}.{needs[1]}"] = None
         module, _, attribute = dotted.partition(".")
-        if module == "numpy" and attribute.split(".")[0] in NUMPY2_ONLY:
-            reasons[f"{name} line {line}: numpy.{attribute.split('.')[0]} needs numpy 2"] = None
+        added = NUMPY_ADDED.get(attribute.split(".")[0]) if module == "numpy" else None
+        if added and added > numpy:
+            needs_numpy = "2" if added == (2, 0) else f"{added[0]}.{added[1]}"
+            reasons[f"{name} line {line}: numpy.{attribute.split('.')[0]} needs numpy {needs_numpy}"] = None
     return list(reasons)

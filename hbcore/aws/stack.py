@@ -1,8 +1,10 @@
 """The pipeline's CloudFormation stack (``deploy/template.yaml``), the same on moto and on AWS.
 
-The stack holds the stream, the function (code zipped from ``lambda_function.py`` alone and uploaded
-to the artifact bucket under a content key), its least-privilege role, its log group, the
-dead-letter queue, the SageMaker execution role and, optionally, a dashboard.
+The stack holds the stream (KMS-encrypted), the function (code zipped from ``lambda_function.py``
+alone and uploaded to the artifact bucket under a content key), its least-privilege role, its log
+group (optionally with a KMS key), the dead-letter queue, the SageMaker execution role, the
+operations alarms and, optionally, the alarm topic with the ventricular-beat alarm, a budget and a
+dashboard. Its tags (the cost-allocation tags among them) reach every resource that takes tags.
 
 The Kinesis event-source mapping is defined once, in ``MAPPING_SETTINGS``. On AWS those settings
 are rendered into the template's ``Mapping*`` parameters and CloudFormation makes the mapping. On
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 import zipfile
 from dataclasses import dataclass
@@ -22,16 +25,18 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
-from hbcore.aws import artifacts
-from hbcore.aws import endpoint as serving
+from hbcore.aws import artifacts, images
 from hbcore.aws.backend import Backend
-from hbcore.aws.names import Names
+from hbcore.aws.names import Names, cost_tags
 from hbcore.aws.progress import Progress, silent
+from hbcore.contracts import emf
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = REPO / "deploy" / "template.yaml"
 LAMBDA_SOURCE = REPO / "lambda_function.py"
 LAMBDA_FILENAME = "lambda_function.py"
+
+BATCH_SIZE = 500  # records per invocation at most (MAPPING_SETTINGS)
 
 # The one definition of the event-source mapping (property name -> value), used by the template
 # (through the Mapping<property> parameters) and by the local cloud's create_event_source_mapping.
@@ -46,7 +51,7 @@ MAPPING_SETTINGS: dict[str, object] = {
     # local poller every 0.2 s). Measured on the local cloud (bench pipeline, README): at 500
     # beats/s put → logged p95 210 ms, against 250 ms with 100 records and a 1 s window; at full
     # speed the same throughput, and the poller kept up (p95 0.9 s against 9 s).
-    "BatchSize": 500,
+    "BatchSize": BATCH_SIZE,
     "MaximumBatchingWindowInSeconds": 0,
     # Retry a failing batch until it succeeds or its records are older than
     # MaximumRecordAgeInSeconds, then its range goes to the dead-letter queue. A batch fails only
@@ -73,6 +78,24 @@ NO_UPDATES_MESSAGE = "No updates are to be performed"
 FAILED_STATUSES = {"CREATE_FAILED", "ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "DELETE_FAILED",
                    "UPDATE_ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_FAILED", "UPDATE_FAILED"}
 DONE_STATUSES = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
+MAX_PARALLELIZATION_FACTOR = 10
+# Alarm when the function's oldest unread record is 5 minutes old: far behind for a monitor, and
+# well inside MaximumRecordAgeInSeconds, after which batches would go to the dead-letter queue.
+ITERATOR_AGE_ALARM_S = 300
+# "Frequent" premature ventricular complexes: more than 6 a minute (a common clinical threshold).
+DEFAULT_V_BEATS_PER_MINUTE = 6
+# A Metrics Insights query returns at most 500 series; ordered, the patients with the most V beats
+# are the ones returned, and each is a contributor of the multi-time-series alarm.
+V_BEATS_QUERY = ("SELECT SUM({metric}) FROM SCHEMA({namespace}, {dimension}) GROUP BY {dimension} "
+                 "ORDER BY SUM() DESC LIMIT 500")
+EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+KMS_KEY_ARN_PATTERN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[a-f0-9-]+")
+
+
+def v_beats_query() -> str:
+    """The alarm's query over every patient's ventricular-beat count (names: ``hbcore.contracts.emf``)."""
+    return V_BEATS_QUERY.format(metric=emf.V_BEATS_METRIC, namespace=emf.NAMESPACE, dimension=emf.PATIENT_DIMENSION)
+
 
 @dataclass(frozen=True)
 class StackOptions:
@@ -88,10 +111,35 @@ class StackOptions:
     endpoint_max_request_bytes: int = 4_000_000  # the serverless limit, also under the real-time 6 MB
     log_retention_days: int = 14
     dashboard: bool = False
+    parallelization_factor: int = 1  # concurrent batches per shard
+    reserved_concurrency: int | None = None  # None: the function draws on the account's pool
+    logs_kms_key_arn: str | None = None
+    alarm_email: str | None = None  # the alarms' SNS subscription, the V-beat alarm and the budget
+    budget_usd: float | None = None  # monthly AWS Budgets alarm of the account (needs alarm_email)
+    v_beats_per_minute: int = DEFAULT_V_BEATS_PER_MINUTE
 
     def __post_init__(self) -> None:
         if not 0 <= self.shard_count <= 50:
             raise ValueError(f"shard count {self.shard_count}: expected 0 (on-demand) to 50")
+        if not 1 <= self.parallelization_factor <= MAX_PARALLELIZATION_FACTOR:
+            raise ValueError(f"parallelization factor {self.parallelization_factor}: expected 1 to "
+                             f"{MAX_PARALLELIZATION_FACTOR} concurrent batches per shard")
+        if self.reserved_concurrency is not None and self.reserved_concurrency < 1:
+            raise ValueError(f"reserved concurrency {self.reserved_concurrency}: expected at least 1")
+        if self.logs_kms_key_arn is not None and not KMS_KEY_ARN_PATTERN.fullmatch(self.logs_kms_key_arn):
+            raise ValueError(f"logs KMS key {self.logs_kms_key_arn!r}: expected a key ARN "
+                             "(arn:aws:kms:<region>:<account>:key/<id>)")
+        if self.alarm_email is not None and not EMAIL_PATTERN.fullmatch(self.alarm_email):
+            raise ValueError(f"alarm email {self.alarm_email!r}: not an e-mail address")
+        if self.budget_usd is not None and (self.budget_usd <= 0 or self.alarm_email is None):
+            raise ValueError(f"budget ${self.budget_usd}: needs a positive amount and --alarm-email to notify")
+        if self.v_beats_per_minute < 1:
+            raise ValueError(f"V beats per minute {self.v_beats_per_minute}: expected at least 1")
+
+    @property
+    def max_concurrent_batches(self) -> int | None:
+        """Concurrent invocations the mapping can run: shards x parallelization (None: on-demand)."""
+        return None if self.shard_count == 0 else self.shard_count * self.parallelization_factor
 
     def describe_stream(self) -> str:
         return "on-demand" if self.shard_count == 0 else f"{self.shard_count} provisioned shard(s)"
@@ -153,7 +201,7 @@ def mapping_request(function: str, stream_arn: str, dead_letter_arn: str,
     }
 
 
-def stack_parameters(names: Names, bucket: str, code_key: str, region: str, options: StackOptions,
+def stack_parameters(names: Names, bucket: str, code_key: str, image_repository_arn: str, options: StackOptions,
                      *, mapping_in_template: bool) -> dict[str, str]:
     """Every template parameter, by name (the template has no defaults: this is the one source)."""
     return {
@@ -170,10 +218,18 @@ def stack_parameters(names: Names, bucket: str, code_key: str, region: str, opti
         "EndpointName": names.endpoint,
         "ArtifactBucket": bucket,
         "CodeKey": code_key,
-        "ImageRepositoryArn": serving.image_repository_arn(region),
+        "ImageRepositoryArn": image_repository_arn,
         "TrainingJobPrefix": training_job_prefix(names),
         "CreateEventSourceMapping": render_parameter(mapping_in_template),
         "CreateDashboard": render_parameter(options.dashboard),
+        "ParallelizationFactor": str(options.parallelization_factor),
+        "ReservedConcurrency": str(-1 if options.reserved_concurrency is None else options.reserved_concurrency),
+        "LogsKmsKeyArn": options.logs_kms_key_arn or "",
+        "AlarmEmail": options.alarm_email or "",
+        "BudgetUsd": render_parameter(options.budget_usd or 0),
+        "IteratorAgeAlarmMilliseconds": str(ITERATOR_AGE_ALARM_S * 1000),
+        "VBeatsQuery": v_beats_query(),
+        "VBeatsPerMinuteThreshold": str(options.v_beats_per_minute),
         **mapping_parameters(),
     }
 
@@ -272,11 +328,11 @@ def deploy_stack(
     """
     mapping_via_api = backend.is_local if mapping_via_api is None else mapping_via_api
     bucket = artifacts.bucket_name(backend, names)
-    if artifacts.ensure_bucket(backend, bucket):
+    if artifacts.ensure_bucket(backend, bucket, cost_tags(names)):
         progress(f"created bucket {bucket}")
     code = artifacts.upload_once(backend, bucket, artifacts.LAMBDA_PREFIX, lambda_zip(code_path), "function.zip")
     progress(f"{'uploaded' if code.uploaded else 'already uploaded'} {code.uri}")
-    parameters = stack_parameters(names, bucket, code.key, backend.region, options,
+    parameters = stack_parameters(names, bucket, code.key, images.backend_repository_arn(backend), options,
                                   mapping_in_template=not mapping_via_api)
     cfn = backend.client("cloudformation")
     changed, seen_events = _create_or_update(cfn, names, parameters, progress, poll_interval_s)
@@ -306,7 +362,9 @@ def _create_or_update(cfn, names: Names, parameters: dict[str, str], progress: P
         "TemplateBody": template,
         "Parameters": [{"ParameterKey": key, "ParameterValue": value} for key, value in parameters.items()],
         "Capabilities": ["CAPABILITY_IAM"],
-        "Tags": [{"Key": PREFIX_TAG, "Value": names.prefix}, {"Key": INPUTS_TAG, "Value": digest}],
+        # CloudFormation copies stack tags to every resource that takes tags: the cost-allocation tags.
+        "Tags": [{"Key": PREFIX_TAG, "Value": names.prefix}, {"Key": INPUTS_TAG, "Value": digest},
+                 *cost_tags(names)],
     }
     existing = _describe_stack(cfn, names.stack)
     if existing is not None and existing["StackStatus"].endswith("IN_PROGRESS"):

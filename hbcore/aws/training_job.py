@@ -1,7 +1,7 @@
 """Train the model on SageMaker, in the same scikit-learn container that serves it, with plain boto3.
 
 The model travels as plain numpy arrays (``model.npz``), so any scikit-learn trains it and the
-endpoint needs none; the job's container (Python 3.10, scikit-learn 1.4.2) only has to run the
+endpoint needs none; the job's container (``hbcore.aws.images.CONTAINERS``) only has to run the
 training code. The job runs ``hbcore/model/train_entry.py`` in script mode: the source archive holds
 it at the top level next to the ``hbcore`` package it imports, the Kaggle-format CSVs are the
 ``train`` channel, and the container packs whatever the script writes to ``SM_MODEL_DIR`` into
@@ -18,10 +18,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from hbcore.aws import artifacts
-from hbcore.aws import endpoint as serving
+from hbcore.aws import artifacts, images
 from hbcore.aws.backend import Backend
-from hbcore.aws.names import Names
+from hbcore.aws.names import Names, cost_tags
 from hbcore.aws.progress import Progress, silent
 
 HBCORE_DIR = Path(__file__).resolve().parents[1]
@@ -71,7 +70,7 @@ def training_job_request(
     *,
     hyperparameters: dict[str, object] | None = None,
     instance_type: str = DEFAULT_INSTANCE_TYPE,
-    framework_version: str = serving.DEFAULT_FRAMEWORK_VERSION,
+    framework_version: str = images.DEFAULT_FRAMEWORK_VERSION,
     max_runtime_s: int = MAX_RUNTIME_S,
 ) -> dict:
     """The ``create_training_job`` arguments of a script-mode job in the scikit-learn container.
@@ -88,7 +87,7 @@ def training_job_request(
     encoded = {key: json.dumps(value) for key, value in {**(hyperparameters or {}), **script_mode}.items()}
     return {
         "TrainingJobName": name,
-        "AlgorithmSpecification": {"TrainingImage": serving.image_uri(region, framework_version),
+        "AlgorithmSpecification": {"TrainingImage": images.image_uri(region, framework_version, "training"),
                                    "TrainingInputMode": "File"},
         "RoleArn": role_arn,
         "HyperParameters": encoded,
@@ -100,7 +99,8 @@ def training_job_request(
         "OutputDataConfig": {"S3OutputPath": output_uri},
         "ResourceConfig": {"InstanceType": instance_type, "InstanceCount": 1, "VolumeSizeInGB": VOLUME_SIZE_GB},
         "StoppingCondition": {"MaxRuntimeInSeconds": max_runtime_s},
-        "Tags": [{"Key": "hbcore:prefix", "Value": name.split("-train-")[0]}],
+        "Tags": [{"Key": "hbcore:prefix", "Value": name.split("-train-")[0]},
+                 *cost_tags(Names(name.split("-train-")[0]))],
     }
 
 
@@ -130,12 +130,12 @@ def start_training_job(
     *,
     hyperparameters: dict[str, object] | None = None,
     instance_type: str = DEFAULT_INSTANCE_TYPE,
-    framework_version: str = serving.DEFAULT_FRAMEWORK_VERSION,
+    framework_version: str = images.DEFAULT_FRAMEWORK_VERSION,
     progress: Progress = silent,
 ) -> str:
     """Upload the source and the data, start the job, and return its name."""
     bucket = artifacts.bucket_name(backend, names)
-    if artifacts.ensure_bucket(backend, bucket):
+    if artifacts.ensure_bucket(backend, bucket, cost_tags(names)):
         progress(f"created bucket {bucket}")
     source = artifacts.upload_once(backend, bucket, f"{artifacts.TRAINING_PREFIX}source/", source_archive(),
                                    "sourcedir.tar.gz")

@@ -33,6 +33,14 @@ Common to both:
   positions at 360 Hz: the previous and next RR interval, and the mean of the up-to-10 RR
   intervals that end at this beat. They are NaN where undefined (``rr_prev_s`` and ``rr_local_s``
   of a record's first beat). The ``lead`` column names the channel the window was cut from.
+- The pre-R segment (``BeatSet.pre``): the :data:`PRE_R_SAMPLES` samples just before the R peak, at
+  the window's rate, scaled with the window's own minimum and maximum and clipped to [0, 1]: where
+  the P wave is, which the window (it starts at the R peak) cannot show. Edge samples before the
+  signal starts repeat its first sample.
+- Context features (``BeatSet.context``): :func:`hbcore.data.patient.record_context` over each
+  record's beats in time order, the beat against the patient's own past (reference rhythm, normal
+  template), rounded as a stream record carries them; NaN rows for sources without records
+  (Kaggle rows).
 
 Built sets are cached in ``hbcore.paths.cache_dir()/beats/<key>/`` (``beats.npz`` + ``meta.parquet``)
 where the key hashes the source files (names, sizes, modification times), the recipe and
@@ -55,6 +63,8 @@ import numpy as np
 import pandas as pd
 
 from hbcore import paths
+from hbcore.contracts import stream_record
+from hbcore.data import patient
 from hbcore.data.classes import AAMI_SYMBOLS, CLASS_NAMES
 
 log = logging.getLogger(__name__)
@@ -63,12 +73,13 @@ SOURCE_FS_HZ = 360
 PAPER_FS_HZ = 125
 KAGGLE_STEP = 3
 WINDOW_SAMPLES = 187
+PRE_R_SAMPLES = 36  # 0.29 s at 125 Hz (0.3 s at the kaggle recipe's 120 Hz): the P wave and the Q wave
 WINDOW_RR_FACTOR = 1.2
 PERIOD_WINDOW_S = 10.0
 LOCAL_RR_BEATS = 10
 PREFERRED_LEAD = "MLII"
 # Bump when the recipe changes so that old caches are not reused.
-BUILD_VERSION = 1
+BUILD_VERSION = 2
 DEFAULT_RECIPE = "paper"
 BUILD_PARAMS: dict[str, object] = {
     "version": BUILD_VERSION,
@@ -79,6 +90,9 @@ BUILD_PARAMS: dict[str, object] = {
     "period_window_s": PERIOD_WINDOW_S,
     "local_rr_beats": LOCAL_RR_BEATS,
     "lead": PREFERRED_LEAD,
+    "pre_r_samples": PRE_R_SAMPLES,
+    "context_version": patient.CONTEXT_VERSION,
+    "context_decimals": stream_record.CONTEXT_DECIMALS,
 }
 META_COLUMNS: tuple[str, ...] = (
     "record", "sample", "t_s", "symbol", "label", "lead", "rr_prev_s", "rr_next_s", "rr_local_s",
@@ -93,12 +107,17 @@ class BeatSet:
     ``X`` is ``float32 (n, 187)``, ``y`` is ``int8 (n,)`` with labels 0..4 (``CLASS_NAMES``) or -1
     for unlabelled rows, ``meta`` has the columns in :data:`META_COLUMNS` (see
     docs/ARCHITECTURE.md). ``skipped`` maps records that could not be built to the reason.
+    ``pre`` is ``float32 (n, PRE_R_SAMPLES)``, the pre-R segments, and ``context`` ``float32 (n,
+    patient.N_CONTEXT)``, the per-patient context features; both NaN where unknown (the default).
     """
 
     X: np.ndarray
     y: np.ndarray
     meta: pd.DataFrame
     skipped: dict[str, str] = field(default_factory=dict, compare=False)
+    # None (the default) is replaced by NaN arrays in __post_init__: the attributes are always arrays.
+    pre: np.ndarray = field(default=None, compare=False)  # type: ignore[arg-type]
+    context: np.ndarray = field(default=None, compare=False)  # type: ignore[arg-type]
 
     def __post_init__(self) -> None:
         if self.X.ndim != 2 or self.X.shape[1] != WINDOW_SAMPLES:
@@ -107,6 +126,13 @@ class BeatSet:
             raise ValueError(f"BeatSet parts differ in length: X {len(self.X)}, y {len(self.y)}, meta {len(self.meta)}")
         object.__setattr__(self, "X", np.ascontiguousarray(self.X, dtype=np.float32))
         object.__setattr__(self, "y", np.asarray(self.y, dtype=np.int8))
+        for name, width in (("pre", PRE_R_SAMPLES), ("context", patient.N_CONTEXT)):
+            value = getattr(self, name)
+            value = np.full((len(self.y), width), np.nan, np.float32) if value is None else value
+            value = np.ascontiguousarray(value, dtype=np.float32)
+            if value.shape != (len(self.y), width):
+                raise ValueError(f"BeatSet.{name} must have shape ({len(self.y)}, {width}), got {value.shape}")
+            object.__setattr__(self, name, value)
 
     def __len__(self) -> int:
         return len(self.y)
@@ -118,7 +144,8 @@ class BeatSet:
             if len(index) != len(self):
                 raise ValueError(f"mask has {len(index)} entries for {len(self)} beats")
             index = np.flatnonzero(index)
-        return BeatSet(self.X[index], self.y[index], self.meta.iloc[index].reset_index(drop=True), dict(self.skipped))
+        return BeatSet(self.X[index], self.y[index], self.meta.iloc[index].reset_index(drop=True), dict(self.skipped),
+                       self.pre[index], self.context[index])
 
     def class_counts(self) -> dict[str, int]:
         """Beats per AAMI class name, every class present (unlabelled rows are not counted)."""
@@ -134,6 +161,8 @@ class BeatSet:
         return (
             np.array_equal(self.X, other.X)
             and np.array_equal(self.y, other.y)
+            and np.array_equal(self.pre, other.pre, equal_nan=True)
+            and np.array_equal(self.context, other.context, equal_nan=True)
             and self.meta.reset_index(drop=True).equals(other.meta.reset_index(drop=True))
         )
 
@@ -151,6 +180,8 @@ def concatenate(beatsets: Iterable[BeatSet]) -> BeatSet:
         np.concatenate([part.y for part in parts]),
         pd.concat([part.meta for part in parts], ignore_index=True),
         skipped,
+        np.concatenate([part.pre for part in parts]),
+        np.concatenate([part.context for part in parts]),
     )
 
 
@@ -210,6 +241,16 @@ def beat_windows(signal: np.ndarray, starts: np.ndarray, lengths: np.ndarray, st
 
     A window is cut at the end of the signal; a flat window is all zeros.
     """
+    return windows_and_pre(signal, starts, lengths, step)[0]
+
+
+def windows_and_pre(signal: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
+                    step: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The :func:`beat_windows` and each one's pre-R segment (``PRE_R_SAMPLES`` before ``starts``).
+
+    The segment is scaled with its window's minimum and maximum, so that a P wave keeps its height
+    relative to the QRS, and clipped to [0, 1].
+    """
     offsets = np.arange(WINDOW_SAMPLES)
     index = starts[:, None] + step * offsets[None, :]
     inside = (offsets[None, :] < np.minimum(lengths, WINDOW_SAMPLES)[:, None]) & (index < len(signal))
@@ -218,10 +259,13 @@ def beat_windows(signal: np.ndarray, starts: np.ndarray, lengths: np.ndarray, st
     high = np.where(inside, windows, -np.inf).max(axis=1, keepdims=True)
     span = high - low
     scaled = np.divide(windows - low, span, out=np.zeros_like(windows), where=span > 0)
-    return np.where(inside, scaled, 0.0).astype(np.float32)
+    pre_index = starts[:, None] + step * np.arange(-PRE_R_SAMPLES, 0)[None, :]
+    pre = signal[np.clip(pre_index, 0, len(signal) - 1)].astype(np.float64)
+    pre = np.clip(np.divide(pre - low, span, out=np.zeros_like(pre), where=span > 0), 0.0, 1.0)
+    return np.where(inside, scaled, 0.0).astype(np.float32), pre.astype(np.float32)
 
 
-def _paper_windows(signal: np.ndarray, beat_samples: np.ndarray) -> np.ndarray:
+def _paper_windows(signal: np.ndarray, beat_samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Kachuee et al. as written: 125 Hz, 1.2 x the median RR of the beat's 10-second window."""
     from scipy.signal import resample_poly
 
@@ -230,22 +274,23 @@ def _paper_windows(signal: np.ndarray, beat_samples: np.ndarray) -> np.ndarray:
     scale = PAPER_FS_HZ / SOURCE_FS_HZ
     starts = np.rint(beat_samples[:-1] * scale).astype(np.int64)
     lengths = np.rint(WINDOW_RR_FACTOR * _period_10s(beat_samples)[:-1] * scale).astype(np.int64)
-    return beat_windows(resampled, starts, lengths)
+    return windows_and_pre(resampled, starts, lengths)
 
 
-def _kaggle_windows(signal: np.ndarray, beat_samples: np.ndarray) -> np.ndarray:
+def _kaggle_windows(signal: np.ndarray, beat_samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """What the Kaggle rows hold: every 3rd sample at 360 Hz (120 Hz), ceil(1.2 x the next RR) long."""
     lengths = np.ceil(WINDOW_RR_FACTOR * np.diff(beat_samples) / KAGGLE_STEP).astype(np.int64)
-    return beat_windows(signal, beat_samples[:-1], lengths, KAGGLE_STEP)
+    return windows_and_pre(signal, beat_samples[:-1], lengths, KAGGLE_STEP)
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """How beat windows are cut: which lead, and the window function (last beat excluded)."""
+    """How beat windows are cut: which lead, and the window function (windows and pre-R segments;
+    the last beat excluded)."""
 
     name: str
     prefer_mlii: bool
-    windows: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    windows: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
     def lead_index(self, signal_names: Sequence[str]) -> int:
         names = list(signal_names)
@@ -303,7 +348,11 @@ def build_record(mitdb_dir: Path | str, record: str, recipe: str = DEFAULT_RECIP
         "rr_next_s": rr_next[keep],
         "rr_local_s": rr_local[keep],
     })
-    return BeatSet(cutter.windows(signal, samples), labels, meta)
+    windows, pre = cutter.windows(signal, samples)
+    rr = np.column_stack([rr_prev[keep], rr_next[keep], rr_local[keep]])
+    # Rounded as the stream record carries them: the replay sends exactly these numbers.
+    context = stream_record.carried_context(patient.record_context(windows, pre, rr))
+    return BeatSet(windows, labels, meta, pre=pre, context=context)
 
 
 def build_beats(mitdb_dir: Path | str, records: Sequence[str] | None = None, recipe: str = DEFAULT_RECIPE) -> BeatSet:
@@ -331,7 +380,7 @@ def build_beats(mitdb_dir: Path | str, records: Sequence[str] | None = None, rec
     if not built:
         raise ValueError(f"no record in {mitdb_dir} could be built: " + "; ".join(skipped.values()))
     beats = concatenate(built)
-    return BeatSet(beats.X, beats.y, beats.meta, skipped)
+    return BeatSet(beats.X, beats.y, beats.meta, skipped, beats.pre, beats.context)
 
 
 def source_key(mitdb_dir: Path, records: Sequence[str], recipe: str = DEFAULT_RECIPE) -> str:
@@ -346,21 +395,23 @@ def source_key(mitdb_dir: Path, records: Sequence[str], recipe: str = DEFAULT_RE
 
 
 def save_beats(beats: BeatSet, folder: Path | str) -> Path:
-    """Write ``beats.npz`` (X, y, skipped records) and ``meta.parquet`` into ``folder``."""
+    """Write ``beats.npz`` (X, y, pre, context, skipped records) and ``meta.parquet`` into ``folder``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    np.savez(folder / "beats.npz", X=beats.X, y=beats.y, skipped=np.array(json.dumps(beats.skipped)))
+    np.savez(folder / "beats.npz", X=beats.X, y=beats.y, pre=beats.pre, context=beats.context,
+             skipped=np.array(json.dumps(beats.skipped)))
     beats.meta.to_parquet(folder / "meta.parquet", index=False)
     return folder
 
 
 def read_beats(folder: Path | str) -> BeatSet:
-    """Read a folder written by :func:`save_beats`."""
+    """Read a folder written by :func:`save_beats` (one without ``pre``/``context``: unknown, NaN)."""
     folder = Path(folder)
     with np.load(folder / "beats.npz", allow_pickle=False) as arrays:
         X, y, skipped = arrays["X"], arrays["y"], json.loads(str(arrays["skipped"]))
+        extra = {name: arrays[name] for name in ("pre", "context") if name in arrays.files}
     meta = pd.read_parquet(folder / "meta.parquet")
-    return BeatSet(X, y, meta_frame({name: meta[name].to_numpy() for name in META_COLUMNS}), skipped)
+    return BeatSet(X, y, meta_frame({name: meta[name].to_numpy() for name in META_COLUMNS}), skipped, **extra)
 
 
 def cache_path(mitdb_dir: Path | str, records: Sequence[str] | None = None, recipe: str = DEFAULT_RECIPE) -> Path:

@@ -7,9 +7,13 @@ Both return ``(train, test)`` BeatSets; the ``*_index`` functions return the row
   seed. Beats of one patient fall on both sides, so scores are optimistic.
 - Inter-patient (de Chazal et al. 2004): train on the DS1 records, test on the DS2 records; the
   paced records 102, 104, 107, 217 are in neither. This is the honest figure for unseen patients.
+- By records (:func:`records_index`): any two disjoint lists of records, scored as inter-patient.
+- Cross-validation folds by record (:func:`record_folds`): no patient on both sides of a fold.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -60,3 +64,48 @@ def inter_patient(beats: BeatSet) -> tuple[BeatSet, BeatSet]:
     """DS1 → DS2 split by record (de Chazal 2004); paced records are left out."""
     train, test = inter_patient_index(beats.meta["record"].to_numpy())
     return beats.subset(train), beats.subset(test)
+
+
+def check_records(train_records: Sequence[str], test_records: Sequence[str], available: Sequence[str]) -> None:
+    """Refuse a records split that cannot be made: ``ValueError`` naming the first record not in
+    ``available``, or the records named on both sides (a patient in both parts would make the
+    figure intra-patient)."""
+    present = set(available)
+    for side, names in (("train", train_records), ("test", test_records)):
+        if not names:
+            raise ValueError(f"no {side} records given")
+        for name in names:
+            if name not in present:
+                shown = ", ".join(sorted(present)[:3]) + (", ..." if len(present) > 3 else "")
+                raise ValueError(f"record {name!r} ({side}) is not among the {len(present)} records here ({shown})")
+    both = sorted(set(train_records) & set(test_records))
+    if both:
+        raise ValueError(f"records {', '.join(both)} are in both the train and the test records: "
+                         "a patient on both sides is not an inter-patient split")
+
+
+def records_index(records: np.ndarray, train_records: Sequence[str],
+                  test_records: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices of the beats of ``train_records`` and of ``test_records``, given each row's record
+    (checked by :func:`check_records` against the records the rows hold)."""
+    records = np.asarray(records).astype(str)
+    check_records(train_records, test_records, np.unique(records).tolist())
+    return np.flatnonzero(np.isin(records, list(train_records))), np.flatnonzero(np.isin(records, list(test_records)))
+
+
+def record_folds(records: np.ndarray, n_folds: int, seed: int = SPLIT_SEED) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``n_folds`` (train, test) row-index pairs in which no record is on both sides.
+
+    The distinct records are shuffled with ``seed`` and dealt to the folds in turn, so every record
+    is tested in exactly one fold and the folds differ in size by at most one record.
+    """
+    records = np.asarray(records).astype(str)
+    names = np.unique(records)
+    if not 2 <= n_folds <= len(names):
+        raise ValueError(f"{n_folds} folds over {len(names)} records: expected 2 to {len(names)} folds")
+    order = np.random.default_rng(seed).permutation(names)
+    folds = []
+    for fold in range(n_folds):
+        tested = np.isin(records, order[fold::n_folds])
+        folds.append((np.flatnonzero(~tested), np.flatnonzero(tested)))
+    return folds

@@ -8,38 +8,52 @@ holds one test per patch.
 ``KINESIS_LOCK`` is also taken by ``hbcore.localcloud.motostate``, the poller's direct access to the shards, so
 puts arriving over HTTP, the poller's reads and retention trimming never interleave. ``LOGS_LOCK``
 does the same for log events: appends and the retention trim (``MotoLogs.trim``).
+
+Logs Insights is replaced whole by ``hbcore.localcloud.insights`` (the query subset evaluated as AWS
+does, with AWS's ingestion delay, row cap, run time and concurrency quota). The rules in force are
+:data:`LOGS_RULES`: none of them at first (no delay, queries complete at once), so a plain moto
+server in the same process behaves as before; the local cloud (``hbcore.localcloud.server``) sets
+AWS's, from the environment, with :func:`set_logs_rules`.
 """
 
 from __future__ import annotations
 
 import binascii
 import functools
+import json
+import random
 import threading
+import time
 import warnings
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable
-from operator import itemgetter
 from typing import Any
 
 import moto
 from moto import backends as moto_backends
 from moto.cloudwatch import models as cloudwatch_models
+from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult, BaseResponse
+from moto.core.utils import unix_time_millis, utcnow
 from moto.kinesis import models as kinesis_models
 from moto.kinesis.exceptions import InvalidArgumentError
-from moto.logs import logs_query
 from moto.logs import models as logs_models
+from moto.logs import responses as logs_responses
 from moto.logs.exceptions import ResourceNotFoundException
 from moto.sagemaker import models as sagemaker_models
 from moto.sagemaker import responses as sagemaker_responses
 from moto.sagemaker.exceptions import ValidationError
 
+from hbcore.localcloud import insights
+
 PINNED_MOTO_VERSION = "5.2.5"
 
 KINESIS_LOCK = threading.RLock()
 LOGS_LOCK = threading.RLock()
-# Logs Insights queries whose results are kept (AWS keeps them 7 days; the reader reads each once).
+# Finished Logs Insights queries whose results are kept (AWS keeps them 7 days; the reader reads each once).
 QUERIES_KEPT = 20
+LOGS_RULES = insights.Rules()  # what Logs Insights is held to in this process (see set_logs_rules)
+_ingestion_random = random.Random()
 
 # KinesisBackend methods that read or write shards; wrapped so that only one runs at a time.
 LOCKED_KINESIS_METHODS = (
@@ -182,7 +196,8 @@ def _event_time(event: logs_models.LogEvent) -> int:
 
 
 def _put_log_events_ordered(self: logs_models.LogStream, log_events: list[dict[str, Any]]) -> str:
-    """Patch ``LogStream.put_log_events`` (moto 5.2.5): under ``LOGS_LOCK``, noting whether the stream stays in order.
+    """Patch ``LogStream.put_log_events`` (moto 5.2.5): under ``LOGS_LOCK``, noting whether the stream stays in order,
+    and when each event becomes visible to Logs Insights (``LOGS_RULES``' ingestion delay).
 
     moto appends with no lock ("TODO: to be thread safe this would need a lock"), and the
     retention trim replaces a stream's event list: an append racing it would be lost. A stream
@@ -194,6 +209,12 @@ def _put_log_events_ordered(self: logs_models.LogStream, log_events: list[dict[s
             not self.events or not log_events or log_events[0]["timestamp"] >= self.events[-1].timestamp)
         token = _ORIGINAL_PUT_LOG_EVENTS(self, log_events)
         self.hb_in_order = in_order  # type: ignore[attr-defined]  # ours, on moto's LogStream
+        rules = LOGS_RULES
+        if rules.delay_max_s > 0 and log_events:
+            for event in self.events[-len(log_events):]:
+                # ours, on moto's LogEvent: when Logs Insights may see it
+                event.hb_visible_ms = (  # type: ignore[attr-defined]
+                    event.ingestion_time + rules.ingestion_delay_ms(_ingestion_random))
         return token
 
 
@@ -215,51 +236,123 @@ def events_between(stream: logs_models.LogStream, start_ms: int | None,
             if (not start_ms or event.timestamp >= start_ms) and (not end_ms or event.timestamp <= end_ms)]
 
 
-def _execute_query_windowed(log_groups: list[logs_models.LogGroup], query: str, start_time: int,
-                            end_time: int) -> list[dict[str, Any]]:
-    """Patch ``moto.logs.models.execute_query`` (moto 5.2.5): the same rows, found by bisection, sorted by key.
+class MalformedQueryException(JsonRESTError):
+    """AWS's answer to a query it cannot compile (StartQuery)."""
 
-    moto tested every event of every stream against the window, built a ``ParsedEvent`` per event
-    and sorted them with Python-level comparisons: a query cost the whole log group (~0.27 s at
-    100k events), and the results reader's queries took ~19 % of the local cloud's CPU at 2,500
-    beats/s. Rows, their order (a stable sort on the timestamp) and the limit are moto's.
-    """
-    parsed = logs_query.parse_query(query)
-    wanted = set(parsed.fields)
+    code = 400
+
+    def __init__(self, message: str):
+        super().__init__("MalformedQueryException", message)
+
+
+class QueryLimitExceeded(JsonRESTError):
+    """AWS's answer to a StartQuery beyond the concurrent-query quota."""
+
+    code = 400
+
+    def __init__(self, running: int):
+        super().__init__("LimitExceededException",
+                         f"{running} Logs Insights queries are already running: the account's limit is "
+                         f"{LOGS_RULES.max_concurrent} concurrent queries")
+
+
+def _visible_events(log_groups: list[logs_models.LogGroup], start_time: int, end_time: int,
+                    now_ms: int) -> list[insights.Event]:
+    """The events of the window that queries can see at ``now_ms`` (past their ingestion delay)."""
     start_ms = start_time * 1000 if start_time else None
     end_ms = end_time * 1000 if end_time else None
-    rows = []
+    found = []
     for group in log_groups:
+        where = f"{group.account_id}:{group.name}"
         for stream in group.streams.values():
+            name = stream.log_stream_name
             for event in events_between(stream, start_ms, end_ms):
-                fields: dict[str, Any] = {"@ptr": event.event_id}
-                if "@timestamp" in wanted:
-                    fields["@timestamp"] = event.timestamp
-                if "@message" in wanted:
-                    fields["@message"] = event.message
-                if "@logStream" in wanted:
-                    fields["@logStream"] = stream.log_stream_name
-                if "@log" in wanted:
-                    fields["@log"] = group.name
-                rows.append((event.timestamp, fields))
-    rows.sort(key=itemgetter(0), reverse=parsed.sort_reversed())
-    results = [fields for _, fields in rows]
-    return results[: parsed.limit] if parsed.limit else results
+                if getattr(event, "hb_visible_ms", 0) <= now_ms:
+                    found.append(insights.Event(event.timestamp, event.message, name, where, str(event.event_id),
+                                                event.ingestion_time))
+    return found
 
 
-def _start_query_keeping_recent(self: logs_models.LogsBackend, *args: Any, **kwargs: Any) -> str:
-    """Patch ``LogsBackend.start_query`` (moto 5.2.5): keep the results of the last QUERIES_KEPT queries only.
+class InsightsQuery:
+    """A Logs Insights query evaluated by ``hbcore.localcloud.insights`` (in place of moto's ``LogQuery``).
 
-    moto kept every query's results for ever: ~2 MB per 10,000-row query, so a reader polling
-    every 2 s grew the local cloud by gigabytes an hour.
+    It is evaluated when started, over the events visible then, and reports ``Running`` for
+    ``LOGS_RULES.run_s`` (no rows yet), then ``Complete``; ``stop_query`` makes it ``Cancelled``.
+    Raises :class:`MalformedQueryException` for what AWS would not compile (or this module does not evaluate).
     """
-    query_id = _ORIGINAL_START_QUERY(self, *args, **kwargs)
-    while len(self.queries) > QUERIES_KEPT:
-        del self.queries[next(iter(self.queries))]
+
+    def __init__(self, query_id: str, start_time: int, end_time: int, query: str,
+                 log_groups: list[logs_models.LogGroup]):
+        try:
+            parsed = insights.parse_query(query)
+        except insights.MalformedQuery as error:
+            raise MalformedQueryException(str(error)) from None
+        rules = LOGS_RULES
+        self.query_id = query_id
+        self.start_time = start_time
+        self.end_time = end_time
+        self.query = query
+        self.log_group_names = [group.name for group in log_groups]
+        self.create_time = utcnow()
+        self.cancelled = False
+        self._done_at = time.monotonic() + rules.run_s
+        now_ms = int(time.time() * 1000)
+        self.result = insights.evaluate(parsed, _visible_events(log_groups, start_time, end_time, now_ms),
+                                        rules.max_rows)
+
+    @property
+    def status(self) -> str:
+        if self.cancelled:
+            return "Cancelled"
+        return "Complete" if time.monotonic() >= self._done_at else "Running"
+
+    @property
+    def results(self) -> list[dict[str, str]]:
+        """The rows as field → value (none until Complete)."""
+        if self.status != "Complete":
+            return []
+        return [{field["field"]: field["value"] for field in row} for row in self.result.rows]
+
+    def to_json(self, log_group_name: str) -> dict[str, Any]:
+        return {"queryId": self.query_id, "queryString": self.query, "status": self.status,
+                "createTime": int(unix_time_millis(self.create_time)), "logGroupName": log_group_name}
+
+    def to_result_json(self) -> dict[str, Any]:
+        status = self.status
+        complete = status == "Complete"
+        result = self.result
+        return {
+            "results": result.rows if complete else [],
+            "status": status,
+            "statistics": {"recordsMatched": float(result.records_matched if complete else 0),
+                           "recordsScanned": float(result.records_scanned if complete else 0),
+                           "bytesScanned": float(result.bytes_scanned if complete else 0)},
+        }
+
+
+def _start_insights_query(self: logs_models.LogsBackend, log_group_names: list[str], start_time: int,
+                          end_time: int, query_string: str) -> str:
+    """Patch ``LogsBackend.start_query`` (moto 5.2.5): Logs Insights as AWS evaluates it (``InsightsQuery``).
+
+    moto evaluated only fields, sort and limit, and kept every query's results for ever (~2 MB per
+    10,000-row query: a reader polling every 2 s grew the local cloud by gigabytes an hour). Now
+    the finished queries beyond the last QUERIES_KEPT are dropped, and a start beyond the
+    concurrent-query quota is refused with LimitExceededException, as AWS does.
+    """
+    for name in log_group_names:
+        if name not in self.groups:
+            raise ResourceNotFoundException
+    running = sum(1 for query in list(self.queries.values()) if query.status in ("Scheduled", "Running"))
+    if running >= LOGS_RULES.max_concurrent:
+        raise QueryLimitExceeded(running)
+    query_id = str(logs_models.mock_random.uuid1())
+    # moto's queries dict is typed for its LogQuery; ours has the same interface (to_json, to_result_json)
+    self.queries[query_id] = InsightsQuery(  # type: ignore[assignment]
+        query_id, start_time, end_time, query_string, [self.groups[name] for name in log_group_names])
+    finished = [key for key, query in list(self.queries.items()) if query.status not in ("Scheduled", "Running")]
+    for key in finished[:max(0, len(finished) - QUERIES_KEPT)]:
+        del self.queries[key]
     return query_id
-
-
-_ORIGINAL_START_QUERY = logs_models.LogsBackend.start_query
 
 
 def _get_query_results_or_expired(self: logs_models.LogsBackend, query_id: str) -> Any:
@@ -268,6 +361,27 @@ def _get_query_results_or_expired(self: logs_models.LogsBackend, query_id: str) 
     if query is None:
         raise ResourceNotFoundException(f"Query {query_id} does not exist or its results have expired")
     return query
+
+
+def _stop_query_backend(self: logs_models.LogsBackend, query_id: str) -> bool:
+    """Add ``LogsBackend.stop_query`` (missing in moto 5.2.5): a running query is Cancelled; False if it had ended."""
+    query = _get_query_results_or_expired(self, query_id)
+    if query.status != "Running":
+        return False
+    query.cancelled = True
+    return True
+
+
+def _stop_query_response(self: logs_responses.LogsResponse) -> str:
+    """The HTTP side of ``stop_query`` (see ``_stop_query_backend``)."""
+    return json.dumps({"success": _stop_query_backend(self.logs_backend, self._get_param("queryId"))})
+
+
+def set_logs_rules(rules: insights.Rules) -> insights.Rules:
+    """Hold Logs Insights to ``rules`` in this process from now on; returns the rules replaced."""
+    global LOGS_RULES
+    previous, LOGS_RULES = LOGS_RULES, rules
+    return previous
 
 
 def _enrich_response_without_scan(headers: dict[str, str], body: Any) -> tuple[dict[str, str], Any]:
@@ -387,9 +501,11 @@ def apply() -> None:
         # untyped (moto itself ignores the assignment), so mypy does not know it.
         model.instances_tracked.clear()  # type: ignore[union-attr]
     logs_models.LogStream.put_log_events = _put_log_events_ordered  # type: ignore[method-assign]
-    logs_models.execute_query = _execute_query_windowed
-    logs_models.LogsBackend.start_query = _start_query_keeping_recent  # type: ignore[method-assign]
+    logs_models.LogsBackend.start_query = _start_insights_query  # type: ignore[method-assign]
     logs_models.LogsBackend.get_query_results = _get_query_results_or_expired  # type: ignore[method-assign]
+    # Additions, not replacements: moto 5.2.5 has no stop_query to type them.
+    logs_models.LogsBackend.stop_query = _stop_query_backend  # type: ignore[attr-defined]
+    logs_responses.LogsResponse.stop_query = _stop_query_response  # type: ignore[attr-defined]
     # Additions, not replacements: moto 5.2.5 has no update_endpoint to type them.
     sagemaker_models.SageMakerModelBackend.update_endpoint = _update_endpoint_backend  # type: ignore[attr-defined]
     sagemaker_responses.SageMakerResponse.update_endpoint = _update_endpoint_response  # type: ignore[attr-defined]

@@ -14,6 +14,7 @@ child process through ``hbcore.localcloud.owner``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -32,7 +33,7 @@ from typing import Any
 for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
 
-from hbcore.localcloud import motopatches  # noqa: E402
+from hbcore.localcloud import insights, motopatches  # noqa: E402
 
 motopatches.apply()  # before moto.server is imported: backends are created with the patched classes
 
@@ -172,6 +173,8 @@ class CloudServer:
 
     def __init__(self, port: int = 0, runtime_port: int = 0, code_root: Path = REPOSITORY_ROOT,
                  retention_s: float | None = None, log_retention_s: float | None = None) -> None:
+        # AWS's Logs Insights rules (ingestion delay, row cap, quota), from HB_LOGS_* (hbcore.localcloud.insights)
+        self.logs_rules = insights.Rules.from_environment()
         self.retention_s = RETENTION_S if retention_s is None else retention_s
         self.log_retention_s = LOG_RETENTION_S if log_retention_s is None else log_retention_s
         self.started_at = time.time()
@@ -188,6 +191,7 @@ class CloudServer:
         self.poller.runtime_environment.update(self.client_environment())
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._previous_logs_rules = motopatches.LOGS_RULES
 
     @property
     def url(self) -> str:
@@ -208,6 +212,7 @@ class CloudServer:
 
     def start(self) -> CloudServer:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._previous_logs_rules = motopatches.set_logs_rules(self.logs_rules)
         self.endpoints.start()
         for target, name in ((self._httpd.serve_forever, "moto-server"), (self._trim_forever, "trimmer")):
             thread = threading.Thread(target=target, name=name, daemon=True)
@@ -224,6 +229,7 @@ class CloudServer:
         self._httpd.server_close()
         for thread in self._threads:
             thread.join(timeout=5)
+        motopatches.set_logs_rules(self._previous_logs_rules)
 
     def __enter__(self) -> CloudServer:
         return self.start()
@@ -272,7 +278,7 @@ class CloudServer:
             "kinesis": {"retained_records": self.kinesis.retained_records(), "trimmed_records": self.trimmed_records,
                         "retention_s": self.retention_s},
             "logs": {"retained_events": self.logs.retained_events(), "trimmed_events": self.trimmed_events,
-                     "retention_s": self.log_retention_s},
+                     "retention_s": self.log_retention_s, "insights_rules": dataclasses.asdict(self.logs_rules)},
             "metrics": {"retained_points": self.metrics.retained_points(), "trimmed_points": self.trimmed_points,
                         "retention_s": self.log_retention_s},
             "mappings": self.poller.describe(),

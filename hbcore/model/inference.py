@@ -14,8 +14,10 @@ Request bodies (docs/ARCHITECTURE.md, "Inference contract"):
 - ``text/csv``: one beat per line, 187 values (the original project's format) or 188 (the last is
   a label and is ignored). No RR intervals.
 - ``application/json``: ``{"instances": [{"beat": [187 floats], "rr_prev_s": f, "rr_next_s": f,
-  "rr_local_s": f}, ...]}`` with the RR keys optional (null = unknown), or a bare list of
-  187-float lists.
+  "rr_local_s": f, "pre": [36 floats], "context": [14 floats or nulls]}, ...]}`` with every key but
+  ``beat`` optional (null = unknown), or a bare list of 187-float lists. ``pre`` is the pre-R
+  segment (the P wave), ``context`` the beat against its patient's past (``hbcore.data.patient``,
+  computed where the patient's earlier beats are known: on the monitor's side of the stream).
 
 Bad input raises ``ValueError`` naming the line or instance and the reason; servers map it to
 HTTP 400.
@@ -46,6 +48,13 @@ WINDOW_SAMPLES = 187
 WINDOW_FS_HZ = 125
 WINDOW_RR_FACTOR = 1.2
 RR_KEYS: tuple[str, ...] = ("rr_prev_s", "rr_next_s", "rr_local_s")
+PRE_KEY = "pre"
+CONTEXT_KEY = "context"
+PRE_R_SAMPLES = 36  # hbcore.data.dataset.PRE_R_SAMPLES
+N_CONTEXT = 14  # len(hbcore.data.patient.CONTEXT_NAMES)
+# Context features that are ratios of RR intervals (the first ones, hbcore.data.patient.RR_RATIOS):
+# the model reads their logarithm.
+CONTEXT_RATIOS = 5
 # Beat windows are min-max scaled to [0, 1]; rounding and float formatting may step a hair outside.
 VALUE_TOLERANCE = 1e-3
 # RR intervals the endpoint accepts, in seconds. MIT-BIH itself holds 'RR' gaps up to 100 s (record
@@ -59,9 +68,9 @@ MODEL_FILE = "model.npz"
 # What earlier releases wrote instead: a scikit-learn pickle, named here only to say so clearly.
 PICKLE_MODEL_FILE = "model.joblib"
 # Bump when features() changes: a model trained on other features must not load.
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2
 # Bump when the arrays of model.npz change meaning.
-MODEL_FORMAT = 1
+MODEL_FORMAT = 2
 JSON = "application/json"
 CSV = "text/csv"
 
@@ -111,22 +120,66 @@ def window_features(beats: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     ]).astype(np.float32)
 
 
-def features(beats: np.ndarray, rr: np.ndarray | None = None) -> np.ndarray:
-    """The model's input: the window, its window-derived rhythm features and the RR features.
+def context_features(context: np.ndarray) -> np.ndarray:
+    """The context features (log of the RR ratios) with unknown values 0, then a missing flag per value."""
+    values = np.array(context, dtype=np.float64, copy=True)
+    missing = ~np.isfinite(values)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values[:, :CONTEXT_RATIOS] = np.log(np.clip(values[:, :CONTEXT_RATIOS], 1e-2, 1e2))
+    values[missing] = 0.0
+    return np.column_stack([values, missing]).astype(np.float32)
+
+
+def pre_features(pre: np.ndarray) -> np.ndarray:
+    """The pre-R segment with unknown values 0, and a flag: no segment."""
+    values = np.array(pre, dtype=np.float32, copy=True)
+    missing = ~np.isfinite(values).all(axis=1)
+    values[~np.isfinite(values)] = 0.0
+    return np.column_stack([values, missing]).astype(np.float32)
+
+
+def _unknown(n: int, width: int) -> np.ndarray:
+    return np.full((n, width), np.nan, dtype=np.float32)
+
+
+def features(beats: np.ndarray, rr: np.ndarray | None = None, pre: np.ndarray | None = None,
+             context: np.ndarray | None = None) -> np.ndarray:
+    """Every feature a model may read (:data:`FEATURE_GROUPS` names their columns).
 
     ``beats`` is ``(n, 187)`` in [0, 1]; ``rr`` is ``(n, 3)`` seconds (previous, next, local mean
-    RR) with NaN where unknown, or None when no beat has RR intervals (Kaggle rows, CSV requests).
+    RR), ``pre`` ``(n, 36)`` the pre-R segments, ``context`` ``(n, 14)`` the per-patient context;
+    NaN where unknown, or None when no beat has them (Kaggle rows, CSV requests).
     """
     beats = np.asarray(beats, dtype=np.float32)
     if beats.ndim != 2 or beats.shape[1] != WINDOW_SAMPLES:
         raise ValueError(f"beats must have shape (n, {WINDOW_SAMPLES}), got {beats.shape}")
-    if rr is None:
-        rr = np.full((len(beats), len(RR_KEYS)), np.nan, dtype=np.float32)
-    rr = np.asarray(rr, dtype=np.float32)
-    if rr.shape != (len(beats), len(RR_KEYS)):
-        raise ValueError(f"rr must have shape ({len(beats)}, {len(RR_KEYS)}), got {rr.shape}")
+    n = len(beats)
+    parts = {}
+    for name, value, width in (("rr", rr, len(RR_KEYS)), ("pre", pre, PRE_R_SAMPLES), ("context", context, N_CONTEXT)):
+        value = _unknown(n, width) if value is None else np.asarray(value, dtype=np.float32)
+        if value.shape != (n, width):
+            raise ValueError(f"{name} must have shape ({n}, {width}), got {value.shape}")
+        parts[name] = value
     lengths = window_lengths(beats)
-    return np.hstack([beats, window_features(beats, lengths), rr_features(rr, lengths)])
+    return np.hstack([beats, window_features(beats, lengths), rr_features(parts["rr"], lengths),
+                      context_features(parts["context"]), pre_features(parts["pre"])])
+
+
+def _group_columns() -> dict[str, range]:
+    widths = {"wave": WINDOW_SAMPLES, "window": 4, "rr": 3 * len(RR_KEYS), "context": 2 * N_CONTEXT,
+              "pre": PRE_R_SAMPLES + 1}
+    groups, start = {}, 0
+    for name, width in widths.items():
+        groups[name] = range(start, start + width)
+        start += width
+    return groups
+
+
+# The columns of :func:`features`, by group: the window itself, what the window says of the rhythm,
+# the RR intervals, the per-patient context, the pre-R segment. A model reads the columns it was
+# trained on (``feature_columns`` of model.npz).
+FEATURE_GROUPS: dict[str, range] = _group_columns()
+N_FEATURES = sum(len(columns) for columns in FEATURE_GROUPS.values())
 
 
 def _logistic(x: np.ndarray) -> None:
@@ -189,7 +242,10 @@ def read_model(arrays: Any, source: str) -> dict:
     """The model dict of :func:`predict_fn` from the arrays of ``model.npz``, checked.
 
     ``model.npz`` (plain arrays, no pickled objects) holds ``format`` (:data:`MODEL_FORMAT`),
-    ``feature_version``, ``version`` (str) and ``uses_rr`` (bool); ``classes``, the index into
+    ``feature_version``, ``version`` (str) and ``uses_rr`` (bool); ``feature_columns``, the
+    columns of :func:`features` the model reads, in order; ``decision_weights``, one per class,
+    by which the estimator's probabilities are multiplied (then renormalised: the decision rule
+    chosen in cross-validation, undoing part of the class balancing); ``classes``, the index into
     :data:`CLASS_NAMES` of each output; ``scaler_mean`` and ``scaler_scale`` (one per feature, in
     the dtype the scaler computed in); ``coef_<i>`` ``(fan_in, fan_out)`` and ``intercept_<i>`` per
     layer; ``activation`` of the hidden layers and ``out_activation`` (``softmax``, or ``logistic``
@@ -201,11 +257,19 @@ def read_model(arrays: Any, source: str) -> dict:
     if _scalar(arrays, "feature_version", source) != FEATURE_VERSION:
         raise ValueError(f"{source}: trained for feature version {_scalar(arrays, 'feature_version', source)}, "
                          f"this inference module computes version {FEATURE_VERSION}")
-    for key in ("classes", "scaler_mean", "scaler_scale"):
+    for key in ("classes", "scaler_mean", "scaler_scale", "feature_columns", "decision_weights"):
         if key not in arrays or arrays[key].ndim != 1:
             raise ValueError(f"{source}: {key!r} must be a one-dimensional array")
     if arrays["scaler_scale"].shape != arrays["scaler_mean"].shape:
         raise ValueError(f"{source}: scaler_mean and scaler_scale differ in shape")
+    weights = arrays["decision_weights"]
+    if weights.shape != arrays["classes"].shape or not (np.isfinite(weights) & (weights > 0)).all():
+        raise ValueError(f"{source}: decision_weights must be one positive number per class")
+    columns = arrays["feature_columns"]
+    if (columns.dtype.kind not in "iu" or columns.shape != arrays["scaler_mean"].shape
+            or not ((columns >= 0) & (columns < N_FEATURES)).all()):
+        raise ValueError(f"{source}: feature_columns must be {arrays['scaler_mean'].shape[0]} column indices "
+                         f"below {N_FEATURES}")
     classes = arrays["classes"]
     if classes.dtype.kind not in "iu" or not ((classes >= 0) & (classes < len(CLASS_NAMES))).all():
         raise ValueError(f"{source}: classes {classes.tolist()} are not indices into {CLASS_NAMES}")
@@ -221,6 +285,8 @@ def read_model(arrays: Any, source: str) -> dict:
         "version": str(_scalar(arrays, "version", source)),
         "uses_rr": bool(_scalar(arrays, "uses_rr", source)),
         "classes": classes.astype(np.int64),
+        "feature_columns": columns.astype(np.intp),
+        "decision_weights": weights.astype(np.float64),
         "scaler_mean": arrays["scaler_mean"],
         "scaler_scale": arrays["scaler_scale"],
         "layers": layers,
@@ -345,6 +411,29 @@ def _instance_rr(instance: Any, number: int) -> list[float]:
     return values
 
 
+def _is_value(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and bool(np.isfinite(value))
+
+
+def _instance_list(instance: Any, key: str, width: int, nulls: bool, number: int) -> list[float]:
+    """``instance[key]``: ``width`` finite numbers (null elements = unknown when ``nulls``); all NaN when absent."""
+    values = instance.get(key) if isinstance(instance, dict) else None
+    if values is None:
+        return [np.nan] * width
+    if not isinstance(values, list) or len(values) != width:
+        raise ValueError(f"instance {number}: {key!r} must be a list of {width} numbers")
+    out = []
+    for value in values:
+        if value is None and nulls:
+            out.append(np.nan)
+        elif _is_value(value):
+            out.append(float(value))
+        else:
+            raise ValueError(f"instance {number}: {key!r} holds {value!r:.40}, expected finite numbers"
+                             + (" or null" if nulls else ""))
+    return out
+
+
 def _beat_array(beat: Any, number: int) -> np.ndarray:
     if not isinstance(beat, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in beat):
         raise ValueError(f"instance {number}: 'beat' must be a list of numbers")
@@ -353,8 +442,11 @@ def _beat_array(beat: Any, number: int) -> np.ndarray:
     return np.array(beat[:WINDOW_SAMPLES], dtype=np.float32)
 
 
-def parse_json(text: str) -> tuple[np.ndarray, np.ndarray]:
-    """Beats and RR intervals from ``{"instances": [...]}`` or a bare list of beat lists."""
+def parse_json(text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Beats, RR intervals, pre-R segments and context from ``{"instances": [...]}`` or a bare list of beat lists.
+
+    The pre-R segments and contexts are None when no instance carries one.
+    """
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:
@@ -378,18 +470,28 @@ def parse_json(text: str) -> tuple[np.ndarray, np.ndarray]:
     numbers = list(range(1, len(instances) + 1))
     _check_values(beats, "instance", numbers)
     rr = np.array([_instance_rr(instance, number) for number, instance in enumerate(instances, 1)], dtype=np.float32)
-    return beats, rr
+    extra: list[np.ndarray | None] = []
+    for key, width, nulls in ((PRE_KEY, PRE_R_SAMPLES, False), (CONTEXT_KEY, N_CONTEXT, True)):
+        if any(isinstance(instance, dict) and instance.get(key) is not None for instance in instances):
+            extra.append(np.array([_instance_list(instance, key, width, nulls, number)
+                                   for number, instance in enumerate(instances, 1)], dtype=np.float32))
+        else:
+            extra.append(None)
+    return beats, rr, extra[0], extra[1]
 
 
 def input_fn(body: bytes | str, content_type: str) -> dict:
-    """Decode a request body into ``{"beats": (n, 187) float32, "rr": (n, 3) float32 or None}``."""
+    """Decode a request body into ``{"beats": (n, 187), "rr": (n, 3), "pre": (n, 36), "context": (n, 14)}``.
+
+    float32 arrays with NaN where unknown; ``rr``, ``pre`` and ``context`` are None when no beat has them.
+    """
     media_type = _media_type(content_type)
     text = _text(body)
     if media_type == CSV:
-        return {"beats": parse_csv(text), "rr": None}
+        return {"beats": parse_csv(text), "rr": None, "pre": None, "context": None}
     if media_type == JSON:
-        beats, rr = parse_json(text)
-        return {"beats": beats, "rr": rr}
+        beats, rr, pre, context = parse_json(text)
+        return {"beats": beats, "rr": rr, "pre": pre, "context": context}
     raise ValueError(f"content type {content_type!r} is not supported (use {CSV} or {JSON})")
 
 
@@ -418,12 +520,18 @@ def forward(model: dict, x: np.ndarray) -> np.ndarray:
 def predict_fn(data: dict, model: dict) -> dict:
     """Class probabilities ``(n, 5)`` over ``CLASS_NAMES`` and the model version.
 
-    A model trained without RR intervals (on Kaggle rows) ignores any it is given.
+    A model trained without RR intervals (on Kaggle rows) ignores any it is given, and the
+    pre-R segments and contexts too (it never saw them).
     """
-    rr = data.get("rr") if model["uses_rr"] else None
+    extra = {key: data.get(key) for key in ("rr", "pre", "context")} if model["uses_rr"] else {}
     probabilities = np.zeros((len(data["beats"]), len(CLASS_NAMES)), dtype=np.float64)
     with BLAS.limit(limits=1, user_api="blas") if BLAS else contextlib.nullcontext():
-        probabilities[:, model["classes"]] = forward(model, features(data["beats"], rr))
+        x = np.ascontiguousarray(features(data["beats"], **extra)[:, model["feature_columns"]])
+        probabilities[:, model["classes"]] = forward(model, x)
+    weights = model["decision_weights"]
+    if (weights != 1).any():
+        probabilities[:, model["classes"]] *= weights
+        probabilities /= probabilities.sum(axis=1, keepdims=True)
     return {"probabilities": probabilities, "model_version": model["version"]}
 
 

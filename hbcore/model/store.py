@@ -40,6 +40,13 @@ class SavedModel:
         return self.metadata.get("metrics", {})
 
     @property
+    def evaluation(self) -> dict | None:
+        """What to show of its offline test: ``split``, ``test_records``, ``classes``, ``accuracy``,
+        ``macro_f1``, ``se`` per class (``hbcore.model.training.evaluation_summary``); None for a
+        model stored without a test."""
+        return self.metadata.get("evaluation")
+
+    @property
     def split(self) -> str | None:
         return self.metadata.get("split")
 

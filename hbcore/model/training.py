@@ -1,22 +1,24 @@
 """Training, evaluation and the ``model.tar.gz`` artifact of the heartbeat classifier.
 
-The model is a scikit-learn pipeline (standardisation + a multi-layer perceptron) over
-:func:`hbcore.model.inference.features`: the 187-sample window, rhythm features read off the window
-itself, and the RR intervals when the caller has them. A perceptron because it is both accurate
-here and fast to serve (a few matrix products per batch, far above 20,000 beats/s), where boosted
-trees of similar accuracy predict an order of magnitude slower.
+The model is a scikit-learn pipeline (standardisation, then a multi-layer perceptron or a linear
+discriminant) over columns of :func:`hbcore.model.inference.features`: the 187-sample window, rhythm
+features read off the window itself, the RR intervals, the pre-R segment and the per-patient context
+(:mod:`hbcore.data.patient`) when the caller has them. Both estimators are a few matrix products
+per batch to serve, far above 20,000 beats/s.
 
-Kaggle rows and CSV requests carry no RR intervals. Rather than a second estimator, training hides
-the RR intervals of a random ``rr_dropout`` share of the beats (their missing flags set), so one
-network learns both cases; at inference a beat uses its RR intervals when it has them.
+- Intra-patient (unseen beats of known patients): the perceptron on every feature group. On
+  MIT-BIH it trains on two views of every training beat: the window of the ``paper`` recipe (the
+  benchmark's, 125 Hz) and the ``kaggle`` recipe's (what the published Kaggle rows hold); the
+  second view lifts accuracy on real Kaggle rows from about 77 % to about 87 %.
+- Inter-patient (unseen patients): what :mod:`hbcore.model.selection` chose by leave-records-out
+  cross-validation inside DS1 (:data:`SPLIT_PARAMS`), class-balanced, with the decision rule chosen
+  there (``decision_weights``).
 
-On MIT-BIH the model trains on two views of every training beat: the window of the ``paper``
-recipe (the benchmark's, 125 Hz) and the ``kaggle`` recipe's (what the published Kaggle rows hold);
-the second view lifts accuracy on real Kaggle rows from about 77 % to about 87 % at no cost on the
-benchmark. The inter-patient recipe (:data:`SPLIT_PARAMS`) adds a strong L2 penalty and shifted
-copies of the windows, because there the risk is learning each training patient by heart.
+Kaggle rows and CSV requests carry no RR intervals, pre-R segment nor context. Rather than a second
+estimator, training hides them for a random ``rr_dropout`` share of the beats (their missing flags
+set), so one model learns both cases; at inference a beat uses what it has.
 
-``model.tar.gz`` is SageMaker's layout: ``model.npz`` (the fitted scaler's and perceptron's arrays,
+``model.tar.gz`` is SageMaker's layout: ``model.npz`` (the fitted scaler's and estimator's arrays,
 see :func:`export_arrays` and :func:`hbcore.model.inference.read_model`), ``metadata.json``,
 ``code/inference.py`` (a copy of :mod:`hbcore.model.inference`, numpy only) and ``code/requirements.txt``
 (nothing to install). No pickle: the endpoint runs whatever scikit-learn its container ships, or none.
@@ -55,6 +57,10 @@ REQUIREMENTS_TEXT = "# code/inference.py needs only numpy, which the SageMaker s
 TRAINING_RECIPES: tuple[str, ...] = ("paper", "kaggle")
 
 
+ESTIMATORS: tuple[str, ...] = ("mlp", "lda")
+MIN_BALANCED_BEATS = 100
+
+
 @dataclass(frozen=True)
 class ModelParams:
     """Hyperparameters of the classifier (the defaults are the benchmarked intra-patient ones).
@@ -65,7 +71,21 @@ class ModelParams:
     predictable and two runs on the same data give the same model. ``shifts`` adds copies of the
     training windows moved by that many samples, which teaches invariance to where the R peak
     annotation sits in the window (it differs from patient to patient). ``use_views`` trains on the
-    extra views (other window recipes) of the beats when the caller gives them.
+    extra views (other window recipes) of the beats when the caller gives them. ``feature_groups``
+    are the groups of :data:`hbcore.model.inference.FEATURE_GROUPS` the model reads.
+    ``class_balance`` oversamples the rarer classes: class ``k`` of ``n_k`` beats is repeated
+    ``(n_max / n_k) ** class_balance`` times (0: as they come, 1: every class as often as N), except
+    classes of fewer than :data:`MIN_BALANCED_BEATS` (too few to learn from: DS1 holds 8 Q beats).
+    LDA is balanced through its class priors instead, ``n_k ** (1 - class_balance)``: repeating
+    beats would distort its pooled covariance.
+    ``rr_dropout`` hides, for that share of the beats, everything a Kaggle row lacks: the RR
+    intervals, the pre-R segment and the context. ``prior_power`` is the decision rule: the
+    probabilities are multiplied by ``(n_k / n_max) ** prior_power`` (training counts), so that 0
+    keeps the balanced model's probabilities and 1 brings back the classes' frequencies.
+    ``estimator`` is ``"mlp"`` (the perceptron of
+    ``hidden_layers``) or ``"lda"`` (linear discriminant analysis, de Chazal 2004's classifier;
+    exported as a perceptron without hidden layer, and ``hidden_layers``, ``alpha`` and the epochs
+    do not apply).
     """
 
     hidden_layers: tuple[int, ...] = (256, 128)
@@ -79,6 +99,10 @@ class ModelParams:
     shifts: tuple[int, ...] = ()
     use_views: bool = True
     seed: int = 0
+    feature_groups: tuple[str, ...] = tuple(inference.FEATURE_GROUPS)
+    class_balance: float = 0.0
+    prior_power: float = 0.0
+    estimator: str = "mlp"
 
     def __post_init__(self) -> None:
         if self.max_iter < 1 or self.final_iter < 0:
@@ -90,23 +114,48 @@ class ModelParams:
             raise ValueError(f"hidden_layers {self.hidden_layers}: expected one or more positive sizes")
         if any(abs(shift) >= inference.WINDOW_SAMPLES // 2 for shift in self.shifts) or 0 in self.shifts:
             raise ValueError(f"shifts {self.shifts}: expected non-zero shifts of a few samples")
+        unknown = sorted(set(self.feature_groups) - set(inference.FEATURE_GROUPS))
+        if unknown or not self.feature_groups:
+            raise ValueError(f"feature_groups {self.feature_groups}: expected some of "
+                             f"{', '.join(inference.FEATURE_GROUPS)}")
+        if self.estimator not in ESTIMATORS:
+            raise ValueError(f"estimator {self.estimator!r}: expected one of {', '.join(ESTIMATORS)}")
+        if not 0.0 <= self.prior_power <= 1.0:
+            raise ValueError(f"prior_power {self.prior_power}: expected a power in [0, 1]")
+        if not 0.0 <= self.class_balance <= 1.0:
+            raise ValueError(f"class_balance {self.class_balance}: expected a power in [0, 1]")
+
+    def feature_columns(self) -> np.ndarray:
+        """The columns of :func:`hbcore.model.inference.features` the model reads, in order."""
+        groups = [group for group in inference.FEATURE_GROUPS if group in self.feature_groups]
+        return np.concatenate([np.asarray(inference.FEATURE_GROUPS[group]) for group in groups]).astype(np.int64)
 
 
-# Unseen patients (inter-patient) need a far stronger L2 penalty than unseen beats of known patients,
-# shifted windows and no low-learning-rate epochs: without them the network learns the training
-# patients' beat shapes (DS2 accuracy 84-89 % instead of 90.3-91.4 % over three seeds). The second
-# recipe view gave the same accuracy there with a third of the S recall, so it is left out.
+# The inter-patient model is what `python -m hbcore select-model` chose by leave-records-out
+# cross-validation inside DS1 (hbcore.model.selection; the README's "Model selection protocol"):
+# candidate "lda-context-pre" (pooled out-of-fold macro-F1 0.531 over N/S/V/F, against 0.528 without
+# the pre-R segment, 0.512 and 0.482 for the perceptrons, 0.462 for LDA on the raw window too) with
+# the decision rule chosen with it (prior_power 0.5). DS2 played no part.
 SPLIT_PARAMS: dict[str, ModelParams] = {
     "intra": ModelParams(),
-    "inter": ModelParams(alpha=1.0, max_iter=8, final_iter=0, shifts=(-2, -1, 1, 2), use_views=False),
+    "inter": ModelParams(estimator="lda", feature_groups=("window", "rr", "context", "pre"), class_balance=1.0,
+                         use_views=False, max_iter=1, final_iter=0, prior_power=0.5),
+}
+PRESETS: tuple[str, ...] = ("default", "quick")
+# The demo's cold start: a model in seconds (lower scores), through the same training code.
+QUICK_PARAMS: dict[str, ModelParams] = {
+    "intra": ModelParams(hidden_layers=(128,), max_iter=4, final_iter=0, use_views=False),
+    "inter": SPLIT_PARAMS["inter"],  # linear discriminant analysis on DS1 takes seconds already
 }
 
 
-def default_params(split: str) -> ModelParams:
-    """The benchmarked hyperparameters of a split."""
+def default_params(split: str, preset: str = "default") -> ModelParams:
+    """The hyperparameters of a split: ``"default"`` (the benchmarked ones) or ``"quick"`` (≤ 10 s on DS1)."""
     if split not in SPLIT_PARAMS:
         raise ValueError(f"split {split!r}: expected one of {', '.join(SPLIT_PARAMS)}")
-    return SPLIT_PARAMS[split]
+    if preset not in PRESETS:
+        raise ValueError(f"preset {preset!r}: expected one of {', '.join(PRESETS)}")
+    return (SPLIT_PARAMS if preset == "default" else QUICK_PARAMS)[split]
 
 
 @dataclass(frozen=True)
@@ -135,11 +184,14 @@ def rr_of(beats: BeatSet) -> np.ndarray:
 
 
 def make_estimator(params: ModelParams):
-    """The untrained pipeline: standardisation, then the perceptron."""
+    """The untrained pipeline: standardisation, then the perceptron or the discriminant analysis."""
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
     from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    if params.estimator == "lda":
+        return make_pipeline(StandardScaler(), LinearDiscriminantAnalysis())
     return make_pipeline(
         StandardScaler(),
         MLPClassifier(
@@ -166,8 +218,24 @@ def shifted_windows(beats: np.ndarray, shift: int) -> np.ndarray:
     return moved
 
 
+def balanced_rows(labels: np.ndarray, power: float, seed: int) -> np.ndarray:
+    """Row indices that repeat class ``k`` ``(n_max / n_k) ** power`` times (the remainder drawn at random)."""
+    if power == 0:
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    counts = np.bincount(labels.astype(np.int64))
+    rows = []
+    for label in np.flatnonzero(counts):
+        members = np.flatnonzero(labels == label)
+        factor = (counts.max() / counts[label]) ** power if counts[label] >= MIN_BALANCED_BEATS else 1.0
+        total = round(len(members) * factor)
+        rows += [np.tile(members, total // len(members)), rng.choice(members, total % len(members), replace=False)]
+    return np.sort(np.concatenate(rows))
+
+
 def training_set(views: list[BeatSet], params: ModelParams) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Features and labels of every view and shifted copy; RR of a random share hidden.
+    """Features and labels of every view and shifted copy, the rare classes repeated; for a random
+    share of them what Kaggle rows lack hidden (RR, pre-R segment, context).
 
     Returns ``(features, labels, uses_rr)``; a training set without any RR interval (Kaggle rows)
     makes a wave-only model.
@@ -175,17 +243,31 @@ def training_set(views: list[BeatSet], params: ModelParams) -> tuple[np.ndarray,
     rr = rr_of(views[0])
     uses_rr = bool(np.isfinite(rr).any())
     windows = [view.X for view in views]
-    windows += [shifted_windows(x, shift) for x in list(windows) for shift in params.shifts]
+    pre = [view.pre for view in views]
+    context = [view.context for view in views]
+    for shift in params.shifts:
+        windows += [shifted_windows(view.X, shift) for view in views]
+        pre += [view.pre for view in views]
+        context += [view.context for view in views]
     rr = np.vstack([rr] * len(windows))
-    if uses_rr:
-        rr[np.random.default_rng(params.seed).random(len(rr)) < params.rr_dropout] = np.nan
     labels = np.concatenate([views[0].y] * len(windows))
-    return inference.features(np.vstack(windows), rr), labels, uses_rr
+    rows = balanced_rows(labels, 0.0 if params.estimator == "lda" else params.class_balance, params.seed)
+    X, rr, labels = np.vstack(windows)[rows], rr[rows], labels[rows]
+    pre_rows, context_rows = np.vstack(pre)[rows], np.vstack(context)[rows]
+    if uses_rr:
+        hidden = np.random.default_rng(params.seed).random(len(rr)) < params.rr_dropout
+        rr[hidden], pre_rows[hidden], context_rows[hidden] = np.nan, np.nan, np.nan
+    x = inference.features(X, rr, pre_rows, context_rows)[:, params.feature_columns()]
+    return np.ascontiguousarray(x), labels, uses_rr
 
 
 def fit_estimator(features: np.ndarray, labels: np.ndarray, params: ModelParams):
     """The fitted pipeline: ``max_iter`` epochs, then ``final_iter`` at the lower learning rate."""
     estimator = make_estimator(params)
+    if params.estimator == "lda":
+        counts = np.bincount(labels.astype(np.int64))
+        priors = counts[counts > 0].astype(np.float64) ** (1.0 - params.class_balance)
+        estimator[-1].set_params(priors=priors / priors.sum())
     # One BLAS thread: the perceptron's matrices (a batch of 256 beats) are too small for two
     # threads to pay; on this 2-core box one thread trains 3-4 times faster when anything else runs.
     assert inference.BLAS is not None, "threadpoolctl comes with scikit-learn, so wherever hbcore trains"
@@ -193,7 +275,7 @@ def fit_estimator(features: np.ndarray, labels: np.ndarray, params: ModelParams)
         # The epoch budget is fixed on purpose; the perceptron warns that it could go on.
         warnings.simplefilter("ignore", category=ConvergenceWarning)
         estimator.fit(features, labels)
-        if params.final_iter:
+        if params.final_iter and params.estimator == "mlp":
             scaler, network = estimator[0], estimator[-1]
             network.set_params(warm_start=True, max_iter=params.final_iter,
                                learning_rate_init=params.final_learning_rate)
@@ -233,24 +315,45 @@ def arrays_digest(arrays: dict[str, np.ndarray]) -> str:
     return digest.hexdigest()
 
 
-def export_arrays(estimator, uses_rr: bool, created_at: datetime) -> dict[str, np.ndarray]:
+def decision_weights(labels: np.ndarray, classes: np.ndarray, prior_power: float) -> np.ndarray:
+    """``(n_k / n_max) ** prior_power`` of each class in ``classes``, from the training ``labels``."""
+    counts = np.array([(labels == label).sum() for label in classes], dtype=np.float64)
+    return (counts / counts.max()) ** prior_power
+
+
+def export_arrays(estimator, uses_rr: bool, created_at: datetime, feature_columns: np.ndarray | None = None,
+                  weights: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The fitted pipeline as the plain arrays of ``model.npz`` (:func:`hbcore.model.inference.read_model`).
 
     The version is ``<UTC time>-<8 hex of the arrays>``: sortable, and distinct for distinct models.
+    ``feature_columns`` default to every column of :func:`hbcore.model.inference.features`,
+    ``weights`` (the decision rule) to ones.
     """
     scaler, network = estimator[0], estimator[-1]
+    if feature_columns is None:
+        feature_columns = np.arange(inference.N_FEATURES)
+    if weights is None:
+        weights = np.ones(len(network.classes_))
     mean, scale = scaler_arrays(scaler)
     arrays = {
         "format": np.array(inference.MODEL_FORMAT),
         "feature_version": np.array(inference.FEATURE_VERSION),
         "uses_rr": np.array(uses_rr),
+        "feature_columns": np.asarray(feature_columns, dtype=np.int64),
+        "decision_weights": np.asarray(weights, dtype=np.float64),
         "classes": np.asarray(network.classes_, dtype=np.int64),
         "scaler_mean": mean,
         "scaler_scale": scale,
-        "activation": np.array(network.activation),
-        "out_activation": np.array(network.out_activation_),
     }
-    for i, (coef, intercept) in enumerate(zip(network.coefs_, network.intercepts_)):
+    if hasattr(network, "coefs_"):  # the perceptron
+        arrays |= {"activation": np.array(network.activation), "out_activation": np.array(network.out_activation_)}
+        layers = list(zip(network.coefs_, network.intercepts_))
+    else:  # LDA: predict_proba is softmax(x @ coef.T + intercept) (the logistic for two classes), one layer
+        two_classes = len(network.classes_) == 2  # then coef_ is one row and predict_proba the logistic
+        arrays |= {"activation": np.array("identity"),
+                   "out_activation": np.array("logistic" if two_classes else "softmax")}
+        layers = [(np.ascontiguousarray(network.coef_.T), network.intercept_)]
+    for i, (coef, intercept) in enumerate(layers):
         arrays[f"coef_{i}"], arrays[f"intercept_{i}"] = coef, intercept
     version = f"{created_at:%Y%m%dT%H%M%SZ}-{arrays_digest(arrays)[:8]}"
     return arrays | {"version": np.array(version)}
@@ -293,24 +396,35 @@ def train_model(train: BeatSet, params: ModelParams | None = None, views: Sequen
         "python_version": platform.python_version(),
         **info,
     }
-    arrays = export_arrays(estimator, uses_rr, created_at)
+    weights = decision_weights(train.y, estimator[-1].classes_, params.prior_power)
+    arrays = export_arrays(estimator, uses_rr, created_at, params.feature_columns(), weights)
     return BeatModel(arrays, metadata | {"version": str(arrays["version"])})
 
 
-def predict_proba(model: BeatModel, beats: np.ndarray, rr: np.ndarray | None = None) -> np.ndarray:
+def predict_proba(model: BeatModel, beats: np.ndarray, rr: np.ndarray | None = None,
+                  pre: np.ndarray | None = None, context: np.ndarray | None = None) -> np.ndarray:
     """``(n, 5)`` class probabilities, computed exactly as the endpoint computes them."""
-    data = {"beats": np.asarray(beats, dtype=np.float32), "rr": rr}
+    data = {"beats": np.asarray(beats, dtype=np.float32), "rr": rr, "pre": pre, "context": context}
     return inference.predict_fn(data, model.payload())["probabilities"]
 
 
-def predict(model: BeatModel, beats: np.ndarray, rr: np.ndarray | None = None) -> np.ndarray:
+def predict(model: BeatModel, beats: np.ndarray, rr: np.ndarray | None = None,
+            pre: np.ndarray | None = None, context: np.ndarray | None = None) -> np.ndarray:
     """The most probable class (0..4) of each beat."""
-    return predict_proba(model, beats, rr).argmax(axis=1)
+    return predict_proba(model, beats, rr, pre, context).argmax(axis=1)
+
+
+def beat_proba(model: BeatModel, beats: BeatSet, use_rr: bool = True) -> np.ndarray:
+    """The probabilities of a beat set's beats, with everything it carries (nothing but the
+    windows when ``use_rr`` is False: as a CSV request is served)."""
+    if not use_rr:
+        return predict_proba(model, beats.X)
+    return predict_proba(model, beats.X, rr_of(beats), beats.pre, beats.context)
 
 
 def evaluate_model(model: BeatModel, test: BeatSet, use_rr: bool = True) -> dict:
     """Five-class figures on ``test``, plus ``aami4`` (N, S, V, F; de Chazal's convention)."""
-    probabilities = predict_proba(model, test.X, rr_of(test) if use_rr else None)
+    probabilities = beat_proba(model, test, use_rr)
     result = metrics.evaluate(test.y, probabilities.argmax(axis=1))
     result["aami4"] = metrics.evaluate_aami4(test.y, probabilities)
     return result
@@ -327,11 +441,26 @@ def split_index(beats: BeatSet, split: str) -> tuple[np.ndarray, np.ndarray]:
     raise ValueError(f"split {split!r}: expected one of {', '.join(SPLIT_PARAMS)}")
 
 
+def evaluation_summary(figures: dict, split: str | None, test: BeatSet) -> dict:
+    """What a user is shown of a model's offline test: the split, its test records, accuracy,
+    macro-F1 and each class's sensitivity (over N, S, V, F for an inter-patient split)."""
+    inter = split is not None and split != "intra" and "aami4" in figures
+    shown = figures["aami4"] if inter else figures
+    se = {name: stats["se"] for name, stats in shown["ec57"].items()} if "ec57" in shown else {
+        name: stats.get("recall") for name, stats in shown.get("per_class", {}).items()}
+    return {"split": split, "test_records": sorted(set(test.meta["record"].astype(str))),
+            "classes": "N/S/V/F" if inter else "N/S/V/F/Q", "accuracy": shown["accuracy"],
+            "macro_f1": shown["macro_f1"], "se": se}
+
+
 def fit_and_evaluate(train: BeatSet, test: BeatSet, params: ModelParams | None = None,
                      views: Sequence[BeatSet] = (), **info: object) -> BeatModel:
     """Train on ``train`` (and its ``views``); the figures on ``test`` go into the model's metadata."""
     model = train_model(train, params, views, **info)
-    metadata = model.metadata | {"metrics": evaluate_model(model, test), "n_test": len(test)}
+    figures = evaluate_model(model, test)
+    split = info.get("split")
+    metadata = model.metadata | {"metrics": figures, "n_test": len(test),
+                                 "evaluation": evaluation_summary(figures, None if split is None else str(split), test)}
     return dataclasses.replace(model, metadata=metadata)
 
 
@@ -426,25 +555,30 @@ def summary(model: BeatModel) -> dict:
     """The JSON the ``train`` and ``evaluate`` commands print: figures first, then provenance."""
     return {**model.metadata.get("metrics", {}), "train_seconds": model.metadata.get("train_seconds"),
             "version": model.version, "split": model.metadata.get("split"),
-            "n_train": model.metadata.get("n_train"), "n_test": model.metadata.get("n_test")}
+            "n_train": model.metadata.get("n_train"), "n_test": model.metadata.get("n_test"),
+            "preset": model.metadata.get("preset"), "evaluation": model.metadata.get("evaluation")}
 
 
 def run_train(split: str = "intra", csv: Sequence[str] = (), mitdb: str | None = None,
-              out: Path | str = "model.tar.gz", max_iter: int | None = None) -> dict:
+              out: Path | str = "model.tar.gz", max_iter: int | None = None, preset: str = "default",
+              seed: int | None = None) -> dict:
     """``python -m hbcore train``: train on a split, write ``model.tar.gz``, return its test figures.
 
-    ``max_iter`` overrides the split's benchmarked epochs (a quick model for a try-out or a test);
-    the figures name their source (CSV files or the MIT-BIH recipes) so that a reader can tell runs apart.
+    ``preset`` picks the split's parameters (:func:`default_params`); ``max_iter`` overrides their
+    epochs, ``seed`` their seed. The figures name their source (CSV files or the MIT-BIH recipes) so
+    that a reader can tell runs apart.
     """
-    params = default_params(split)
+    params = default_params(split, preset)
     if max_iter is not None:
         params = dataclasses.replace(params, max_iter=max_iter)
+    if seed is not None:
+        params = dataclasses.replace(params, seed=seed)
     beats, views = load_training_beats(csv, mitdb)
     if csv:
         source = {"source": "kaggle-csv", "csv": [Path(path).name for path in csv]}
     else:
         source = {"source": "mitdb", "recipes": list(TRAINING_RECIPES if params.use_views else TRAINING_RECIPES[:1])}
-    model = train_and_evaluate(beats, split, params, views, **source)
+    model = train_and_evaluate(beats, split, params, views, preset=preset, **source)
     path = write_model_tar(model, out)
     return summary(model) | {"model": str(path)}
 

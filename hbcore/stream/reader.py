@@ -1,21 +1,35 @@
 """The results reader: the handler's log lines read back from CloudWatch Logs with Logs Insights.
 
-:class:`ResultsReader` polls Logs Insights over the function's log group with a query that means the
-same on AWS and on moto (moto evaluates only ``fields``, ``sort`` and ``limit``, ignoring ``filter``
-and ``stats``, and returns no discovered JSON fields): it reads raw ``@message`` lines in time
-windows and hands them to its :class:`~hbcore.stream.tally.ResultsStore`, which files each once.
+:class:`ResultsReader` polls Logs Insights over the function's log group and reads raw ``@message``
+lines in time windows (``fields``, ``filter`` on ``@logStream``, ``stats count(*) by``, ``sort``,
+``limit``: the subset the local cloud evaluates as AWS does, hbcore.localcloud.insights), handing
+them to its :class:`~hbcore.stream.tally.ResultsStore`, which files each once. It loses nothing to
+the two ways Logs Insights drops events without an error:
 
-- Windows: each poll reads from the end of the last one minus ``lag_s`` (events arrive in Logs a
-  few seconds late) up to now. ``startTime``/``endTime`` are whole epoch seconds, both inclusive.
-  A window whose result reaches the query limit is split at the last second it returned and the
-  rest is read by another query.
-- Statuses Scheduled/Running are waited for up to ``query_timeout_s``; Failed, Cancelled, Timeout
-  and Unknown fail the poll, which leaves the window to be read again by the next one.
+- Ingestion delay (seconds, sometimes more than the lag): each poll reads from the end of the
+  last one minus the lag up to now; the lag grows to cover the largest delay seen (an event first
+  read after a poll that covered its time), up to ``LAG_MAX_S``. Two checks find what still came
+  up short: reconciliation (hbcore.stream.reconcile: each invocation's summary line counts its
+  lines), after which the stream holding a short or missing invocation is read again from before
+  it; and, every ``PROBE_EVERY_POLLS`` polls, a count probe (``stats count(*) by bin(1s)`` over the
+  last ``LAG_MAX_S``), after which each second holding more events than were read is read again.
+  The probe is what notices a delay longer than the lag at all: with every event late, a poll's
+  own window finds nothing to reconcile.
+- The row cap (10,000 on AWS, ``HB_LOGS_QUERY_MAX_ROWS`` in the local cloud): a result is cut when
+  it holds fewer rows than ``statistics.recordsMatched`` (or reaches the query limit); the window
+  is split at the last second returned and the rest read by another query, and a second holding
+  more events than one query returns is read stream by stream.
+
+``startTime``/``endTime`` are whole epoch seconds, both inclusive. Statuses Scheduled/Running are
+waited for up to ``query_timeout_s``; Failed, Cancelled, Timeout and Unknown fail the poll, which
+leaves the window to be read again by the next one. The snapshot's stats say how far behind the
+reader is (``behind_s``, ``unreconciled``, ``lag_s``), for the monitor page.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import time
 from datetime import UTC, datetime
@@ -31,18 +45,35 @@ from hbcore.stream.tally import (
     ResultsStore,
 )
 
-# Means the same on AWS and on moto: no filter/stats (moto ignores them), sorted so that a window cut
-# by the limit holds its oldest events.
-QUERY = "fields @timestamp, @message, @logStream | sort @timestamp asc | limit {limit}"
+# Sorted so that a window cut by the limit holds its oldest events.
+QUERY = "fields @timestamp, @message, @logStream{filter} | sort @timestamp asc | limit {limit}"
+STREAM_FILTER = ' | filter @logStream = "{stream}"'
+STREAM_COUNTS = "stats count(*) as events by @logStream"
 QUERY_LIMIT = 10_000  # rows per query; Logs Insights caps results at 10,000 by default
 POLL_INTERVAL_S = 2.0
 LAG_S = 10
+LAG_MAX_S = 120  # the most a poll reads back, however late events have come
+LAG_MARGIN_S = 3  # read back this much more than the largest ingestion delay seen
+REREADS_PER_POLL = 8  # streams read again per poll to reconcile (the oldest short ones first)
+PROBE_EVERY_POLLS = 5  # polls between count probes (the first poll probes too): ~12x the ingested bytes scanned
+PROBE = "stats count(*) as events by bin(1s)"
 LOOKBACK_S = 15 * 60
 QUERY_TIMEOUT_S = 60.0
 QUERY_WAIT_MIN_S = 0.1
 QUERY_WAIT_MAX_S = 1.0
 FAILED_STATUSES = frozenset({"Failed", "Cancelled", "Timeout", "Unknown"})
-READER_COUNTS = ("queries", "failed_queries", "truncated_windows")
+READER_COUNTS = ("queries", "failed_queries", "truncated_windows", "requeried_windows", "probes")
+
+
+def _runs(seconds: list[int]) -> list[tuple[int, int]]:
+    """Sorted seconds as (first, last) runs of consecutive ones."""
+    runs: list[tuple[int, int]] = []
+    for second in seconds:
+        if runs and second == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], second)
+        else:
+            runs.append((second, second))
+    return runs
 
 
 class QueryFailed(RuntimeError):
@@ -89,13 +120,14 @@ class ResultsReader(BackgroundTask[ResultsSnapshot]):
         self.lag_s = lag_s
         self.query_timeout_s = query_timeout_s
         self.query_limit = query_limit
-        self.query = QUERY.format(limit=query_limit)
+        self.query = QUERY.format(filter="", limit=query_limit)
         super().__init__(f"results-{log_group}")  # its _lock guards the counters below (the store has its own)
         self._poll_lock = threading.Lock()  # one poll at a time; taken before _lock, never while holding it
-        self.store = ResultsStore(keep_rows, keep_misclassified, keep_rejected)
+        self.store = ResultsStore(keep_rows, keep_misclassified, keep_rejected, start_s=self.start_s)
         self._counts = dict.fromkeys(READER_COUNTS, 0)
         self._read_until_s: int | None = None
         self._last_poll_s: float | None = None
+        self._polls = 0
 
     def _work(self) -> str:
         """Poll until stopped; a failed query is noted and the next poll reads its window again."""
@@ -110,10 +142,21 @@ class ResultsReader(BackgroundTask[ResultsSnapshot]):
 
     def snapshot(self) -> ResultsSnapshot:
         """The deduplicated results read so far (cheap: the frames and totals are those of the last poll)."""
+        lag_s = self.effective_lag_s()
+        short_s = self.store.reconciled_until_s()
         with self._lock:
+            behind_s = None
+            if self._read_until_s is not None:
+                trusted_s = self._read_until_s - lag_s if short_s is None else min(short_s, self._read_until_s - lag_s)
+                behind_s = round(max(0.0, time.time() - trusted_s), 1)
             return self.store.snapshot(state=self._state, read_until_s=self._read_until_s,
                                        last_poll_s=self._last_poll_s, errors=tuple(self._errors),
-                                       error_count=self._error_count, **self._counts)
+                                       error_count=self._error_count, behind_s=behind_s, lag_s=float(lag_s),
+                                       **self._counts)
+
+    def effective_lag_s(self) -> int:
+        """Seconds each poll reads back: ``lag_s``, or more to cover the largest ingestion delay seen."""
+        return min(LAG_MAX_S, max(self.lag_s, math.ceil(self.store.max_late_s) + LAG_MARGIN_S))
 
     progress = snapshot  # the name every background task answers to (``stop`` returns it)
 
@@ -125,50 +168,137 @@ class ResultsReader(BackgroundTask[ResultsSnapshot]):
         Once the reader is stopped, a poll ends at its next query, leaving the rest of its window unread.
         """
         with self._poll_lock:
-            end_s = int(time.time() if now_s is None else now_s) + 1
+            clock_s = time.time() if now_s is None else now_s
+            end_s = int(clock_s) + 1
             with self._lock:
-                start_s = (self.start_s if self._read_until_s is None
-                           else max(self.start_s, self._read_until_s - self.lag_s))
-            self.store.forget_events_before(start_s)
-            new = 0
-            while True:
-                rows = self._run_query(start_s, end_s)
-                if rows is None:
+                covered_s = self._read_until_s
+                start_s = (self.start_s if covered_s is None
+                           else max(self.start_s, covered_s - self.effective_lag_s()))
+            # what a later window may read again: the lag, and the probe's LAG_MAX_S
+            self.store.forget_events_before(min(start_s, end_s - LAG_MAX_S), clock_s)
+            new = self._read_window(start_s, end_s, None, covered_s, clock_s)
+            if new is None:
+                return 0
+            rereads = sorted(self.store.windows_to_reread(end_s), key=lambda window: window.start_s)
+            for window in [window for window in rereads if int(window.start_s) < start_s][:REREADS_PER_POLL]:
+                with self._lock:
+                    self._counts["requeried_windows"] += 1
+                found = self._read_window(int(window.start_s), start_s + 1, window.stream, covered_s, clock_s)
+                if found is None:
                     return new
-                new += self.store.ingest([(parse_timestamp(row.get("@timestamp", "")), row.get("@logStream", ""),
-                                           row.get("@message", "")) for row in rows])
-                if len(rows) < self.query_limit:
-                    break
-                last_s = int(parse_timestamp(rows[-1]["@timestamp"]))
-                if last_s <= start_s:  # one second holds more events than a query returns
-                    with self._lock:
-                        self._counts["truncated_windows"] += 1
-                        self._note_error_locked(f"more than {self.query_limit} log events in second {start_s} of "
-                                                f"{self.log_group}: some of them were not read")
-                    last_s = start_s + 1
-                start_s = last_s
+                new += found
+            if self._polls % PROBE_EVERY_POLLS == 0:
+                found = self._probe(end_s, covered_s, clock_s)
+                if found is None:
+                    return new
+                new += found
             with self._lock:
                 self._read_until_s = end_s
                 self._last_poll_s = time.time()
+                self._polls += 1
             return new
 
-    def _run_query(self, start_s: int, end_s: int) -> list[dict[str, str]] | None:
-        """One Logs Insights query over [start_s, end_s]; its rows as field → value, None once stopped."""
+    def _probe(self, end_s: int, covered_s: float | None, now_s: float) -> int | None:
+        """Count the events per second over the last LAG_MAX_S and read again each second holding more
+        events than were read (late ones); the number of new events, None once stopped."""
+        since_s = max(self.start_s, end_s - LAG_MAX_S)
+        result = self._run_query(since_s, end_s, None, PROBE)
+        if result is None:
+            return None
+        with self._lock:
+            self._counts["probes"] += 1
+        held = self.store.events_per_second(since_s)
+        short = sorted({int(parse_timestamp(row["bin(1s)"])) for row in result[0]
+                        if "bin(1s)" in row and int(row.get("events", 0)) > held.get(
+                            int(parse_timestamp(row["bin(1s)"])), 0)})
+        new = 0
+        for first, last in _runs(short):
+            found = self._read_window(first, last + 1, None, covered_s, now_s)
+            if found is None:
+                return None
+            new += found
+        return new
+
+    def _ingest(self, rows: list[dict[str, str]], covered_s: float | None, now_s: float) -> int:
+        return self.store.ingest([(parse_timestamp(row.get("@timestamp", "")), row.get("@logStream", ""),
+                                   row.get("@message", "")) for row in rows], covered_s, now_s)
+
+    def _read_window(self, start_s: int, end_s: int, stream: str | None, covered_s: float | None,
+                     now_s: float) -> int | None:
+        """Read [start_s, end_s] of the group (or of one ``stream``) in as many queries as the row cap
+        needs; the number of new events, None once stopped."""
+        new = 0
+        while True:
+            result = self._run_query(start_s, end_s, stream)
+            if result is None:
+                return None
+            rows, matched = result
+            new += self._ingest(rows, covered_s, now_s)
+            if len(rows) >= matched and len(rows) < self.query_limit:
+                return new
+            last_s = int(parse_timestamp(rows[-1]["@timestamp"])) if rows else start_s
+            if last_s <= start_s:  # one second holds more events than a query returns
+                found = self._read_second(start_s, stream, covered_s, now_s)
+                if found is None:
+                    return None
+                new += found
+                last_s = start_s + 1
+            start_s = last_s
+
+    def _read_second(self, second: int, stream: str | None, covered_s: float | None, now_s: float) -> int | None:
+        """Read one second holding more events than a query returns, stream by stream."""
+        if stream is None:
+            # endTime is a whole second too, and includes only its first millisecond: read to the next one
+            counts = self._run_query(second, second + 1, None, STREAM_COUNTS)
+            if counts is None:
+                return None
+            streams = [row["@logStream"] for row in counts[0] if "@logStream" in row]
+            if len(streams) > 1:
+                new = 0
+                for name in streams:
+                    found = self._read_second(second, name, covered_s, now_s)
+                    if found is None:
+                        return None
+                    new += found
+                return new
+        result = self._run_query(second, second + 1, stream)
+        if result is None:
+            return None
+        rows, matched = result
+        new = self._ingest(rows, covered_s, now_s)
+        if len(rows) < matched or len(rows) >= self.query_limit:
+            with self._lock:
+                self._counts["truncated_windows"] += 1
+                where = self.log_group if stream is None else f"{self.log_group} stream {stream}"
+                self._note_error_locked(f"more than {len(rows):,} log events in second {second} of {where}: "
+                                        f"{max(matched - len(rows), 1):,} of them were not read")
+        return new
+
+    def _run_query(self, start_s: int, end_s: int, stream: str | None = None,
+                   query: str | None = None) -> tuple[list[dict[str, str]], int] | None:
+        """One Logs Insights query over [start_s, end_s] (of one ``stream``): its rows as field → value and
+        the number of events that matched (``statistics.recordsMatched``: more than the rows when the
+        result was cut by the row cap); None once stopped."""
         with self._lock:
             if self._stop_requested:
                 return None
             self._counts["queries"] += 1
         window = f"{self.log_group} [{start_s}, {end_s}]"
+        if query is None:
+            query = self.query if stream is None else QUERY.format(filter=STREAM_FILTER.format(stream=stream),
+                                                                   limit=self.query_limit)
         try:
             query_id = self.logs.start_query(logGroupNames=[self.log_group], startTime=start_s, endTime=end_s,
-                                             queryString=self.query)["queryId"]
+                                             queryString=query)["queryId"]
             deadline = time.monotonic() + self.query_timeout_s
             wait_s = QUERY_WAIT_MIN_S
             while True:
                 response = self.logs.get_query_results(queryId=query_id)
                 status = response.get("status", "Unknown")
                 if status == "Complete":
-                    return [{field["field"]: field["value"] for field in row} for row in response.get("results", [])]
+                    rows = [{field["field"]: field["value"] for field in row} for row in response.get("results", [])]
+                    matched = response.get("statistics", {}).get("recordsMatched")
+                    return rows, len(rows) if matched is None else int(matched)
                 if status in FAILED_STATUSES:
                     raise QueryFailed(f"Logs Insights query over {window} ended {status}")
                 if time.monotonic() + wait_s > deadline:

@@ -62,7 +62,7 @@ IDLE_WAIT_MAX_S = 0.05  # longest sleep between checks for due beats, pause and 
 PUT_BUFFER_S = 0.1  # longest a due beat waits for others to share its PutRecords call
 RATE_WINDOW_S = 2.0
 # KPL's defaults bound an aggregate at 51,200 bytes (AggregationMaxSize): far under Kinesis' 1 MiB a
-# record and, at ~1.2 KB a beat, ~40 beats, each far under the handler's 64 KiB a user record.
+# record and, at ~1.6 KB a beat, ~30 beats, each far under the handler's 64 KiB a user record.
 MAX_AGGREGATE_BYTES = 51_200
 MAX_BEATS_PER_AGGREGATE = 100
 # The protobuf framing of one user record in an aggregate, at most (tags, lengths, key index).
@@ -162,8 +162,9 @@ def select_beats(
 
 # --- stream records ---------------------------------------------------------------------------------
 
-def sent_inputs(beats: BeatSet) -> tuple[np.ndarray, np.ndarray]:
-    """The windows and RR intervals of ``beats`` as their stream records carry them, parsed as the endpoint does.
+def sent_inputs(beats: BeatSet) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The windows, RR intervals, pre-R segments and contexts of ``beats`` as their stream records
+    carry them, parsed as the endpoint does (float32, NaN = unknown).
 
     Records hold 4 decimals, so a beat near a decision boundary may be classified differently from
     its full-precision window: the model called directly on these inputs must agree with every
@@ -171,11 +172,19 @@ def sent_inputs(beats: BeatSet) -> tuple[np.ndarray, np.ndarray]:
     """
     X = stream_record.carried_beats(beats.X).astype(np.float32)
     rr = stream_record.carried_seconds(beats.meta[list(stream_record.RR_FIELDS)].to_numpy(dtype=float))
-    return X, rr.astype(np.float32)
+    pre = stream_record.carried_beats(beats.pre)
+    pre[~np.isfinite(pre).all(axis=1)] = np.nan  # a segment is carried whole or not at all
+    context = stream_record.carried_context(beats.context)
+    return X, rr.astype(np.float32), pre.astype(np.float32), context.astype(np.float32)
 
 
 class StreamSource:
-    """A BeatSet's columns as plain arrays, read once, so that each call formats only its rows."""
+    """A BeatSet's columns as plain arrays, read once, so that each call formats only its rows.
+
+    The pre-R segments and contexts are the ones :mod:`hbcore.data.patient` computed for the
+    beats (the dataset build runs it over each record in time order, as the patient's monitor
+    would, beat after beat): the records carry the same numbers the model is evaluated on offline.
+    """
 
     def __init__(self, beats: BeatSet):
         meta = beats.meta
@@ -185,12 +194,14 @@ class StreamSource:
         self.samples = meta["sample"].to_numpy(dtype=np.int64)
         self.t_s = meta["t_s"].to_numpy(dtype=float)
         self.rr = meta[list(stream_record.RR_FIELDS)].to_numpy(dtype=float)
+        self.pre = beats.pre
+        self.context = beats.context
 
     def records_for(self, rows: np.ndarray, run: str, sent_at: float) -> list[tuple[str, str, bytes]]:
         """``(beat id, partition key, data)`` of the stream records of ``rows`` (``hbcore.contracts.stream_record``)."""
         return stream_record.encode_records(
             run, sent_at, self.records[rows].tolist(), self.samples[rows].tolist(), self.labels[rows].tolist(),
-            self.X[rows], self.t_s[rows], self.rr[rows])
+            self.X[rows], self.t_s[rows], self.rr[rows], self.pre[rows], self.context[rows])
 
 
 # --- bookkeeping ------------------------------------------------------------------------------------

@@ -11,9 +11,14 @@
   :class:`RunTotals` per run (confusion matrix, per record, per second and class) and its id kept
   compactly with its class (``hbcore.stream.beatids``, 9 bytes a beat) for deduplication and
   exactly-once accounting.
-- Lines: ours are the JSON ``prediction`` / ``rejected`` / ``summary`` lines of lambda_function.py,
-  read by :func:`hbcore.contracts.log_lines.decode_line`; START/END/REPORT lines, other text and
-  other JSON (including lines of ours in name only) are counted and ignored.
+- Lines: ours are the JSON ``beats`` / ``prediction`` / ``rejected`` / ``summary`` lines of
+  lambda_function.py, read by :func:`hbcore.contracts.log_lines.decode_object` (a beats line files
+  each of its beats as the prediction line it stands for, so old and new handlers read the same),
+  and its EMF lines (:mod:`hbcore.contracts.emf`), counted as ``metric_lines``: ours, not
+  predictions, not foreign. START/END/REPORT lines, other text and other JSON (including lines of
+  ours in name only) are counted and ignored.
+- Reconciliation: every new line carrying ``inv`` goes to a :class:`~hbcore.stream.reconcile.Reconciler`,
+  which tells the reader which invocations are short and where to read again.
 """
 
 from __future__ import annotations
@@ -26,9 +31,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hbcore.contracts import log_lines
+from hbcore.contracts import emf, log_lines
 from hbcore.data.classes import CLASS_NAMES
 from hbcore.stream.beatids import BeatIds
+from hbcore.stream.reconcile import Reconciler, Window
 
 LAMBDA_PREFIXES = ("START RequestId:", "END RequestId:", "REPORT RequestId:", "INIT_START", "INIT_REPORT",
                    "EXTENSION", "TELEMETRY")
@@ -43,8 +49,9 @@ REJECTED_COLUMNS = (*log_lines.REJECTED_COLUMNS, "ts")
 SUMMARY_COLUMNS = (*log_lines.SUMMARY_COLUMNS, "ts")
 _DTYPES = {**log_lines.DTYPES, "ts": "float64"}
 _prediction_row = attrgetter(*log_lines.PREDICTION_COLUMNS)
+_rejected_row = attrgetter(*log_lines.REJECTED_COLUMNS)
 STORE_COUNTS = ("events", "reread_events", "duplicate_predictions", "duplicate_rejections", "lambda_lines",
-                "foreign_lines")
+                "foreign_lines", "metric_lines")
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,15 @@ class ReaderStats:
     error_count: int
     dropped_misclassified: int = 0  # misclassified rows no longer kept in full (still counted in the totals)
     dropped_rejected: int = 0  # rejected rows no longer kept (still counted in the totals)
+    metric_lines: int = 0  # the handler's EMF lines (hbcore.contracts.emf): ours, not predictions
+    # Reconciliation (hbcore.stream.reconcile): how far behind the reader is, for the monitor to show.
+    unreconciled: int = 0  # invocations read in part or not at all so far (their lines are looked for again)
+    reconciled_invocations: int = 0  # invocations whose every line was read
+    abandoned_invocations: int = 0  # invocations still short after reconcile.GIVE_UP_S (a handler that died)
+    behind_s: float | None = None  # s from the time up to which everything read is reconciled to now
+    lag_s: float | None = None  # s each poll reads back (the configured lag, grown to the ingestion delay seen)
+    requeried_windows: int = 0  # windows of a stream read again because an invocation came up short
+    probes: int = 0  # count probes run (stats count(*) by bin(1s)), which find seconds read short
 
 
 def _sum_timelines(parts: list[tuple[int, np.ndarray]]) -> tuple[int, np.ndarray]:
@@ -248,8 +264,11 @@ class ResultsStore:
     """
 
     def __init__(self, keep_rows: int = KEEP_ROWS, keep_misclassified: int = KEEP_MISCLASSIFIED_ROWS,
-                 keep_rejected: int = KEEP_REJECTED_ROWS):
+                 keep_rejected: int = KEEP_REJECTED_ROWS, start_s: float = 0.0):
         self._lock = threading.Lock()
+        self._reconciler = Reconciler(start_s)
+        self.max_late_s = 0.0  # the largest age of an event first read after a poll that covered its time
+        self._per_second: dict[int, int] = {}  # epoch second → events filed, for the reader's count probe
         self._predictions = _Table(PREDICTION_COLUMNS, keep_rows)
         self._misclassified = _Table(PREDICTION_COLUMNS, keep_misclassified)
         self._rejected = _Table(REJECTED_COLUMNS, keep_rejected)
@@ -278,29 +297,62 @@ class ResultsStore:
                     duplicate_predictions=self._counts["duplicate_predictions"],
                     duplicate_rejections=self._counts["duplicate_rejections"],
                     lambda_lines=self._counts["lambda_lines"], foreign_lines=self._counts["foreign_lines"],
+                    metric_lines=self._counts["metric_lines"], unreconciled=self._reconciler.unreconciled(),
+                    reconciled_invocations=self._reconciler.reconciled,
+                    abandoned_invocations=self._reconciler.abandoned,
                     **reader_stats,
                 ),
             )
 
-    def forget_events_before(self, start_s: float) -> None:
-        """Drop overlap keys of events no later window can return again."""
+    def forget_events_before(self, start_s: float, now_s: float | None = None) -> None:
+        """Drop overlap keys of events no later window can return again (nor a window read again to
+        reconcile), and abandon invocations short for too long (``now_s``, default: not yet)."""
         with self._lock:
+            if now_s is not None:
+                self._reconciler.forget_before(now_s)
+            oldest = self._reconciler.oldest_short_s()
+            start_s = start_s if oldest is None else min(start_s, oldest)
             if self._recent_events:
                 self._recent_events = {key: ts for key, ts in self._recent_events.items() if ts >= start_s - 1}
 
-    def ingest(self, events: list[tuple[float, str, str]]) -> int:
-        """File new log events ``(epoch seconds, log stream, message)``; the number not read before."""
+    def events_per_second(self, since_s: int) -> dict[int, int]:
+        """Events filed per epoch second from ``since_s`` on (older seconds are forgotten)."""
+        with self._lock:
+            self._per_second = {second: count for second, count in self._per_second.items() if second >= since_s}
+            return dict(self._per_second)
+
+    def windows_to_reread(self, now_s: float) -> list[Window]:
+        """Per log stream with a short invocation, the window to read again (hbcore.stream.reconcile)."""
+        with self._lock:
+            return self._reconciler.windows(now_s)
+
+    def reconciled_until_s(self) -> float | None:
+        """Epoch seconds before which every invocation read is complete (None: no invocation is short)."""
+        with self._lock:
+            return self._reconciler.oldest_short_s()
+
+    def ingest(self, events: list[tuple[float, str, str]], covered_until_s: float | None = None,
+               now_s: float | None = None) -> int:
+        """File new log events ``(epoch seconds, log stream, message)``; the number not read before.
+
+        ``covered_until_s``: the end of the windows read before; an event older than it that is new now
+        arrived late, and its age at ``now_s`` goes into :attr:`max_late_s` (what the reader's lag must cover).
+        """
         new = 0
         with self._lock:
             for ts, stream, message in events:
-                key = (ts, stream, hash(message))  # the hash keeps the text out of memory
+                text_hash = hash(message)  # the hash keeps the text out of memory
+                key = (ts, stream, text_hash)
                 if key in self._recent_events:
                     self._counts["reread_events"] += 1
                     continue
                 self._recent_events[key] = ts
                 self._counts["events"] += 1
+                self._per_second[int(ts)] = self._per_second.get(int(ts), 0) + 1
                 new += 1
-                self._file(message.strip(), ts)
+                if covered_until_s is not None and now_s is not None and ts < covered_until_s - 1:
+                    self.max_late_s = max(self.max_late_s, now_s - ts)
+                self._file(message.strip(), ts, stream, text_hash)
             self._fold()
         return new
 
@@ -323,19 +375,32 @@ class ResultsStore:
             tally = self._runs[run] = _RunTally(run)
         return tally
 
-    def _file(self, message: str, ts: float) -> None:
-        """Put one log line where it belongs (caller holds the lock)."""
-        line = log_lines.decode_line(message)
-        if type(line) is log_lines.Prediction:
+    def _file(self, message: str, ts: float, stream: str, text_hash: int) -> None:
+        """Put one log line where it belongs, and tell the reconciler (caller holds the lock)."""
+        document = log_lines.json_object(message)
+        line = None if document is None else log_lines.decode_object(document)
+        inv = getattr(line, "inv", None)
+        if type(line) is log_lines.Beats:
+            for prediction in log_lines.beats_predictions(line):
+                self._file_prediction(prediction, ts)
+        elif type(line) is log_lines.Prediction:
             self._file_prediction(line, ts)
         elif type(line) is log_lines.Rejected:
             self._file_rejected(line, ts)
         elif type(line) is log_lines.Summary:
             self._summaries.append((*line, ts))
+            if line.inv is not None and line.lines is not None:
+                self._reconciler.summary(stream, line.inv, line.lines, ts)
+            return
+        elif document is not None and (metrics := emf.decode_metrics(document)) is not None:
+            self._counts["metric_lines"] += 1
+            inv = metrics.inv
         elif message.startswith(LAMBDA_PREFIXES):
             self._counts["lambda_lines"] += 1
         else:
             self._counts["foreign_lines"] += 1
+        if inv is not None:
+            self._reconciler.line(stream, inv, ts, text_hash)
 
     def _file_prediction(self, line: log_lines.Prediction, ts: float) -> None:
         tally = self._tally(line.run)
@@ -358,4 +423,4 @@ class ResultsStore:
         tally = self._tally(line.run)
         tally.rejected += 1
         tally.changed()
-        self._rejected.append((*line, ts))
+        self._rejected.append((*_rejected_row(line), ts))

@@ -55,5 +55,5 @@ def test_an_unexpected_exception_in_the_demo_thread_fails_the_step_under_way(bea
 
     assert progress.error == "stack: KeyError: 'StreamName'"
     assert (progress.finished, progress.step, progress.done_steps) == (True, "stack", ("data", "model"))
-    assert progress.messages[-1] == "creating the stack"
+    assert "creating the stack" in progress.messages  # the stack is made while the data and model steps run
     assert not run._thread.is_alive()

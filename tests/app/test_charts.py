@@ -1,5 +1,7 @@
 """Chart specifications: the data they carry, not how they look."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -76,3 +78,57 @@ def test_ecg_trace_marks_the_inspected_beat():
     spec = charts.ecg_trace(signal, marks, title="record 100", highlight_t_s=0.5).to_dict()
     assert len(spec["layer"]) == 4
     assert any(rows == [{"t_s": 0.5}] for rows in spec["datasets"].values())
+
+
+def datasets(chart) -> list[list[dict]]:
+    """Every dataset embedded in a chart's spec (layered charts carry one per layer)."""
+    return list(chart.to_dict()["datasets"].values())
+
+
+def test_class_timeline_draws_the_marks_within_its_span():
+    from hbcore.app.marks import Mark
+
+    index = pd.to_datetime([100, 110], unit="s", utc=True).rename("time")
+    distribution = pd.DataFrame({"N": [3, 4], "S": [0, 1], "V": [1, 0], "F": [0, 0], "Q": [0, 0]}, index=index)
+    marks = [Mark(105.0, "pause", "run a paused", "a"), Mark(111.0, "model", "model m deployed"),
+             Mark(50.0, "start", "an earlier run started", "z")]  # before the bars: left out
+    spec = charts.class_timeline(distribution, marks=marks).to_dict()
+    mark_rows = [rows for rows in spec["datasets"].values() if rows and "text" in rows[0]]
+    assert [(row["kind"], row["text"]) for row in mark_rows[0]] == [("pause", "run a paused"),
+                                                                    ("model", "model m deployed")]
+    assert [layer["mark"]["type"] for layer in spec["layer"]] == ["rect", "rule", "text"]
+
+
+def test_class_timeline_without_marks_is_the_bars_alone():
+    index = pd.to_datetime([100], unit="s", utc=True).rename("time")
+    distribution = pd.DataFrame({"N": [3], "S": [0], "V": [1], "F": [0], "Q": [0]}, index=index)
+    assert "layer" not in charts.class_timeline(distribution).to_dict()
+
+
+def test_beat_overlay_gives_each_template_its_own_dash_and_draws_the_patients_normal():
+    chart = charts.beat_overlay(np.zeros(187), {"S": np.ones(187), "V": np.ones(187)}, title="t",
+                                patient_normal=np.full(187, 0.5))
+    spec = chart.to_dict()
+    dash = spec["encoding"]["strokeDash"]["scale"]
+    patterns = dict(zip(dash["domain"], dash["range"]))
+    assert patterns["mean S"] != patterns["mean V"]
+    assert {row["class"] for row in datasets(chart)[0]} == {"this beat", "mean S", "mean V", charts.PATIENT_TEMPLATE}
+
+
+def test_ecg_strip_puts_the_prediction_above_each_beat_and_the_reference_below():
+    from hbcore.app.strip import Strip
+
+    signal = pd.DataFrame({"t_s": np.arange(0, 2, 0.01), "mv": np.sin(np.arange(0, 2, 0.01))})
+    signal.loc[3, "mv"] = np.nan
+    beats = pd.DataFrame({"t_s": [0.5, 1.5], "mv": [0.5, 1.0], "predicted": ["V", ""], "reference": ["N", "N"],
+                          "id": ["a:1:1", ""], "streamed": [True, False]})
+    events = pd.DataFrame({"onset_s": [0.4], "offset_s": [1.0], "kind": ["vt"], "severity": ["high"]})
+    spec = charts.ecg_strip(Strip("119", "raw", "raw record 119", 0.0, 2.0, signal, beats, events))
+    json.dumps(spec, allow_nan=False)  # plain JSON: what st.vega_lite_chart sends
+    assert [layer["mark"]["type"] for layer in spec["layer"]] == ["rect", "line", "text", "text"]
+    shading, trace, above, below = (layer["data"]["values"] for layer in spec["layer"])
+    assert shading == [{"onset_s": 0.4, "offset_s": 1.0, "kind": "vt", "severity": "high"}]
+    assert len(trace) == len(signal) and trace[3]["mv"] is None
+    assert [row["predicted"] for row in above] == ["V"]  # streamed beats only
+    assert [row["reference"] for row in below] == ["N", "N"]
+    assert above[0]["top"] > np.nanmax(signal["mv"]) > np.nanmin(signal["mv"]) > below[0]["bottom"]

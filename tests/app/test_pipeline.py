@@ -84,3 +84,34 @@ def test_a_replay_that_will_not_stop_is_not_joined_by_a_second(slow_pipeline, mo
         slow_pipeline.start_replay(make_beats({"101": 5000}))
     assert slow_pipeline.replay is first
     assert first.wait(10).state == "stopped"  # asked once, it still ends after its call
+
+
+def test_the_status_panel_does_not_wait_for_a_stack_being_made(moto_url, monkeypatch):
+    """ensure_stack holds the pipeline's lock for seconds to minutes: the panel must still answer at once."""
+    import threading
+
+    release = threading.Event()
+
+    def slow_deploy_stack(*args, **kwargs):
+        release.wait(30)
+        raise RuntimeError("released by the test")
+
+    monkeypatch.setattr(pipeline_module.stack, "deploy_stack", slow_deploy_stack)
+    with Pipeline(backend=Backend(kind="local", endpoint_url=moto_url)) as pipeline:
+        def make_stack() -> None:
+            with pytest.raises(RuntimeError, match="released by the test"):
+                pipeline.ensure_stack()
+
+        making = threading.Thread(target=make_stack)
+        making.start()
+        try:
+            time.sleep(0.2)
+            started = time.monotonic()
+            status = pipeline.status()
+            assert time.monotonic() - started < 1.0
+            assert status["stack"].state == "working" and "creating" in status["stack"].detail
+            assert status["endpoint"].state == "idle"
+        finally:
+            release.set()
+            making.join(10)
+        assert pipeline.status()["stack"].state == "missing"  # not busy any more: read from the backend

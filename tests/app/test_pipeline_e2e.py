@@ -13,6 +13,7 @@ from kit.cloudkit import unique
 from hbcore.app import demo
 from hbcore.app.pipeline import Pipeline
 from hbcore.contracts.beat_id import beat_id
+from hbcore.model import store as modelstore
 from hbcore.model import training as models
 
 E2E_BEATS = 3000
@@ -28,11 +29,14 @@ def e2e(mitdb_beats, small_model_tar, tmp_path_factory):
         for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"):
             env.delenv(name, raising=False)
         with Pipeline() as pipeline:
-            run = demo.DemoRun(pipeline, lambda: mitdb_beats, E2E_BEATS, model_path=small_model_tar).start()
+            # intra: the test beats of every record, 207's long gaps among them
+            run = demo.DemoRun(pipeline, lambda: mitdb_beats, E2E_BEATS, model_path=small_model_tar,
+                               split="intra").start()
             state = run.wait(SETUP_TIMEOUT_S)
             assert state.error is None and state.replay is not None, state.error or "the set-up did not finish"
             snapshot = demo.settle(pipeline, state.replay, timeout_s=SETTLE_TIMEOUT_S)
-            summary = demo.account(state.replay, snapshot, models.load_model(small_model_tar), state.replay_started_s)
+            model = models.load_model(small_model_tar)
+            summary = demo.account(state.replay, snapshot, {model.version: model}, state.replay_started_s)
             yield summary, state.replay.beats, snapshot.predictions
 
 
@@ -89,8 +93,39 @@ def test_every_beat_of_an_aggregated_replay_is_predicted_exactly_once(cloud, cli
         state = run.wait(SETUP_TIMEOUT_S)
         assert state.error is None and state.replay is not None, state.error or "the set-up did not finish"
         snapshot = demo.settle(pipeline, state.replay, timeout_s=SETTLE_TIMEOUT_S)
-        summary = demo.account(state.replay, snapshot, models.load_model(small_model_tar), state.replay_started_s)
+        model = models.load_model(small_model_tar)
+        summary = demo.account(state.replay, snapshot, {model.version: model}, state.replay_started_s)
 
     assert 0 < sum(entries) < AGGREGATED_BEATS / 10  # the beats went packed, many to a Kinesis record
     assert (summary["sent"], summary["predicted"], summary["rejected"]) == (AGGREGATED_BEATS, AGGREGATED_BEATS, 0)
     assert (summary["lost"], summary["duplicates"], summary["agreement"]) == (0, 0, 1.0)
+
+
+UPGRADE_RECORDS = ("100", "103", "119", "208")
+UPGRADE_RATE_BPS = 40.0  # the replay outlasts the full model's training (seconds on these beats)
+
+
+def test_the_quick_model_is_replaced_in_place_by_the_full_one_and_no_beat_is_lost(mitdb_beats, monkeypatch,
+                                                                                  tmp_path):
+    """Cold start, intra-patient: stream with the quick model, train the full one meanwhile, deploy it in place."""
+    monkeypatch.setenv("HB_CACHE_DIR", str(tmp_path))  # an empty model store: nothing to reuse
+    beats = mitdb_beats.subset(np.flatnonzero(mitdb_beats.meta["record"].isin(UPGRADE_RECORDS).to_numpy()))
+    with Pipeline() as pipeline:
+        run = demo.DemoRun(pipeline, lambda: beats, None, rate_bps=UPGRADE_RATE_BPS, split="intra", source="mitdb",
+                           source_name="four records").start()
+        ended = run.wait(SETUP_TIMEOUT_S + SETTLE_TIMEOUT_S)
+        assert ended.error is None and ended.replay is not None, ended.error
+        assert ended.upgrade is not None and ended.upgrade.state == "deployed", ended.upgrade
+        assert ended.replay.progress().state == "running", "the full model came after the stream ended"
+        snapshot = demo.settle(pipeline, ended.replay, timeout_s=SETTLE_TIMEOUT_S)
+        quick, full = (saved for saved in sorted(modelstore.saved_models(), key=lambda saved: saved.version))
+        served = {saved.version: models.load_model(saved.path) for saved in (quick, full)}
+        summary = demo.account(ended.replay, snapshot, served, ended.replay_started_s)
+        kinds = [mark.kind for mark in pipeline.marks()]
+
+    assert quick.metadata["preset"] == "quick" and "preset" not in full.metadata
+    assert quick.metadata["source_name"] == full.metadata["source_name"] == "four records"
+    assert (summary["sent"], summary["predicted"], summary["lost"], summary["duplicates"]) == (
+        len(ended.replay.beats), len(ended.replay.beats), 0, 0)
+    assert set(summary["model_versions"]) == {quick.version, full.version} and summary["agreement"] == 1.0
+    assert kinds == ["model", "start", "model", "stop"]  # quick deployed, run started, full deployed, run ended

@@ -44,3 +44,10 @@ def test_neighbours_are_the_records_beats_around_the_time_of_one_run():
     assert around["t_s"].tolist() == [10.0, 11.0]
     assert around["true"].tolist() == ["N", "S"] and around["predicted"].tolist() == ["N", "N"]
     assert len(review.neighbours(predictions, None, "100", 10.5, 1.0)) == 3
+
+
+def test_the_table_as_listed_shows_the_time_as_text_and_kaggle_rows_by_their_row():
+    frame = WRONG.assign(t=pd.array([0.1, None, 0.3, None], dtype="Float64"), sample=[1, 2, 3, 1204])
+    view = review.table_view(frame)
+    assert list(view.columns) == ["id", "record", "sample", "time in record", "true", "pred", "prob"]
+    assert view["time in record"].tolist() == ["0.10 s", "row 2", "0.30 s", "row 1,204"]

@@ -21,7 +21,22 @@ def test_beats_key_depends_on_the_beats_only(few_beats):
 def test_expected_seconds_grows_with_beats_and_epochs():
     small = training.expected_seconds(10_000, ModelParams(max_iter=10, final_iter=0))
     large = training.expected_seconds(40_000, ModelParams(max_iter=30, final_iter=10))
-    assert large == pytest.approx(16 * small)
+    assert large - training.FIXED_SECONDS == pytest.approx(16 * (small - training.FIXED_SECONDS))
+
+
+def test_expected_seconds_counts_shifted_copies_and_the_network_size():
+    plain = ModelParams(hidden_layers=(128,), max_iter=4, final_iter=0)
+    shifted = ModelParams(hidden_layers=(128,), max_iter=4, final_iter=0, shifts=(-1, 1))
+    wider = ModelParams(hidden_layers=(256,), max_iter=4, final_iter=0)
+    assert training.fit_work(1000, shifted) == 3 * training.fit_work(1000, plain)
+    assert training.fit_work(1000, wider) == 2 * training.fit_work(1000, plain)
+
+
+def test_a_measured_fit_scales_to_another_recipe_on_the_same_beats():
+    quick = ModelParams(hidden_layers=(128,), max_iter=4, final_iter=0)
+    full = ModelParams(hidden_layers=(128,), max_iter=8, final_iter=0, shifts=(-2, -1, 1, 2))
+    measured_s = training.FIXED_SECONDS + 2.0
+    assert training.scaled_seconds(measured_s, quick, full, 50_000) == pytest.approx(training.FIXED_SECONDS + 20.0)
 
 
 def test_training_run_saves_an_evaluated_model(few_beats, tmp_path):

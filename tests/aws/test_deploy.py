@@ -11,13 +11,13 @@ from botocore.exceptions import ClientError
 
 import deploy
 from deploy import __main__ as cli
-from deploy import costs
+from hbcore.aws import autoscaling, images, quotas, sizing, stack
 from hbcore.aws import endpoint as serving
-from hbcore.aws import stack
 from hbcore.aws.backend import Backend
 from hbcore.aws.names import Names
 
 FAST = ["--prefix", "hbt", "--region", "us-east-1"]
+pytestmark = pytest.mark.usefixtures("sagemaker_sdk", "quotas_not_listed")
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def test_dry_run_prints_the_plan(capsys, fake_model_tar):
     for expected in ("hbt-beats", "hbt-classifier", "hbt-pipeline", "hbt-endpoint", "/aws/lambda/hbt-classifier",
                      "hbt-artifacts-<account>-us-east-1", f"BatchSize={stack.MAPPING_SETTINGS['BatchSize']}",
                      "ReportBatchItemFailures",
-                     "serverless, 2048 MB", "sagemaker-scikit-learn:1.4-2-cpu-py3", "total", "$0.0150/h"):
+                     "serverless, 2048 MB", "sagemaker-scikit-learn:1.4-2-py312-cpu-py3", "total", "$0.0150/h"):
         assert expected in out
 
 
@@ -176,22 +176,6 @@ def test_module_runs_as_a_script(tmp_path):
     assert "Plan (dry run: nothing was called):" in result.stdout
 
 
-def test_serverless_idle_cost_is_zero():
-    lines = costs.idle_cost_lines(stack.StackOptions(shard_count=1), serving.EndpointSpec())
-    assert [line.usd_per_hour for line in lines] == [costs.KINESIS_SHARD_HOUR_USD, 0.0]
-
-
-def test_instance_endpoint_cost_is_hourly():
-    lines = costs.idle_cost_lines(stack.StackOptions(shard_count=0, dashboard=True),
-                                  serving.EndpointSpec(instance_type="ml.m5.large", instance_count=2))
-    assert [round(line.usd_per_hour, 4) for line in lines] == [0.04, 0.23, round(3 / 730, 4)]
-
-
-def test_unknown_instance_price_is_marked_not_guessed():
-    text = "\n".join(costs.format_estimate(stack.StackOptions(), serving.EndpointSpec(instance_type="ml.p5.48xlarge")))
-    assert "     ?" in text and "+ the items marked ?" in text
-
-
 def test_up_deploys_a_model_already_in_s3(moto_aws, handler, capsys):
     uri = "s3://hbt-artifacts-123456789012-us-east-1/training/output/hbt-train-1/output/model.tar.gz"
     assert cli.main(["up", *FAST, "--model", uri]) == 0
@@ -206,6 +190,77 @@ def test_status_estimates_the_cost_of_what_is_deployed(deployed, capsys):
     assert "$0.0150/h" in out
 
 
-def test_nothing_deployed_costs_nothing():
-    assert costs.format_estimate(None, None) == [
-        "Estimated cost while idle: $0 (nothing that bills by the hour is deployed)"]
+def test_dry_run_prints_the_plan_for_10000_patients(capsys, fake_model_tar):
+    assert cli.main(["up", "--dry-run", *FAST, "--model", str(fake_model_tar()), "--patients", "10000"]) == 0
+    out = capsys.readouterr().out
+    sized = sizing.plan_for_patients(10_000)
+    concurrency = sized.stack.max_concurrent_batches
+    assert "Sizing for 10,000 patients at 1.25 beats/s each: 12,500 beats/s" in out
+    assert f"hbt-beats ({sized.stack.shard_count} provisioned shard(s)" in out
+    assert f"ParallelizationFactor={sized.stack.parallelization_factor}" in out
+    assert f"{concurrency} reserved concurrent executions" in out
+    assert f"{sized.endpoint.describe()}, image" in out
+    assert f"Concurrent executions >= {concurrency + quotas.LAMBDA_UNRESERVED_MINIMUM}" in out
+    assert "Estimated cost while streaming 12500 beats/s" in out
+
+
+def test_dry_run_prints_the_per_use_costs_at_the_rate(capsys, fake_model_tar):
+    assert cli.main(["up", "--dry-run", *FAST, "--model", str(fake_model_tar()), "--rate", "250"]) == 0
+    out = capsys.readouterr().out
+    assert "Estimated cost while streaming 250 beats/s" in out
+    for item in ("CloudWatch Logs ingestion", "Logs Insights", "Lambda requests", "Lambda duration",
+                 "SageMaker serverless inference", "Kinesis PUT payload units", "total with idle"):
+        assert item in out
+
+
+def test_up_refuses_a_version_the_sdk_lists_for_training_only(capsys, fake_model_tar):
+    assert cli.main(["up", "--dry-run", *FAST, "--model", str(fake_model_tar()), "--framework-version", "1.4-2"]) == 2
+    assert "the sagemaker SDK lists no scikit-learn inference image for it" in capsys.readouterr().err
+
+
+def test_up_without_the_sdk_says_what_to_install(monkeypatch, capsys, fake_model_tar):
+    monkeypatch.setattr(images, "sdk_data_file", lambda: None)
+    assert cli.main(["up", "--dry-run", *FAST, "--model", str(fake_model_tar())]) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.endswith("pip install -r requirements-aws.txt")
+
+
+def test_up_with_alarm_email_makes_the_topic_and_the_v_beat_alarm(moto_aws, handler, fake_model_tar, capsys):
+    assert cli.main(["up", *FAST, "--model", str(fake_model_tar()), "--alarm-email", "ward@example.org",
+                     "--budget-usd", "20"]) == 0
+    backend = Backend(kind="aws")
+    [topic] = backend.client("sns").list_topics()["Topics"]
+    assert topic["TopicArn"].endswith(":hbt-pipeline-alarms")
+    # moto's CloudFormation makes no alarms or budgets (tests/aws/test_template.py checks those resources);
+    # what the stack received:
+    state = stack.stack_status(backend, Names("hbt"))
+    assert state["outputs"]["AlarmTopicArn"] == topic["TopicArn"]
+    assert {key: state["parameters"][key] for key in ("AlarmEmail", "BudgetUsd", "VBeatsQuery")} == {
+        "AlarmEmail": "ward@example.org", "BudgetUsd": "20.0", "VBeatsQuery": stack.v_beats_query()}
+
+
+def test_up_stops_before_creating_anything_when_a_quota_is_short(moto_aws, handler, fake_model_tar, capsys,
+                                                                 monkeypatch):
+    monkeypatch.setattr(quotas, "list_quotas", lambda client, service: {
+        quotas.SERVERLESS_CONCURRENCY_NAME: ("L-SERVERLESS", 2.0)} if service == "sagemaker" else {})
+    assert cli.main(["up", *FAST, "--model", str(fake_model_tar())]) == 1
+    err = capsys.readouterr().err
+    assert (f"sagemaker quota '{quotas.SERVERLESS_CONCURRENCY_NAME}' (L-SERVERLESS): current 2, request an increase "
+            "to 5") in err
+    assert Backend(kind="aws").client("cloudformation").list_stacks()["StackSummaries"] == []
+
+
+def test_up_tags_the_stack_for_cost_allocation(deployed):
+    cfn = Backend(kind="aws").client("cloudformation")
+    [stack_description] = cfn.describe_stacks(StackName="hbt-pipeline")["Stacks"]
+    tags = {tag["Key"]: tag["Value"] for tag in stack_description["Tags"]}
+    assert tags["hb:project"] == "heartbeat-monitor" and tags["hb:deployment"] == "hbt"
+
+
+def test_up_scales_an_instance_endpoint(moto_aws, handler, fake_model_tar, capsys):
+    assert cli.main(["up", *FAST, "--model", str(fake_model_tar()), "--instance-type", "ml.c5.large",
+                     "--instance-count", "2", "--max-instance-count", "5"]) == 0
+    assert autoscaling.autoscaling_status(Backend(kind="aws"), "hbt-endpoint") == {
+        "min": 2, "max": 5, "invocations_per_instance_per_minute": 600.0}
+    assert cli.main(["down", *FAST]) == 0
+    assert autoscaling.autoscaling_status(Backend(kind="aws"), "hbt-endpoint") is None

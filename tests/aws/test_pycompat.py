@@ -1,5 +1,6 @@
-"""Code that runs in the SageMaker scikit-learn 1.4-2 container (Python 3.10, numpy 1.26 or 2.1) needs
-nothing newer: the checker itself, then inference.py, lambda_function.py and the training entry point."""
+"""Code that runs in the default SageMaker scikit-learn container (1.4-2-py312: Python 3.12, numpy 2.1)
+and on the project's own Python (3.11 or later) needs nothing newer than either: the checker itself,
+then inference.py, lambda_function.py and the training entry point."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from hbcore.aws import pycompat
+from hbcore.aws import images, pycompat
 
 REPO = Path(__file__).resolve().parents[2]
-CONTAINER_PYTHON = (3, 10)
-# Third-party packages of the 1.4-2 container (its Dockerfiles: scikit-learn 1.4.2 with its
-# dependencies, pandas, pyarrow 17).
+CONTAINER = images.CONTAINERS[images.DEFAULT_FRAMEWORK_VERSION]
+PROJECT_PYTHON = (3, 11)  # pyproject.toml's requires-python: the local cloud loads inference.py here
+TARGET_PYTHON = min(CONTAINER.python, PROJECT_PYTHON)
+# Third-party packages of the container (its Dockerfiles: scikit-learn with its dependencies,
+# pandas, pyarrow).
 CONTAINER_PACKAGES = {"numpy", "scipy", "sklearn", "joblib", "threadpoolctl", "pandas", "pyarrow"}
 # Imported by the training entry point's modules but never on its path: dataset.build_beats reads raw
 # WFDB records, while a training channel holds CSVs or an already built beat set.
@@ -22,7 +25,7 @@ NOT_ON_THE_TRAINING_PATH = {"wfdb"}
 
 
 def reasons(source: str) -> list[str]:
-    return pycompat.incompatibilities(source, CONTAINER_PYTHON, "f.py")
+    return pycompat.incompatibilities(source, (3, 10), "f.py")
 
 
 @pytest.mark.parametrize(("source", "reason"), [
@@ -51,9 +54,19 @@ def test_older_names_pass():
     assert reasons(source) == []
 
 
+def test_numpy_names_are_held_to_the_containers_numpy():
+    source = "import numpy as np\nnp.concat([[1]])\nnp.matvec(a, b)\n"
+    assert pycompat.incompatibilities(source, (3, 12), "f.py", numpy=(2, 1)) == [
+        "f.py line 3: numpy.matvec needs numpy 2.2"]
+
+
+def test_the_project_requires_the_python_the_targets_assume():
+    assert 'requires-python = ">=3.11"' in (REPO / "pyproject.toml").read_text()
+
+
 @pytest.mark.parametrize("path", ["hbcore/model/inference.py", "lambda_function.py"])
 def test_serving_and_handler_sources_run_on_the_containers_python(path):
-    assert pycompat.incompatibilities((REPO / path).read_text(), CONTAINER_PYTHON, path) == []
+    assert pycompat.incompatibilities((REPO / path).read_text(), TARGET_PYTHON, path, numpy=CONTAINER.numpy) == []
 
 
 def hbcore_closure(start: Path) -> set[Path]:
@@ -87,7 +100,8 @@ def test_training_closure_is_found(training_modules):
 
 def test_training_sources_run_on_the_containers_python(training_modules):
     found = [reason for path in sorted(training_modules)
-             for reason in pycompat.incompatibilities(path.read_text(), CONTAINER_PYTHON, path.name)]
+             for reason in pycompat.incompatibilities(path.read_text(), TARGET_PYTHON, path.name,
+                                                      numpy=CONTAINER.numpy)]
     assert found == []
 
 

@@ -9,7 +9,7 @@ import tarfile
 import pytest
 from botocore.exceptions import ClientError
 
-from hbcore.aws import artifacts
+from hbcore.aws import artifacts, autoscaling, images
 from hbcore.aws import endpoint as serving
 from hbcore.aws.backend import Backend
 from hbcore.aws.names import Names
@@ -17,6 +17,7 @@ from hbcore.localcloud import motopatches
 
 NAMES = Names("hbt")
 ROLE_ARN = "arn:aws:iam::123456789012:role/hbt-sagemaker"
+pytestmark = pytest.mark.usefixtures("sagemaker_sdk")  # an endpoint on AWS names its image from the SDK's data
 
 
 @pytest.fixture
@@ -45,27 +46,13 @@ def _write_tar(path, members: dict[str, bytes]) -> None:
             tar.addfile(info, io.BytesIO(data))
 
 
-def test_image_uri_is_the_regional_scikit_learn_container():
-    assert serving.image_uri("eu-west-1", "1.2-1") == \
-        "141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
-    assert serving.image_uri("cn-north-1").endswith(".amazonaws.com.cn/sagemaker-scikit-learn:1.4-2-cpu-py3")
-
-
-def test_image_uri_rejects_an_unknown_region():
-    with pytest.raises(ValueError, match="mars-east-1"):
-        serving.image_uri("mars-east-1")
-
-
-def test_image_repository_arn_uses_the_region_partition():
-    assert serving.image_repository_arn("us-gov-west-1") == \
-        "arn:aws-us-gov:ecr:us-gov-west-1:414596584902:repository/sagemaker-scikit-learn"
-
-
 @pytest.mark.parametrize(("kwargs", "reason"), [
     ({"memory_mb": 1000}, "serverless endpoints take one of"),
     ({"max_concurrency": 0}, "expected 1..200"),
     ({"instance_type": "m5.large"}, "start with 'ml.'"),
     ({"framework_version": "0.1"}, "framework version"),
+    ({"max_instance_count": 3}, "needs an instance endpoint"),
+    ({"instance_type": "ml.c5.large", "instance_count": 2, "max_instance_count": 1}, "at least the initial 2"),
 ])
 def test_endpoint_spec_rejects_bad_settings(kwargs, reason):
     with pytest.raises(ValueError, match=reason):
@@ -80,7 +67,10 @@ def test_deploy_creates_a_serverless_endpoint_with_the_container_environment(bac
     assert (deployment.status, deployment.changed) == ("InService", True)
     assert model["PrimaryContainer"]["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
     assert model["PrimaryContainer"]["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"] == "/opt/ml/model/code"
-    assert model["PrimaryContainer"]["Image"] == serving.image_uri("us-east-1")
+    # the serving stack imports inference.py from the model's code/ even where the container's pip
+    # install of it fails (serverless endpoints' read-only file system)
+    assert model["PrimaryContainer"]["Environment"]["PYTHONPATH"] == "/opt/ml/model/code"
+    assert model["PrimaryContainer"]["Image"] == images.image_uri("us-east-1")
     assert model["ExecutionRoleArn"] == ROLE_ARN
     assert config["ProductionVariants"][0]["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
     assert sagemaker.describe_endpoint(EndpointName=NAMES.endpoint)["EndpointConfigName"] == deployment.config
@@ -132,10 +122,23 @@ def test_progress_reports_the_endpoint_status(backend, fake_model_tar):
 
 
 def test_inference_code_too_new_for_the_container_is_a_warning(backend, fake_model_tar):
-    deployment = _deploy(backend, fake_model_tar(inference_source="import tomllib\n"))
+    deployment = _deploy(backend, fake_model_tar(inference_source="from warnings import deprecated\n"))
     assert len(deployment.warnings) == 1
-    assert "Python 3.10" in deployment.warnings[0]
-    assert "code/inference.py line 1: tomllib needs Python 3.11" in deployment.warnings[0]
+    assert "(Python 3.12, numpy 2.1, scikit-learn 1.4.2)" in deployment.warnings[0]
+    assert "code/inference.py line 1: warnings.deprecated needs Python 3.13" in deployment.warnings[0]
+
+
+def test_autoscaling_follows_the_spec(backend, fake_model_tar):
+    motopatches.apply()  # update_endpoint
+    path = fake_model_tar()
+    scaled = serving.EndpointSpec(instance_type="ml.c5.large", instance_count=2, max_instance_count=4,
+                                  invocations_per_instance_per_minute=300)
+    assert _deploy(backend, path, scaled).changed is True
+    assert autoscaling.autoscaling_status(backend, NAMES.endpoint) == {
+        "min": 2, "max": 4, "invocations_per_instance_per_minute": 300.0}
+    assert _deploy(backend, path, scaled).changed is False
+    _deploy(backend, path, serving.EndpointSpec())  # back to serverless: nothing to scale
+    assert autoscaling.autoscaling_status(backend, NAMES.endpoint) is None
 
 
 def test_the_real_artifact_deploys_without_warnings(backend, synthetic_model_tar):

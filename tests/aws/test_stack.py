@@ -69,7 +69,7 @@ def test_local_mapping_is_made_by_the_lambda_api_with_the_shared_settings(local,
     assert mapping["DestinationConfig"] == {"OnFailure": {"Destination": result.outputs["DeadLetterQueueArn"]}}
 
 
-def test_template_mapping_gets_the_same_settings_as_the_api_mapping(moto_aws, handler):
+def test_template_mapping_gets_the_same_settings_as_the_api_mapping(moto_aws, handler, sagemaker_sdk):
     # No record is put in this test, so moto never tries to run the function in Docker.
     result = _deploy(Backend(kind="aws"))
     mapping = Backend(kind="aws").client("lambda").get_event_source_mapping(UUID=result.outputs["EventSourceMappingId"])

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 
 from deploy import __main__ as cli
-from hbcore.aws import endpoint as serving
-from hbcore.aws import training_job
+from hbcore.aws import images, training_job
 from hbcore.aws.backend import Backend
 from hbcore.aws.names import Names
 
 NAMES = Names("hbt")
 ROLE_ARN = "arn:aws:iam::123456789012:role/hbt-sagemaker"
+pytestmark = pytest.mark.usefixtures("sagemaker_sdk")  # the job's image comes from the SDK's data
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def _request(**kwargs) -> dict:
 
 def test_request_runs_the_entry_point_in_the_scikit_learn_container():
     request = _request()
-    assert request["AlgorithmSpecification"] == {"TrainingImage": serving.image_uri("eu-west-1"),
+    assert request["AlgorithmSpecification"] == {"TrainingImage": images.image_uri("eu-west-1", scope="training"),
                                                  "TrainingInputMode": "File"}
     assert json.loads(request["HyperParameters"]["sagemaker_program"]) == "train_entry.py"
     assert json.loads(request["HyperParameters"]["sagemaker_submit_directory"]) == \

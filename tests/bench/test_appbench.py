@@ -18,3 +18,18 @@ def test_refresh_computes_every_figure_of_the_snapshot():
     figures = dashboard.dashboard_figures(snapshot, appbench.BENCH_RUN, now_s=1_800_000_000.0)
     assert figures.beats == 2_000 and figures.labelled == 2_000
     assert len(figures.per_record) == appbench.SYNTHETIC_RECORDS
+
+
+def test_only_a_full_model_ends_the_wait_before_the_cached_runs(tmp_path):
+    """The cached runs need the full model: the quick one the cold run streams with first does not count."""
+    import json
+
+    assert not appbench.full_model_stored(tmp_path)
+    (tmp_path / "models" / "quick").mkdir(parents=True)
+    (tmp_path / "models" / "quick" / "metadata.json").write_text(json.dumps({"preset": "quick"}))
+    (tmp_path / "models" / "broken").mkdir()
+    (tmp_path / "models" / "broken" / "metadata.json").write_text("{not json")
+    assert not appbench.full_model_stored(tmp_path)
+    (tmp_path / "models" / "full").mkdir()
+    (tmp_path / "models" / "full" / "metadata.json").write_text(json.dumps({"split": "inter"}))
+    assert appbench.full_model_stored(tmp_path)

@@ -55,13 +55,20 @@ def kinesis_record(handler):
 def varied_beats() -> dict:
     """Columns of six beats covering the writer's cases: MIT-BIH and Kaggle records (a colon in the
     record), labelled and not, times and RR intervals known and NaN, values in [0, 1] (the table),
-    one above 1 and one below 0 (the ``repr`` path; the handler's exact path for the sign)."""
+    one above 1 and one below 0 (the ``repr`` path; the handler's exact path for the sign); pre-R
+    segments known and not, contexts known, partly known (null values) and unknown."""
     rng = np.random.default_rng(11)
     beats = rng.random((6, 187))
     beats[:, 150:] = 0.0
     beats[0, :3] = (0.0, 1.0, 0.99995)  # the ends of the table, and a value rounding up to 1
     beats[4, 10] = 1.25
     beats[5, 20] = -0.125
+    pre = rng.random((6, 36))
+    pre[3] = np.nan  # a Kaggle row has none
+    pre[0, :2] = (0.0, 1.0)
+    context = rng.normal(0.0, 2.0, (6, 14))
+    context[3] = np.nan
+    context[1, [2, 5, 13]] = np.nan  # values not known yet (no template): null in the record
     return {
         "records": ["100", "100", "201", "kaggle:mitbih_test", "207", "207"],
         "samples": [370, 662, 1204, 17, 9000, 12000],
@@ -70,4 +77,6 @@ def varied_beats() -> dict:
         "t_s": np.array([1.02777777, 1.8388889, 3.3444444, np.nan, 25.0, 33.3333333]),
         "rr": np.array([[0.8, 0.81234567, 0.79], [0.7, np.nan, 0.75], [1.2, 0.6, 0.9],
                         [np.nan, np.nan, np.nan], [100.5, 0.4, 2.0], [0.5, 0.5, 0.5]]),
+        "pre": pre,
+        "context": context,
     }

@@ -22,7 +22,7 @@ def parsed_beats(handler, kinesis_record, varied_beats) -> list:
     """The handler's beats for the stream records the replay writes for ``varied_beats``."""
     entries = stream_record.encode_records(RUN, 1764331355.0, varied_beats["records"], varied_beats["samples"],
                                            varied_beats["labels"], varied_beats["beats"], varied_beats["t_s"],
-                                           varied_beats["rr"])
+                                           varied_beats["rr"], varied_beats["pre"], varied_beats["context"])
     return [handler.parse_record(kinesis_record(data, seq, key)) for seq, (_, key, data) in enumerate(entries, 1)]
 
 
@@ -31,27 +31,46 @@ def probabilities(n: int) -> np.ndarray:
     return rows / rows.sum(axis=1, keepdims=True)
 
 
+def carried(varied_beats: dict) -> tuple[np.ndarray, ...]:
+    """The beats, RR, pre-R segments and contexts as the stream records carry them."""
+    return (stream_record.carried_beats(varied_beats["beats"]), stream_record.carried_seconds(varied_beats["rr"]),
+            stream_record.carried_beats(varied_beats["pre"]), stream_record.carried_context(varied_beats["context"]))
+
+
 def test_the_handlers_request_is_the_contracts_for_the_same_beats(handler, parsed_beats, varied_beats):
     body = handler.request_body(parsed_beats)
 
-    assert body == contract.encode_request(stream_record.carried_beats(varied_beats["beats"]),
-                                           stream_record.carried_seconds(varied_beats["rr"]))
+    assert body == contract.encode_request(*carried(varied_beats))
 
 
 def test_the_handlers_request_reads_back_field_by_field(handler, parsed_beats, varied_beats):
     request = contract.decode_request(handler.request_body(parsed_beats))
 
-    np.testing.assert_array_equal(request.beats, stream_record.carried_beats(varied_beats["beats"]))
-    np.testing.assert_array_equal(request.rr, stream_record.carried_seconds(varied_beats["rr"]))
+    beats, rr, pre, context = carried(varied_beats)
+    np.testing.assert_array_equal(request.beats, beats)
+    np.testing.assert_array_equal(request.rr, rr)
+    np.testing.assert_array_equal(request.pre, pre)
+    np.testing.assert_array_equal(request.context, context)
 
 
 def test_the_endpoint_reads_the_contracts_request_field_by_field(varied_beats):
-    beats, rr = varied_beats["beats"][:4], varied_beats["rr"][:4]  # the last two hold values outside [0, 1]
+    rows = slice(0, 4)  # the last two hold values outside [0, 1]
+    beats, rr, pre, context = (varied_beats[name][rows] for name in ("beats", "rr", "pre", "context"))
 
-    data = inference.input_fn(contract.encode_request(beats, rr), contract.CONTENT_TYPE)
+    data = inference.input_fn(contract.encode_request(beats, rr, pre, context), contract.CONTENT_TYPE)
 
     np.testing.assert_array_equal(data["beats"], beats.astype(np.float32))
     np.testing.assert_array_equal(data["rr"], rr.astype(np.float32))
+    np.testing.assert_array_equal(data["pre"], pre.astype(np.float32))
+    np.testing.assert_array_equal(data["context"], context.astype(np.float32))
+
+
+def test_a_request_without_pre_r_segments_nor_contexts_reads_as_unknown(varied_beats):
+    data = inference.input_fn(contract.encode_request(varied_beats["beats"][:2]), contract.CONTENT_TYPE)
+
+    assert data["pre"] is None and data["context"] is None
+    request = contract.decode_request(contract.encode_request(varied_beats["beats"][:2]))
+    assert np.isnan(request.pre).all() and np.isnan(request.context).all()
 
 
 def test_the_contract_reads_the_endpoints_response_field_by_field():
@@ -92,6 +111,10 @@ def test_the_copies_constants_are_the_contracts(handler):
         contract.BEAT_LENGTH, contract.RR_FIELDS, contract.RR_MAX_S, contract.CLASS_NAMES, contract.CONTENT_TYPE)
     assert (handler.INFERENCE_VERSION, handler.BEAT_LENGTH, handler.N_CLASSES, handler.RR_MAX_S, handler._RR_KEYS) == (
         contract.VERSION, contract.BEAT_LENGTH, contract.N_CLASSES, contract.RR_MAX_S, contract.RR_FIELDS)
+    fields = [field.name for field in contract.INSTANCE_FIELDS]
+    assert (contract.PRE_R_LENGTH, contract.CONTEXT_LENGTH, "pre", "context") == (
+        inference.PRE_R_SAMPLES, inference.N_CONTEXT, inference.PRE_KEY, inference.CONTEXT_KEY)
+    assert fields[4:] == [inference.PRE_KEY, inference.CONTEXT_KEY]
     assert CLASS_NAMES == contract.CLASS_NAMES
 
 
@@ -136,6 +159,9 @@ def test_a_response_for_another_number_of_beats_is_refused():
     (b'{"instances": [[0.5]]}', "instances[0]"),
     (b'{"instances": [{"beat": [0.5], "rr_prev_s": 0.8}]}', "instances[0].beat"),
     (json.dumps({"instances": [{"beat": [0.5] * 187, "rr_local_s": -1}]}).encode(), "instances[0].rr_local_s"),
+    (json.dumps({"instances": [{"beat": [0.5] * 187, "pre": [0.5] * 3}]}).encode(), "instances[0].pre"),
+    (json.dumps({"instances": [{"beat": [0.5] * 187, "context": [0.5] * 13 + ["x"]}]}).encode(),
+     "instances[0].context[13]"),
 ])
 def test_a_broken_request_is_refused_naming_the_field(body, field):
     with pytest.raises(FormatError) as raised:

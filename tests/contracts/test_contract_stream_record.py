@@ -25,7 +25,15 @@ SENT_AT_S = 1764331355.12345
 
 def written(columns: dict) -> list[tuple[str, str, bytes]]:
     return encode_records(RUN, SENT_AT_S, columns["records"], columns["samples"], columns["labels"],
-                          columns["beats"], columns["t_s"], columns["rr"])
+                          columns["beats"], columns["t_s"], columns["rr"], columns["pre"], columns["context"])
+
+
+def carried_pre(row: np.ndarray) -> np.ndarray | None:
+    return None if np.isnan(row).any() else stream_record.carried_beats(row)
+
+
+def carried_context(row: np.ndarray) -> np.ndarray | None:
+    return None if np.isnan(row).all() else stream_record.carried_context(row)
 
 
 def carried(value: float) -> float | None:
@@ -59,6 +67,12 @@ def test_the_reader_gives_back_every_field_the_writer_wrote(varied_beats):
         assert [record.rr_prev_s, record.rr_next_s, record.rr_local_s] == [carried(v) for v in varied_beats["rr"][row]]
         assert record.sent_at == round(SENT_AT_S, stream_record.SENT_AT_DECIMALS)
         np.testing.assert_array_equal(record.beat, stream_record.carried_beats(varied_beats["beats"][row]))
+        for name in ("pre", "context"):
+            expected = (carried_pre if name == "pre" else carried_context)(varied_beats[name][row])
+            if expected is None:
+                assert getattr(record, name) is None
+            else:
+                np.testing.assert_array_equal(getattr(record, name), expected)
 
 
 def test_the_handler_reads_every_field_the_writer_wrote(handler, kinesis_record, varied_beats):
@@ -74,12 +88,21 @@ def test_the_handler_reads_every_field_the_writer_wrote(handler, kinesis_record,
         assert instance["beat"] == expected.beat.tolist()
         assert {key: instance.get(key) for key in stream_record.RR_FIELDS} == {
             key: getattr(expected, key) for key in stream_record.RR_FIELDS}
+        assert instance.get("pre") == (None if expected.pre is None else expected.pre.tolist())
+        assert instance.get("context") == (None if expected.context is None else [
+            None if np.isnan(value) else value for value in expected.context.tolist()])
 
 
 def test_the_handlers_limits_and_version_are_the_contracts(handler):
     assert (handler.STREAM_RECORD_VERSION, handler.BEAT_LENGTH, handler.MAX_RECORD_BYTES, handler.RR_MAX_S,
-            handler._RR_KEYS) == (stream_record.VERSION, stream_record.BEAT_LENGTH, stream_record.MAX_RECORD_BYTES,
-                                  stream_record.RR_MAX_S, stream_record.RR_FIELDS)
+            handler._RR_KEYS, handler.PRE_R_LENGTH, handler.CONTEXT_LENGTH) == (
+        stream_record.VERSION, stream_record.BEAT_LENGTH, stream_record.MAX_RECORD_BYTES, stream_record.RR_MAX_S,
+        stream_record.RR_FIELDS, stream_record.PRE_R_LENGTH, stream_record.CONTEXT_LENGTH)
+
+
+def test_a_full_record_stays_far_under_the_size_limit(varied_beats):
+    sizes = [len(data) for _, _, data in written(varied_beats)]
+    assert max(sizes) < 2_000 < stream_record.MAX_RECORD_BYTES
 
 
 @pytest.mark.parametrize(("document", "field", "reason"), [
@@ -90,6 +113,11 @@ def test_the_handlers_limits_and_version_are_the_contracts(handler):
     ({"beat": [0.5] * 187, "label": 7}, "label", "is 7, expected an integer in 0..4"),
     ({"beat": [0.5] * 187, "sample": 3.5}, "sample", "is 3.5, expected an integer"),
     ({"beat": [0.5] * 187, "run": ["x"]}, "run", "is ['x'], expected a string"),
+    ({"beat": [0.5] * 187, "pre": [0.5] * 35}, "pre", "has 35 values, expected 36"),
+    ({"beat": [0.5] * 187, "pre": [None] * 36}, "pre[0]", "is None, expected a finite number"),
+    ({"beat": [0.5] * 187, "context": [0.5] * 13}, "context", "has 13 values, expected 14"),
+    ({"beat": [0.5] * 187, "context": [True] * 14}, "context[0]", "is True, expected a finite number or null"),
+    ({"beat": [0.5] * 187, "context": 0.5}, "context", "is float, expected an array of 14 numbers or nulls"),
 ])
 def test_a_bad_field_is_refused_with_its_name_and_the_reason(document, field, reason):
     with pytest.raises(FormatError) as raised:
@@ -160,13 +188,20 @@ BEATS = st.one_of(
     JSON_VALUES,
 )
 GOOD = {"id": f"{RUN}:100:370", "run": RUN, "record": "100", "sample": 370, "t": 1.0278, "label": 0,
-        "rr_prev_s": 0.8, "rr_next_s": 0.81, "rr_local_s": 0.79, "sent_at": 1764331355.123}
+        "rr_prev_s": 0.8, "rr_next_s": 0.81, "rr_local_s": 0.79, "pre": [0.25] * 36,
+        "context": [0.97, None, *([1.5] * 12)], "sent_at": 1764331355.123}
+VALUE_LISTS = {  # the pre-R segment and the context: right and wrong lengths, bad values in them
+    "pre": st.lists(st.floats(0, 1) | JSON_VALUES, min_size=34, max_size=38) | JSON_VALUES,
+    "context": st.lists(st.none() | st.floats() | st.integers() | st.booleans(), min_size=12, max_size=16)
+    | JSON_VALUES,
+}
 FIELD_VALUES = {  # values of about the right type half of the time, anything JSON otherwise
     **dict.fromkeys(("id", "run", "record"), st.text(max_size=20) | JSON_VALUES),
     **dict.fromkeys(("t", "sent_at"), st.floats() | st.integers() | JSON_VALUES),
     "sample": st.integers() | st.floats(allow_nan=False, allow_infinity=False) | JSON_VALUES,
     "label": st.integers(-1, 6) | st.sampled_from([2.0, 2.5, True]) | JSON_VALUES,
     **dict.fromkeys(stream_record.RR_FIELDS, st.floats() | st.integers(-5, 500) | JSON_VALUES),
+    **VALUE_LISTS,
 }
 
 
@@ -203,4 +238,8 @@ def test_the_reader_and_the_handler_agree_on_any_json_record(handler, kinesis_re
     assert (beat.id, beat.run, beat.record, beat.sample, beat.t, beat.label, beat.rr_local_s, beat.sent_at) == (
         record.id or stream_position_id(kinesis.shard_id, kinesis.sequence_number), record.run, record.record or "pk",
         record.sample, record.t, record.label, record.rr_local_s, record.sent_at)
-    assert json.loads(beat.instance)["beat"] == record.beat.tolist()
+    instance = json.loads(beat.instance)
+    assert instance["beat"] == record.beat.tolist()
+    assert instance.get("pre") == (None if record.pre is None else record.pre.tolist())
+    assert instance.get("context") == (None if record.context is None else [
+        None if math.isnan(value) else value for value in record.context.tolist()])

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import requests
 import wfdb
 
 from hbcore import cli, paths
@@ -47,10 +48,41 @@ def test_cli_download_prints_only_json_on_stdout(tmp_path: Path, fake_download: 
     assert "Downloading files" in out.err
 
 
-def test_cli_download_failure_exits_2_with_the_reason(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_cli_download_offline_exits_2_naming_physionet_and_the_ways_on(tmp_path: Path, monkeypatch, capsys) -> None:
     def offline(*args, **kwargs):
         raise ConnectionError("Name or service not known")
 
     monkeypatch.setattr(wfdb, "dl_database", offline)
     assert cli.main(["data", "download", "--dir", str(tmp_path)]) == 2
-    assert "downloading mitdb from PhysioNet failed (Name or service not known)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "PhysioNet (physionet.org) cannot be reached" in err
+    assert "a folder of WFDB records" in err and "Kaggle CSV files" in err
+
+
+def requests_offline(*args, **kwargs):
+    """What wfdb raises without DNS: requests' ConnectionError around urllib3's NameResolutionError."""
+    raise requests.exceptions.ConnectionError(
+        "HTTPSConnectionPool(host='physionet.org', port=443): Max retries exceeded with url: /content/mitdb/ "
+        "(Caused by NameResolutionError(\"<urllib3.connection.HTTPSConnection>: Failed to resolve 'physionet.org' "
+        "([Errno -2] Name or service not known)\"))")
+
+
+def test_an_unresolvable_physionet_is_reported_as_unreachable_not_as_a_raw_error(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(wfdb, "dl_database", requests_offline)
+
+    with pytest.raises(physionet.PhysioNetUnreachable) as raised:
+        physionet.download_mitdb(tmp_path)
+    assert str(raised.value).startswith("PhysioNet (physionet.org) cannot be reached")
+    assert "HTTPSConnectionPool" not in str(raised.value)
+
+
+def test_a_download_failing_otherwise_says_run_it_again_to_resume(tmp_path: Path, monkeypatch):
+    def not_found(*args, **kwargs):
+        raise ValueError("mitdb: 404 for RECORDS")
+
+    monkeypatch.setattr(wfdb, "dl_database", not_found)
+    with pytest.raises(physionet.DownloadError) as raised:
+        physionet.download_mitdb(tmp_path)
+    assert not isinstance(raised.value, physionet.PhysioNetUnreachable)
+    assert str(raised.value) == ("downloading mitdb from PhysioNet failed (mitdb: 404 for RECORDS); "
+                                 "run it again to resume")

@@ -65,3 +65,54 @@ def test_real_inter_split_holds_exactly_ds1_and_ds2(mitdb_beats: BeatSet) -> Non
     assert set(train.records()) == DS1 and set(test.records()) == DS2
     assert not set(train.meta["record"]) & set(test.meta["record"])
     assert train.class_counts()["S"] > 0 and test.class_counts()["S"] > 0
+
+
+@pytest.fixture
+def four_records() -> BeatSet:
+    records = ["101"] * 5 + ["106"] * 4 + ["100"] * 3 + ["103"] * 2
+    return _beats(records, [0] * len(records))
+
+
+def test_records_split_takes_exactly_the_named_records(four_records: BeatSet) -> None:
+    train, test = splits.records_index(four_records.meta["record"].to_numpy(), ["101", "106"], ["103"])
+    assert set(four_records.subset(train).records()) == {"101", "106"} and len(train) == 9
+    assert four_records.subset(test).records() == ["103"] and len(test) == 2
+
+
+def test_records_split_names_a_record_the_beats_do_not_hold(four_records: BeatSet) -> None:
+    message = r"record '999' \(test\) is not among the 4 records here \(100, 101, 103, \.\.\.\)"
+    with pytest.raises(ValueError, match=message):
+        splits.records_index(four_records.meta["record"].to_numpy(), ["101"], ["100", "999"])
+
+
+def test_records_split_refuses_a_record_on_both_sides(four_records: BeatSet) -> None:
+    with pytest.raises(ValueError, match="records 100, 101 are in both"):
+        splits.records_index(four_records.meta["record"].to_numpy(), ["101", "100"], ["100", "101", "103"])
+
+
+def test_records_split_needs_both_parts(four_records: BeatSet) -> None:
+    with pytest.raises(ValueError, match="no train records"):
+        splits.records_index(four_records.meta["record"].to_numpy(), [], ["100"])
+
+
+def test_record_folds_are_disjoint_by_record_and_test_every_record_once() -> None:
+    records = np.repeat(np.array(sorted(DS1)), 7)
+    folds = splits.record_folds(records, 5, seed=3)
+    tested = [set(records[test]) for _train, test in folds]
+    for (train, test), held_out in zip(folds, tested):
+        assert not set(records[train]) & held_out
+        assert np.array_equal(np.sort(np.concatenate([train, test])), np.arange(len(records)))
+    assert sorted(name for names in tested for name in names) == sorted(DS1)
+    assert sorted(len(names) for names in tested) == [4, 4, 4, 5, 5]
+
+
+def test_record_folds_follow_the_seed() -> None:
+    records = np.repeat(np.array(sorted(DS1)), 3)
+    first = [test.tolist() for _train, test in splits.record_folds(records, 4, seed=1)]
+    assert first == [test.tolist() for _train, test in splits.record_folds(records, 4, seed=1)]
+    assert first != [test.tolist() for _train, test in splits.record_folds(records, 4, seed=2)]
+
+
+def test_record_folds_need_two_to_n_records_folds() -> None:
+    with pytest.raises(ValueError, match="3 folds over 2 records"):
+        splits.record_folds(np.array(["100", "101"]), 3)

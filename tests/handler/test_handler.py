@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from hbcore.contracts import log_lines
+
 REPO = Path(__file__).resolve().parents[2]
 EVENTS = Path(__file__).resolve().parents[1] / "kit" / "events"
 CLASS_NAMES = ("N", "S", "V", "F", "Q")
@@ -187,27 +189,69 @@ def invoke(handler, event: dict, capsys) -> tuple[dict, list[dict]]:
 
 
 def of_type(lines: list[dict], kind: str) -> list[dict]:
-    return [line for line in lines if line["type"] == kind]
+    return [line for line in lines if line.get("type") == kind]
 
 
-def test_json_records_give_one_prediction_line_each(handler, capsys):
+def predictions_of(lines: list[dict]) -> list[dict]:
+    """Every classified beat, as the fields of a prediction line: the prediction lines and the rows of
+    the beats lines (read through the contract, so ``pred_name`` and ``seq`` are None for those)."""
+    beats = []
+    for line in lines:
+        if line.get("type") == "prediction":
+            beats.append(line)
+        elif line.get("type") == "beats":
+            decoded = log_lines.decode_line(json.dumps(line))
+            assert decoded is not None, line
+            beats.extend({"type": "prediction", **row._asdict()} for row in log_lines.beats_predictions(decoded))
+    return beats
+
+
+def test_json_records_give_one_beats_line_holding_every_beat(handler, capsys):
     response, lines = invoke(handler, load_event("kinesis_beats.json"), capsys)
 
-    predictions = {line["id"]: line for line in of_type(lines, "prediction")}
+    predictions = {line["id"]: line for line in predictions_of(lines)}
     assert response == {"batchItemFailures": []}
+    assert len(of_type(lines, "beats")) == 1
     assert predictions["run1:100:662"] | {"latency_ms": None, "endpoint_ms": None} == {
         "type": "prediction", "id": "run1:100:662", "run": "run1", "record": "100", "sample": 662,
-        "t": 1.8389, "label": 2, "pred": 2, "pred_name": "V", "prob": 0.6, "model_version": "test-v1",
-        "latency_ms": None, "endpoint_ms": None, "rr_local_s": 0.8, "seq": "102", "shard": "shardId-000000000000",
+        "t": 1.8389, "label": 2, "pred": 2, "pred_name": None, "prob": 0.6, "model_version": "test-v1",
+        "latency_ms": None, "endpoint_ms": None, "rr_local_s": 0.8, "seq": None, "shard": "shardId-000000000000",
+        "inv": 1,
     }
-    assert predictions["run1:201:1204"]["pred_name"] == "S"
+    assert predictions["run1:201:1204"]["pred"] == CLASS_NAMES.index("S")
     assert predictions["run1:201:1204"]["rr_local_s"] == 0.65
+
+
+def test_every_line_of_an_invocation_carries_its_number_and_the_summary_counts_them(handler, capsys):
+    invoke(handler, load_event("kinesis_beats.json"), capsys)
+    _, lines = invoke(handler, with_payloads([beat_payload(1), b"not a beat"]), capsys)
+
+    (summary,) = of_type(lines, "summary")
+    assert {line.get("inv") for line in lines} == {2}
+    assert summary["lines"] == len(lines) - 1 == 2  # a beats line and a rejected line
+
+
+def test_a_rejected_record_keeps_its_bytes_to_be_replayed(handler, capsys):
+    _, lines = invoke(handler, with_payloads([b"not a beat", beat_payload(2)]), capsys)
+
+    (rejected,) = of_type(lines, "rejected")
+    assert base64.b64decode(rejected["data"]) == b"not a beat"
+
+
+def test_a_refused_beat_keeps_its_bytes_to_be_replayed(handler, runtime, capsys):
+    runtime.refusal_status = 500  # the FakeRuntime refuses instances whose first value is above 1
+    payloads = [beat_payload(sample, first_value=2.0 if sample == 1 else 0.05) for sample in range(3)]
+
+    _, lines = invoke(handler, with_payloads(payloads), capsys)
+
+    (rejected,) = of_type(lines, "rejected")
+    assert base64.b64decode(rejected["data"]) == payloads[1]
 
 
 def test_csv_lines_are_predicted_with_the_label_when_given(handler, capsys):
     _, lines = invoke(handler, load_event("kinesis_beats.json"), capsys)
 
-    predictions = {line["seq"]: line for line in of_type(lines, "prediction")}
+    predictions = {line["seq"]: line for line in predictions_of(lines)}
     assert {key: predictions["104"][key] for key in ("id", "record", "label", "pred")} == {
         "id": "shardId-000000000000:104", "record": "kaggle", "label": None, "pred": 4}
     assert {key: predictions["105"][key] for key in ("id", "label", "pred")} == {
@@ -220,7 +264,7 @@ def test_csv_lines_with_plain_decimals_keep_their_values(handler, runtime, capsy
 
     _, lines = invoke(handler, with_payloads([line, line + b",2", line + b",2.0\r\n"]), capsys)
 
-    assert [line["label"] for line in of_type(lines, "prediction")] == [None, 2, 2]
+    assert [line["label"] for line in predictions_of(lines)] == [None, 2, 2]
     assert [instance["beat"] for instance in json.loads(runtime.bodies[0])["instances"]] == [values] * 3
 
 
@@ -249,7 +293,7 @@ def test_a_batch_of_500_records_is_one_endpoint_call(handler, runtime, capsys):
 
     assert len(runtime.bodies) == 1
     assert len(json.loads(runtime.bodies[0])["instances"]) == 500
-    assert len(of_type(lines, "prediction")) == 500
+    assert len(predictions_of(lines)) == 500
     assert response == {"batchItemFailures": []}
 
 
@@ -264,7 +308,7 @@ def test_a_batch_over_the_payload_limit_is_split_into_calls_under_it(monkeypatch
     assert len(sizes) == 2
     assert max(sizes) <= 6_000_000
     assert sum(len(json.loads(body)["instances"]) for body in runtime.bodies) == 6000
-    assert len({line["id"] for line in of_type(lines, "prediction")}) == 6000
+    assert len({line["id"] for line in predictions_of(lines)}) == 6000
     assert response == {"batchItemFailures": []}
 
 
@@ -315,7 +359,7 @@ def test_malformed_records_are_not_retried_and_the_good_ones_go_through(malforme
 
     assert response == {"batchItemFailures": []}
     assert len(of_type(lines, "rejected")) == len(MALFORMED)
-    assert len(of_type(lines, "prediction")) == len(MALFORMED) + 1
+    assert len(predictions_of(lines)) == len(MALFORMED) + 1
 
 
 def test_a_rejected_line_keeps_the_id_when_it_could_be_read(malformed_run):
@@ -332,7 +376,7 @@ def test_a_record_of_one_mebibyte_is_rejected_by_size(handler, capsys):
 
     (rejected,) = of_type(lines, "rejected")
     assert "over the 65,536-byte limit" in rejected["reason"]
-    assert [line["sample"] for line in of_type(lines, "prediction")] == [1, 2]
+    assert [line["sample"] for line in predictions_of(lines)] == [1, 2]
     assert response == {"batchItemFailures": []}
 
 
@@ -346,7 +390,7 @@ def test_an_rr_the_endpoint_would_refuse_is_rejected_alone(handler, runtime, cap
 
     (rejected,) = of_type(lines, "rejected")
     assert (rejected["id"], rejected["reason"]) == ("run9:100:2", "'rr_next_s' is 800.0, expected seconds in (0, 200]")
-    assert [line["sample"] for line in of_type(lines, "prediction")] == [1, 3]
+    assert [line["sample"] for line in predictions_of(lines)] == [1, 3]
     assert response == {"batchItemFailures": []}
 
 
@@ -361,7 +405,7 @@ def test_beats_the_model_refuses_are_found_by_halving_and_rejected_alone(handler
     response, lines = invoke(handler, with_payloads([beat_payload(i, v) for i, v in enumerate(first_values)]), capsys)
 
     assert response == {"batchItemFailures": []}
-    assert [line["sample"] for line in of_type(lines, "prediction")] == [0, 1, 3, 4, 5, 7]
+    assert [line["sample"] for line in predictions_of(lines)] == [0, 1, 3, 4, 5, 7]
     rejected = of_type(lines, "rejected")
     assert [(line["id"], line["seq"]) for line in rejected] == [("run9:100:2", "1002"), ("run9:100:6", "1006")]
     assert rejected[0]["reason"] == "the endpoint refused this beat: instance 0: value 1 is outside [0, 1]"
@@ -381,7 +425,7 @@ def test_a_model_error_of_the_server_kind_is_retried_not_isolated(handler, runti
 def test_a_duplicate_id_in_a_batch_is_rejected_after_its_first_prediction(handler, capsys):
     _, lines = invoke(handler, with_payloads([beat_payload(7), beat_payload(8), beat_payload(7)]), capsys)
 
-    assert [line["id"] for line in of_type(lines, "prediction")] == ["run9:100:7", "run9:100:8"]
+    assert [line["id"] for line in predictions_of(lines)] == ["run9:100:7", "run9:100:8"]
     (rejected,) = of_type(lines, "rejected")
     assert rejected["id"] == "run9:100:7"
     assert rejected["reason"] == "duplicate id in this batch (first at sequence number 1000)"
@@ -397,7 +441,7 @@ def test_an_endpoint_failure_reports_every_good_record_for_retry(handler, runtim
     expected = [record["kinesis"]["sequenceNumber"] for record in load_event("kinesis_malformed.json")["Records"]
                 if record["kinesis"]["partitionKey"] == "100"]
     assert [item["itemIdentifier"] for item in response["batchItemFailures"]] == expected
-    assert of_type(lines, "prediction") == []
+    assert predictions_of(lines) == []
     assert len(good) == len(MALFORMED)
     assert of_type(lines, "summary")[0]["failed"] == len(expected)
 
@@ -429,7 +473,7 @@ def test_a_failure_in_a_later_call_keeps_the_earlier_predictions_and_retries_the
 
     response, lines = invoke(handler, event, capsys)
 
-    first = [line["sample"] for line in of_type(lines, "prediction")]
+    first = [line["sample"] for line in predictions_of(lines)]
     failed = [item["itemIdentifier"] for item in response["batchItemFailures"]]
     assert first == list(range(len(first))) and 0 < len(first) < 40
     assert failed == [str(1000 + sample) for sample in range(len(first), 40)]
@@ -445,7 +489,7 @@ def test_retrying_from_the_lowest_failed_record_logs_each_beat_once(monkeypatch,
 
     response, retry_lines = invoke(handler, retry, capsys)
 
-    ids = [line["id"] for line in of_type(first_lines + retry_lines, "prediction")]
+    ids = [line["id"] for line in predictions_of(first_lines + retry_lines)]
     assert sorted(ids) == sorted(f"run9:100:{sample}" for sample in range(40))
     assert response == {"batchItemFailures": []}
 
@@ -522,7 +566,7 @@ def test_the_local_endpoint_server_classifies_the_batch_as_the_model_does(monkey
             beats.append([float(value) for value in data.decode().split(",")[:187]])
             rr.append([np.nan] * 3)
     expected = predict(model, np.array(beats, dtype=np.float32), np.array(rr, dtype=np.float32))
-    predictions = sorted(of_type(lines, "prediction"), key=lambda line: line["seq"])
+    predictions = predictions_of(lines)  # the beats line's rows (records 1-3), then the CSV lines' prediction lines
     assert response == {"batchItemFailures": []}
     assert [line["pred"] for line in predictions] == expected.tolist()
     assert {line["model_version"] for line in predictions} == {model.version}
@@ -573,7 +617,7 @@ def test_a_record_missing_fields_is_rejected_alone_and_never_fails_the_batch(han
 
     (rejected,) = of_type(lines, "rejected")
     assert reason in rejected["reason"]
-    assert [line["sample"] for line in of_type(lines, "prediction")] == [0, 2]
+    assert [line["sample"] for line in predictions_of(lines)] == [0, 2]
     assert response == {"batchItemFailures": []}
 
 
@@ -620,7 +664,7 @@ def test_a_gzip_compressed_record_is_rejected_naming_gzip(handler, capsys, paylo
 
     (rejected,) = of_type(lines, "rejected")
     assert rejected["reason"].startswith("gzip-compressed: not supported")
-    assert [line["sample"] for line in of_type(lines, "prediction")] == [0]
+    assert [line["sample"] for line in predictions_of(lines)] == [0]
     assert response == {"batchItemFailures": []}
 
 
@@ -637,10 +681,8 @@ def test_each_user_record_of_an_aggregate_is_predicted_once(handler, capsys):
 
     response, lines = invoke(handler, event, capsys)
 
-    predictions = of_type(lines, "prediction")
-    assert [(line["id"], line["seq"]) for line in predictions] == [
-        ("run9:100:0", "1000"), ("run9:100:1", "1001"), ("run9:100:2", "1001"), ("run9:100:3", "1001"),
-        ("run9:100:4", "1002")]
+    predictions = predictions_of(lines)
+    assert [line["id"] for line in predictions] == [f"run9:100:{sample}" for sample in range(5)]
     (summary,) = of_type(lines, "summary")
     assert (summary["records"], summary["predicted"]) == (5, 5)
     assert response == {"batchItemFailures": []}
@@ -650,7 +692,7 @@ def test_a_user_record_without_id_gets_its_subsequence_in_its_id(handler, capsys
     csv_line = ",".join(["0.5"] * 187).encode()
     _, lines = invoke(handler, with_payloads([aggregate([csv_line, csv_line], key="207")]), capsys)
 
-    predictions = of_type(lines, "prediction")
+    predictions = predictions_of(lines)
     assert [(line["id"], line["record"]) for line in predictions] == [
         ("shardId-000000000000:1000:0", "207"), ("shardId-000000000000:1000:1", "207")]
 
@@ -663,7 +705,7 @@ def test_a_bad_user_record_is_rejected_alone_with_its_position(handler, capsys):
     (rejected,) = of_type(lines, "rejected")
     assert (rejected["id"], rejected["seq"]) == ("shardId-000000000000:1000:1", "1000")
     assert "neither a JSON object nor a CSV line" in rejected["reason"]
-    assert [line["sample"] for line in of_type(lines, "prediction")] == [1, 3]
+    assert [line["sample"] for line in predictions_of(lines)] == [1, 3]
     assert response == {"batchItemFailures": []}
 
 
@@ -721,9 +763,10 @@ def test_a_partly_predicted_aggregate_is_retried_and_every_beat_is_logged(monkey
 
     response, retry_lines = invoke(handler, retry, capsys)
 
-    ids = [line["id"] for line in of_type(first_lines + retry_lines, "prediction")]
+    ids = [line["id"] for line in predictions_of(first_lines + retry_lines)]
     assert set(ids) == {f"run9:100:{sample}" for sample in range(40)}
-    assert len(ids) == 40 + sum(1 for line in of_type(first_lines, "prediction") if line["seq"] == "1001")
+    in_second_aggregate = {f"run9:100:{sample}" for sample in range(10, 20)}
+    assert len(ids) == 40 + sum(1 for line in predictions_of(first_lines) if line["id"] in in_second_aggregate)
     assert response == {"batchItemFailures": []}
 
 
@@ -736,7 +779,7 @@ def test_a_refused_beat_is_isolated_when_the_refusal_is_a_500(handler, runtime, 
     response, lines = invoke(handler, with_payloads([beat_payload(i, v) for i, v in enumerate(first_values)]), capsys)
 
     assert response == {"batchItemFailures": []}
-    assert [line["sample"] for line in of_type(lines, "prediction")] == [0, 1, 3, 4, 5, 7]
+    assert [line["sample"] for line in predictions_of(lines)] == [0, 1, 3, 4, 5, 7]
     assert [line["id"] for line in of_type(lines, "rejected")] == ["run9:100:2", "run9:100:6"]
 
 
@@ -780,7 +823,7 @@ def test_a_beat_refused_alone_by_a_passing_500_is_asked_again_and_predicted(hand
 
     response, lines = invoke(handler, with_payloads([beat_payload(sample) for sample in range(5)]), capsys)
 
-    assert sorted(line["sample"] for line in of_type(lines, "prediction")) == [0, 1, 2, 3, 4]
+    assert sorted(line["sample"] for line in predictions_of(lines)) == [0, 1, 2, 3, 4]
     assert of_type(lines, "rejected") == []
     assert response == {"batchItemFailures": []}
 
@@ -790,6 +833,20 @@ def test_a_beat_refused_alone_by_a_500_while_the_endpoint_fails_is_retried(handl
 
     response, lines = invoke(handler, with_payloads([beat_payload(sample) for sample in range(5)]), capsys)
 
-    assert [line["sample"] for line in of_type(lines, "prediction")] == [1]
+    assert [line["sample"] for line in predictions_of(lines)] == [1]
     assert of_type(lines, "rejected") == []
     assert sorted(item["itemIdentifier"] for item in response["batchItemFailures"]) == ["1000", "1002", "1003", "1004"]
+
+
+def test_the_first_invocation_prints_each_patients_counts_as_emf(handler, capsys):
+    payloads = [json.dumps({"id": f"run9:{record}:{sample}", "run": "run9", "record": record, "sample": sample,
+                            "beat": [value] + [0.05] * 186}).encode()
+                for record, sample, value in (("100", 1, 0.45), ("100", 2, 0.05), ("201", 3, 0.25))]
+
+    _, lines = invoke(handler, with_payloads(payloads), capsys)
+    _, later = invoke(handler, with_payloads(payloads[:1], first_seq=2000), capsys)
+
+    metrics = {line["Patient"]: (line["Beats"], line["VBeats"], line["SBeats"], line["AbnormalBeats"])
+               for line in lines if "_aws" in line}
+    assert metrics == {"100": (2, 1, 0, 1), "201": (1, 0, 1, 1)}  # the FakeRuntime's class: int(first value * 5)
+    assert [line for line in later if "_aws" in line] == []  # the next ones wait for EMF_INTERVAL_S

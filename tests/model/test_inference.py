@@ -195,9 +195,46 @@ def test_features_without_rr_flag_every_interval_missing():
     rows = beats_array(2)
     without = inference.features(rows)
     with_rr = inference.features(rows, np.array([[0.8, 0.9, 0.85]] * 2, dtype=np.float32))
-    assert without.shape == with_rr.shape
-    np.testing.assert_array_equal(without[:, -3:], 1.0)
-    np.testing.assert_array_equal(with_rr[:, -3:], 0.0)
+    flags = np.asarray(inference.FEATURE_GROUPS["rr"])[-3:]
+    assert without.shape == with_rr.shape == (2, inference.N_FEATURES)
+    np.testing.assert_array_equal(without[:, flags], 1.0)
+    np.testing.assert_array_equal(with_rr[:, flags], 0.0)
+
+
+def test_features_flag_an_unknown_pre_r_segment_and_unknown_context_values():
+    rows = beats_array(2)
+    context = np.full((2, inference.N_CONTEXT), 1.0, dtype=np.float32)
+    context[1, 7] = np.nan
+    x = inference.features(rows, pre=np.vstack([np.full(36, 0.5), np.full(36, np.nan)]), context=context)
+    pre, ctx = np.asarray(inference.FEATURE_GROUPS["pre"]), np.asarray(inference.FEATURE_GROUPS["context"])
+    assert x[:, pre[-1]].tolist() == [0.0, 1.0] and not x[1, pre[:-1]].any()
+    assert x[:, ctx[inference.N_CONTEXT + 7]].tolist() == [0.0, 1.0]
+    assert x[0, ctx[0]] == 0.0  # log of the ratio 1
+
+
+def test_the_copies_constants_are_the_data_layers():
+    from hbcore.data import dataset, patient
+
+    assert (inference.PRE_R_SAMPLES, inference.N_CONTEXT, inference.CONTEXT_RATIOS) == (
+        dataset.PRE_R_SAMPLES, patient.N_CONTEXT, patient.RR_RATIOS)
+
+
+@pytest.mark.parametrize(("instance", "message"), [
+    ({"beat": [0.5] * 187, "pre": [0.5] * 35}, "'pre' must be a list of 36 numbers"),
+    ({"beat": [0.5] * 187, "pre": [None] * 36}, "'pre' holds None, expected finite numbers"),
+    ({"beat": [0.5] * 187, "context": [0.5] * 13 + [True]}, "'context' holds True, expected finite numbers or null"),
+])
+def test_json_bad_pre_or_context_is_named(instance, message):
+    with pytest.raises(ValueError, match=f"instance 1: {message}"):
+        inference.input_fn(json.dumps({"instances": [instance]}), "application/json")
+
+
+def test_json_context_nulls_read_as_unknown():
+    context = [0.9] * 13 + [None]
+    data = inference.input_fn(json.dumps({"instances": [{"beat": [0.5] * 187, "context": context}, [0.5] * 187]}),
+                              "application/json")
+    assert data["pre"] is None
+    np.testing.assert_array_equal(np.isnan(data["context"]), [[False] * 13 + [True], [True] * 14])
 
 
 def test_window_length_reads_the_padding():
@@ -343,7 +380,9 @@ def test_model_npz_with_a_pickled_array_is_refused(model_dir):
 
 @pytest.mark.parametrize(("changes", "message"), [
     ({"feature_version": np.array(99)}, "trained for feature version 99"),
-    ({"format": np.array(2)}, "model format 2, this inference module reads format 1"),
+    ({"format": np.array(1)}, "model format 1, this inference module reads format 2"),
+    ({"feature_columns": np.arange(3)}, "feature_columns must be"),
+    ({"decision_weights": np.zeros(5)}, "decision_weights must be one positive number per class"),
     ({"version": None}, "no 'version' array"),
     ({"intercept_1": None}, "coef_1 has no intercept_1"),
     ({"coef_1": np.zeros((3, 5), np.float32)}, "layer 1 has shapes"),

@@ -68,3 +68,19 @@ def test_save_model_writes_the_archive_and_its_metadata(store, small_model_tar):
     assert load_model(saved.path).version == model.version
     assert modelstore.saved_models(store)[0].metrics["accuracy"] == model.metadata["metrics"]["accuracy"]
     assert modelstore.saved_models(store)[0].servable
+
+
+def test_a_saved_model_shows_the_evaluation_of_its_split(mitdb_beats, store):
+    import numpy as np
+
+    from hbcore.model.training import ModelParams, train_and_evaluate
+
+    beats = mitdb_beats.subset(np.arange(0, len(mitdb_beats), 20))
+    model = train_and_evaluate(beats, "inter", ModelParams(estimator="lda", feature_groups=("rr", "context")))
+
+    evaluation = modelstore.save_model(model, store).evaluation
+
+    assert evaluation["split"] == "inter" and evaluation["classes"] == "N/S/V/F"
+    assert "232" in evaluation["test_records"] and "101" not in evaluation["test_records"]
+    assert evaluation["accuracy"] == model.metadata["metrics"]["aami4"]["accuracy"]
+    assert set(evaluation["se"]) == {"N", "S", "V", "F"} and 0 < evaluation["macro_f1"] <= 1

@@ -381,12 +381,14 @@ def test_sent_inputs_are_the_values_the_records_carry():
     beats.meta.loc[0, "rr_prev_s"] = np.nan
     records = [json.loads(data) for _, _, data in StreamSource(beats).records_for(np.arange(4), "run", 0.0)]
 
-    X, rr = sent_inputs(beats)
+    X, rr, pre, context = sent_inputs(beats)
 
     np.testing.assert_array_equal(X, np.array([record["beat"] for record in records], dtype=np.float32))
     carried = [[np.nan if record[key] is None else record[key] for key in ("rr_prev_s", "rr_next_s", "rr_local_s")]
                for record in records]
     np.testing.assert_array_equal(rr, np.array(carried, dtype=np.float32))
+    assert all(record["pre"] is None and record["context"] is None for record in records)  # none known
+    assert np.isnan(pre).all() and np.isnan(context).all()
 
 
 def test_beat_id_joins_run_record_and_sample():

@@ -28,7 +28,7 @@ from hbcore.stream.aggregations import (
     rejection_reasons,
     throughput,
 )
-from hbcore.stream.reader import QueryFailed, ResultsReader, parse_timestamp
+from hbcore.stream.reader import LAG_MAX_S, QueryFailed, ResultsReader, parse_timestamp
 
 T0_S = int(time.time()) - 300  # moto refuses events older than 14 days or far in the future
 
@@ -419,7 +419,8 @@ def test_a_query_that_does_not_complete_fails_the_poll_and_the_window_is_read_ag
     stub.statuses = ["Complete"]
     reader.poll_once(now_s=2_100)
 
-    assert stub.windows == [(1_000, 2_001), (1_000, 2_101)]
+    # the failed poll's window read again; then the first completed poll's count probe (the last LAG_MAX_S)
+    assert stub.windows == [(1_000, 2_001), (1_000, 2_101), (2_101 - LAG_MAX_S, 2_101)]
     assert reader.snapshot().stats.failed_queries == 1
 
 

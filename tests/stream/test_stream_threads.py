@@ -69,7 +69,7 @@ def test_an_unexpected_exception_in_the_reader_thread_fails_the_reader(backend, 
     """The bug report: a line made poll_once raise TypeError; the thread died, yet said running, error_count 0."""
     reader = ResultsReader(backend.client("logs"), group, start_s=time.time() - 60, poll_interval_s=0.05)
 
-    def broken(events):
+    def broken(events, *when):
         raise TypeError("unhashable type: 'list'")
 
     monkeypatch.setattr(reader.store, "ingest", broken)

@@ -1,0 +1,127 @@
+"""Honest model selection for unseen patients: leave-records-out cross-validation inside DS1 only.
+
+Everything that is chosen for the inter-patient model — feature groups, estimator, its
+hyperparameters, class balancing — is chosen here, by cross-validation over the DS1 records
+(de Chazal 2004's training half), with every fold's test records unseen in its training part
+(``hbcore.data.splits.record_folds``). DS2 is never read: :func:`ds1_only` drops its beats before
+anything else happens, and a test holds that no DS2 record reaches a fold. DS2 is then used once
+per reported figure, for the setting chosen here (``python -m hbcore train --split inter``).
+
+The score is the macro-F1 over N, S, V, F of the out-of-fold predictions pooled over all folds
+(every DS1 beat predicted once, by a model that never saw its patient); ties go to the earlier
+candidate. The decision rule (``ModelParams.prior_power``: how much of the class frequencies the
+class-balanced model's probabilities get back) is chosen with it, on the same out-of-fold
+probabilities, each fold's weights from its own training beats.
+:data:`CANDIDATES` is short on purpose: CPU is scarce, and a long list would select on
+the folds' noise (DS1 has 22 records; F beats are almost all in record 208).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from hbcore.data import splits
+from hbcore.data.dataset import BeatSet
+from hbcore.model import inference, metrics, training
+from hbcore.model.training import ModelParams
+
+N_FOLDS = 4
+PRIOR_POWERS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75)
+FOLD_SEED = splits.SPLIT_SEED
+# Groups without the raw window nor the raw pre-R segment: the beat relative to its own patient's
+# rhythm and template is what transfers between patients; the raw samples mostly identify the patient.
+CONTEXT_GROUPS: tuple[str, ...] = ("window", "rr", "context")
+_LDA = ModelParams(estimator="lda", feature_groups=CONTEXT_GROUPS, class_balance=1.0, use_views=False,
+                   max_iter=1, final_iter=0)
+_MLP = ModelParams(hidden_layers=(64,), alpha=1.0, max_iter=8, final_iter=0, use_views=False, class_balance=1.0,
+                   feature_groups=CONTEXT_GROUPS)
+CANDIDATES: dict[str, ModelParams] = {
+    "lda-context": _LDA,
+    "lda-context-pre": dataclasses.replace(_LDA, feature_groups=(*CONTEXT_GROUPS, "pre")),
+    "lda-all": dataclasses.replace(_LDA, feature_groups=tuple(inference.FEATURE_GROUPS)),
+    "mlp64-context": _MLP,
+    "mlp64-all": dataclasses.replace(_MLP, feature_groups=tuple(inference.FEATURE_GROUPS)),
+}
+
+
+def ds1_only(beats: BeatSet) -> BeatSet:
+    """The DS1 beats of ``beats``: the only ones selection may read."""
+    records = beats.meta["record"].astype(str).to_numpy()
+    kept = np.isin(records, splits.DS1_RECORDS)
+    if not kept.any():
+        raise ValueError("model selection needs beats of the DS1 records (MIT-BIH); none found")
+    return beats.subset(kept)
+
+
+def out_of_fold_probabilities(beats: BeatSet, params: ModelParams, folds: list[tuple[np.ndarray, np.ndarray]],
+                              views: tuple[BeatSet, ...] = ()) -> dict[float, np.ndarray]:
+    """``(n, 5)`` probabilities of every beat from the model of the fold that tested it, for each
+    decision rule of :data:`PRIOR_POWERS` (one model per fold: the rule only re-weighs)."""
+    probabilities = {power: np.zeros((len(beats), 5)) for power in PRIOR_POWERS}
+    for train_rows, test_rows in folds:
+        model = training.train_model(beats.subset(train_rows), dataclasses.replace(params, prior_power=0.0),
+                                     [view.subset(train_rows) for view in views])
+        balanced = training.beat_proba(model, beats.subset(test_rows))
+        for power in PRIOR_POWERS:
+            weights = np.ones(5)
+            present = np.unique(beats.y[train_rows]).astype(np.int64)
+            weights[present] = training.decision_weights(beats.y[train_rows], present, power)
+            weighted = balanced * weights
+            probabilities[power][test_rows] = weighted / weighted.sum(axis=1, keepdims=True)
+    return probabilities
+
+
+def score(y: np.ndarray, probabilities: np.ndarray) -> dict:
+    """The selection score (macro-F1 over N, S, V, F) and the per-class Se and +P it comes from."""
+    figures = metrics.evaluate_aami4(y, probabilities)
+    per_class = {name: {"se": stats["se"], "ppv": stats["ppv"]} for name, stats in figures["ec57"].items()}
+    return {"macro_f1": figures["macro_f1"], "accuracy": figures["accuracy"], "per_class": per_class}
+
+
+def cross_validate(beats: BeatSet, params: ModelParams, n_folds: int = N_FOLDS, seed: int = FOLD_SEED,
+                   views: tuple[BeatSet, ...] = ()) -> dict:
+    """The leave-records-out figures of ``params`` on the DS1 beats of ``beats`` (pooled
+    out-of-fold), with the best decision rule: ``{"prior_power", "macro_f1", ..., "by_prior_power"}``."""
+    beats = ds1_only(beats)
+    folds = splits.record_folds(beats.meta["record"].to_numpy(), n_folds, seed)
+    started = time.perf_counter()
+    probabilities = out_of_fold_probabilities(beats, params, folds, views)
+    by_power = {power: score(beats.y, rows) for power, rows in probabilities.items()}
+    best = max(PRIOR_POWERS, key=lambda power: by_power[power]["macro_f1"])
+    records = beats.meta["record"].astype(str).to_numpy()
+    return {"prior_power": best, **by_power[best],
+            "by_prior_power": {str(power): figures["macro_f1"] for power, figures in by_power.items()},
+            "seconds": round(time.perf_counter() - started, 1),
+            "folds": [sorted(set(records[test].tolist())) for _, test in folds]}
+
+
+def select_model(beats: BeatSet, candidates: Mapping[str, ModelParams] | None = None, n_folds: int = N_FOLDS,
+                 seed: int = FOLD_SEED, progress: Callable[[str], None] | None = None) -> dict:
+    """Cross-validate every candidate on DS1 and name the best: ``{"chosen", "params", "candidates"}``."""
+    candidates = dict(candidates or CANDIDATES)
+    beats = ds1_only(beats)
+    results = {}
+    for name, params in candidates.items():
+        results[name] = cross_validate(beats, params, n_folds, seed)
+        if progress:
+            progress(f"{name}: macro-F1 {results[name]['macro_f1']:.4f} ({results[name]['seconds']} s)")
+    chosen = max(results, key=lambda name: results[name]["macro_f1"])  # first of equals: max keeps it
+    params = dataclasses.replace(candidates[chosen], prior_power=results[chosen]["prior_power"])
+    return {"chosen": chosen, "params": dataclasses.asdict(params), "n_folds": n_folds,
+            "fold_seed": seed, "records": sorted(set(beats.meta["record"].astype(str))), "candidates": results}
+
+
+def run_select(mitdb: str | None = None, candidates: list[str] | None = None, n_folds: int = N_FOLDS) -> dict:
+    """``python -m hbcore select-model``: the DS1 cross-validation of the candidates, and the chosen one."""
+    from hbcore.data.dataset import load_beats
+
+    unknown = sorted(set(candidates or ()) - set(CANDIDATES))
+    if unknown:
+        raise ValueError(f"unknown candidates {', '.join(unknown)}: expected some of {', '.join(CANDIDATES)}")
+    chosen = {name: CANDIDATES[name] for name in candidates} if candidates else CANDIDATES
+    return select_model(load_beats(mitdb, recipe=training.TRAINING_RECIPES[0]), chosen, n_folds,
+                        progress=lambda message: print(message, flush=True))

@@ -1,0 +1,117 @@
+"""The per-patient causal context: a beat's features read only its patient's past (and the next RR),
+one beat at a time gives what the dataset build stores, and the reference stays robust."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hbcore.contracts import stream_record
+from hbcore.data import patient
+from hbcore.data.dataset import BeatSet, build_record
+
+
+@pytest.fixture(scope="module")
+def record_232(mitdb_dir) -> BeatSet:
+    """Record 232: supraventricular beats outnumber normal ones (the hard case for a reference rhythm)."""
+    return build_record(mitdb_dir, "232")
+
+
+@pytest.fixture(scope="module")
+def record_119(mitdb_dir) -> BeatSet:
+    """Record 119: ventricular bigeminy (every other beat a V in long stretches)."""
+    return build_record(mitdb_dir, "119")
+
+
+def rr(beats: BeatSet) -> np.ndarray:
+    return beats.meta[list(patient.RR_COLUMNS)].to_numpy(dtype=np.float64)
+
+
+def test_a_beat_by_beat_monitor_gives_what_the_build_stores(record_119):
+    context = patient.PatientContext()
+    values = rr(record_119)
+    streamed = np.array([context.update(record_119.X[i], record_119.pre[i], *values[i]) for i in range(len(values))])
+
+    carried = stream_record.carried_context(streamed.astype(np.float32)).astype(np.float32)
+    np.testing.assert_array_equal(carried, record_119.context)
+
+
+@pytest.mark.parametrize("beat", [40, 700, 1500])
+def test_no_feature_reads_a_beat_beyond_the_next_r_peak(record_119, beat):
+    values = rr(record_119)
+    before = patient.record_context(record_119.X, record_119.pre, values)
+    rng = np.random.default_rng(beat)
+    X, pre, future = record_119.X.copy(), record_119.pre.copy(), values.copy()
+    X[beat + 1:] = rng.random(X[beat + 1:].shape)
+    pre[beat + 1:] = rng.random(pre[beat + 1:].shape)
+    future[beat + 1:, 1:] = rng.uniform(0.3, 2.0, future[beat + 1:, 1:].shape)  # next and local RR of later beats
+    future[beat + 2:, 0] = rng.uniform(0.3, 2.0, len(future) - beat - 2)  # previous RR after the next R peak
+
+    after = patient.record_context(X, pre, future)
+
+    np.testing.assert_array_equal(after[:beat + 1], before[:beat + 1])
+    assert not np.array_equal(after[beat + 2:], before[beat + 2:])  # the perturbation did reach later beats
+
+
+def references(beats: BeatSet) -> tuple[np.ndarray, np.ndarray]:
+    """The normal-looking and the slow reference RR after each beat of a record."""
+    context = patient.PatientContext()
+    values = rr(beats)
+    normal, slow = [], []
+    for i in range(len(values)):
+        context.update(beats.X[i], beats.pre[i], *values[i])
+        normal.append(context.reference_rr())
+        slow.append(context.slow_reference_rr())
+    return np.array(normal), np.array(slow)
+
+
+def normal_rr(beats: BeatSet) -> float:
+    """The median RR between two consecutive N beats (labels: the test's, never the monitor's)."""
+    both_normal = (beats.y[1:] == 0) & (beats.y[:-1] == 0)
+    return float(np.median(rr(beats)[1:, 0][both_normal]))
+
+
+def test_the_reference_rhythm_is_the_normal_beats_in_bigeminy(record_119):
+    normal, _ = references(record_119)
+    assert abs(np.median(normal[100:]) / normal_rr(record_119) - 1) < 0.05
+
+
+def test_the_slow_reference_stays_near_sinus_rhythm_where_ectopic_beats_dominate(record_232):
+    """In 232 three beats in four are S: the median of the rhythm follows them, the slow reference does not."""
+    _, slow = references(record_232)
+    assert (record_232.y == 1).sum() > 3 * (record_232.y == 0).sum()
+    assert abs(np.median(slow[100:]) / normal_rr(record_232) - 1) < 0.15
+
+
+def test_s_beats_are_premature_against_the_slow_reference_and_n_beats_are_not(record_232):
+    ratio = record_232.context[:, patient.CONTEXT_NAMES.index("rr_prev_slow_ratio")]
+    assert np.nanmedian(ratio[record_232.y == 1]) < 0.6 < 0.8 < np.nanmedian(ratio[record_232.y == 0])
+
+
+def test_v_beats_look_unlike_the_template(record_119):
+    correlation = record_119.context[:, patient.CONTEXT_NAMES.index("wave_correlation")]
+    assert np.nanmedian(correlation[record_119.y == 2]) < 0.7 < np.nanmedian(correlation[record_119.y == 0])
+
+
+def test_the_first_beat_has_no_context():
+    context = patient.PatientContext()
+    values = context.update(np.full(187, 0.5), np.full(36, 0.5), np.nan, 0.8, np.nan)
+    assert np.isnan(values[:-1]).all() and values[-1] == 0.0
+
+
+def test_normal_template_uses_only_the_beats_before(record_119):
+    upto = int(record_119.meta["sample"].iloc[300])
+    template = patient.normal_template(record_119, "119", upto)
+    changed = BeatSet(np.where(np.arange(len(record_119))[:, None] >= 300, 0.0, record_119.X), record_119.y,
+                      record_119.meta, pre=record_119.pre, context=record_119.context)
+
+    assert template is not None and template.shape == (187,)
+    np.testing.assert_array_equal(patient.normal_template(changed, "119", upto), template)
+    assert patient.normal_template(record_119, "119", int(record_119.meta["sample"].iloc[0])) is None
+    assert patient.normal_template(record_119, "no such record") is None
+
+
+def test_normal_template_looks_like_the_normal_beats(record_119):
+    template = patient.normal_template(record_119, "119")
+    normal_mean = record_119.X[record_119.y == 0].mean(axis=0)
+    assert np.corrcoef(template[:60], normal_mean[:60])[0, 1] > 0.95

@@ -1,0 +1,39 @@
+"""``bench alarms``: the targets' pass/fail and one source scored on a real record."""
+
+from __future__ import annotations
+
+from hbcore.bench import alarmbench
+
+
+def result(v_run: float | None, af_duration: float | None, source: str = "model") -> dict:
+    events = {"v_run": {"se": v_run, "ppv": v_run}, "af": {"se": 1.0, "ppv": 1.0}}
+    return {"source": source, "events": events, "af_duration": {"se": af_duration, "ppv": af_duration}}
+
+
+def test_targets_and_the_minimum_are_told_apart():
+    rows = {(row["kind"], row["figure"]): row for row in alarmbench.targets(result(0.85, 0.95))}
+    assert not rows["v_run", "se"]["met"] and rows["v_run", "se"]["minimum_met"]
+    assert rows["af_duration", "ppv"]["met"] and rows["af", "se"]["minimum"] is None
+
+
+def test_the_minimum_is_judged_on_the_model_source_alone():
+    passing, failing = result(0.85, 0.85), result(0.5, 0.85)
+    for item in (passing, failing):
+        item["targets"] = alarmbench.targets(item)
+    reference_failing = result(0.1, 0.1, "reference") | {"targets": alarmbench.targets(result(0.1, 0.1))}
+    assert alarmbench.minimum_met([reference_failing, passing])
+    assert not alarmbench.minimum_met([failing])
+
+
+def test_a_figure_that_cannot_be_computed_misses_its_target():
+    rows = alarmbench.targets(result(None, 0.9))
+    assert [row["met"] for row in rows if row["kind"] == "v_run"] == [False, False]
+
+
+def test_one_record_scored_from_its_reference_labels(mitdb_dir):
+    from hbcore.data.dataset import build_record
+
+    beats = build_record(mitdb_dir, "233")
+    scored = alarmbench.score_source(mitdb_dir, beats, beats.y, ["233"], "reference")
+    assert scored["events"]["v_run"]["se"] == 1.0 and scored["events"]["v_run"]["ppv"] == 1.0
+    assert scored["latency_max_s"] <= 2.0 and set(scored["per_record"]) == {"233"}
