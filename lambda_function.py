@@ -48,7 +48,8 @@ Per invocation (one shard's batch):
 Environment: ``ENDPOINT_NAME`` (required), ``ENDPOINT_TIMEOUT_S`` (read timeout of one call, default
 20), ``ENDPOINT_MAX_ATTEMPTS`` (botocore attempts per call, default 2: the real retry is Kinesis'),
 ``ENDPOINT_MAX_REQUEST_BYTES`` (default 6,000,000; 4,000,000 for serverless endpoints),
-``EMF_INTERVAL_S`` (seconds between per-patient EMF lines, default 60; 0: every invocation).
+``EMF_INTERVAL_S`` (seconds between per-patient EMF lines, default 60; 0: every invocation),
+``EMF_PATIENT_METRICS`` (metrics also published per patient, comma-separated; default none).
 Contracts (stream record, inference JSON, log lines, beat id): ``hbcore/contracts/`` and
 docs/ARCHITECTURE.md. This file keeps its own copy of their writers and readers (it imports nothing
 of the project); tests/contracts/ holds the copy to them, field by field.
@@ -113,6 +114,9 @@ EMF_INTERVAL_S = float(os.environ.get("EMF_INTERVAL_S", "60"))
 EMF_NAMESPACE = "HeartbeatMonitor"
 EMF_DIMENSION = "Patient"
 EMF_METRICS = ("Beats", "VBeats", "SBeats", "AbnormalBeats")
+# The metrics also published per patient (a custom metric per patient each; default none: fleet totals only).
+EMF_PATIENT_METRICS = tuple(name.strip() for name in os.environ.get("EMF_PATIENT_METRICS", "").split(",")
+                            if name.strip() in EMF_METRICS)
 V_CLASS, S_CLASS, NORMAL_CLASS = 2, 1, 0
 
 runtime = boto3.client(
@@ -754,12 +758,17 @@ def classified_lines(beats: list[Beat], predictions: list[dict[str, Any]], model
     return [beats_line(*group, model_version, endpoint_ms, now_s, inv) for group in runs.values()] + lines
 
 
-def emf_line(timestamp_ms: int, patient: str, counts: list[int], inv: int | None = None) -> str:
-    """One patient's counts in CloudWatch's Embedded Metric Format (hbcore/contracts/emf.py)."""
+def emf_line(timestamp_ms: int, patient: str, counts: list[int], inv: int | None = None,
+             patient_metrics: tuple[str, ...] = EMF_PATIENT_METRICS) -> str:
+    """One patient's counts in CloudWatch's Embedded Metric Format (hbcore/contracts/emf.py): the fleet
+    totals of every metric, and ``patient_metrics`` with the Patient dimension."""
+    directives = [{"Namespace": EMF_NAMESPACE, "Dimensions": [[]],
+                   "Metrics": [{"Name": name, "Unit": "Count"} for name in EMF_METRICS]}]
+    if patient_metrics:
+        directives.append({"Namespace": EMF_NAMESPACE, "Dimensions": [[EMF_DIMENSION]],
+                           "Metrics": [{"Name": name, "Unit": "Count"} for name in patient_metrics]})
     return _to_json({
-        "_aws": {"Timestamp": timestamp_ms, "CloudWatchMetrics": [{
-            "Namespace": EMF_NAMESPACE, "Dimensions": [[EMF_DIMENSION]],
-            "Metrics": [{"Name": name, "Unit": "Count"} for name in EMF_METRICS]}]},
+        "_aws": {"Timestamp": timestamp_ms, "CloudWatchMetrics": directives},
         EMF_DIMENSION: patient,
         **dict(zip(EMF_METRICS, counts)),
         "inv": inv,

@@ -117,8 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="size shards, parallelization, reserved concurrency and the endpoint for N monitored "
                          f"patients ({sizing.BEATS_PER_PATIENT_S} beats/s each); replaces --shards and the "
                          "endpoint options")
-    up.add_argument("--aggregated", action="store_true",
-                    help="the per-use estimate assumes a replay with --aggregate (KPL aggregates: fewer PUT units)")
+    up.add_argument("--aggregated", action=argparse.BooleanOptionalAction, default=True,
+                    help="the per-use estimate assumes the app's replay with KPL aggregates, its default "
+                         "(--no-aggregated: a record per beat, as `hbcore demo --no-aggregate` sends)")
     up.add_argument("--rate", type=float,
                     help=f"beats/s the per-use cost estimate assumes (default: {costs.DEFAULT_RATE_BPS:g}, or "
                          "the patients' rate with --patients)")

@@ -21,7 +21,7 @@ from hbcore.aws import sizing
 from hbcore.aws.endpoint import EndpointSpec
 from hbcore.aws.stack import BATCH_SIZE, StackOptions
 from hbcore.contracts import emf
-from hbcore.contracts.inference import CLASS_NAMES, encode_request, encode_response
+from hbcore.contracts.inference import CLASS_NAMES, CONTEXT_LENGTH, PRE_R_LENGTH, encode_request, encode_response
 from hbcore.contracts.log_lines import log_bytes_per_beat
 from hbcore.stream import reader, replay
 
@@ -110,17 +110,22 @@ def _typical_inference_bytes() -> tuple[int, int]:
     beats = np.round(rng.uniform(0.0, 1.0, (BATCH_SIZE, 187)), 4)
     beats[:, 110:] = 0.0
     rr = np.full((BATCH_SIZE, 3), 0.8167)
+    pre = np.round(rng.uniform(0.0, 1.0, (BATCH_SIZE, PRE_R_LENGTH)), 4)  # what a MIT-BIH beat carries too
+    context = np.round(rng.uniform(0.0, 2.0, (BATCH_SIZE, CONTEXT_LENGTH)), 4)
     probabilities = np.full((BATCH_SIZE, len(CLASS_NAMES)), 0.0001)
     probabilities[:, 0] = 0.9996
-    request = len(encode_request(beats, rr))
+    request = len(encode_request(beats, rr, pre, context))
     response = len(encode_response(probabilities, "m-20261202-abcdef12").encode())
     return math.ceil(request / BATCH_SIZE), math.ceil(response / BATCH_SIZE)
 
 
 def insights_scan_ratio() -> float:
-    """Bytes the Monitor page's reader scans per byte ingested: each poll reads ``lag_s`` again."""
+    """Bytes the Monitor page's reader scans per byte ingested: each poll reads ``lag_s`` again, and
+    every ``PROBE_EVERY_POLLS`` polls a count probe scans the last ``LAG_MAX_S`` (hbcore.stream.reader).
+    Re-reads of short invocations come on top, only when events come late."""
     window_s = reader.POLL_INTERVAL_S + reader.LAG_S + 1  # each query: last end - lag, to now + 1 s
-    return window_s / reader.POLL_INTERVAL_S
+    probe_s = (reader.LAG_MAX_S + 1) / reader.PROBE_EVERY_POLLS
+    return (window_s + probe_s) / reader.POLL_INTERVAL_S
 
 
 def put_units_per_beat(aggregated: bool) -> float:
@@ -154,7 +159,8 @@ def usage_cost_lines(stack: StackOptions, endpoint: EndpointSpec, rate_bps: floa
                  f"{log_bytes:.0f} B/beat ({batch}-beat batches), {logs_gb_per_h:.3f} GB/h"),
         CostLine("Logs Insights (Monitor page open)", scanned_gb_per_h * LOGS_INSIGHTS_GB_SCANNED_USD,
                  f"{scanned_gb_per_h:.3f} GB/h scanned: a poll every {reader.POLL_INTERVAL_S:g} s "
-                 f"re-reads {reader.LAG_S} s"),
+                 f"re-reads {reader.LAG_S} s, a count probe every {reader.PROBE_EVERY_POLLS} polls"
+                 f" {reader.LAG_MAX_S} s"),
         CostLine("Lambda requests", invocations_per_h / 1e6 * LAMBDA_REQUESTS_MILLION_USD,
                  f"{invocations_per_h:,.0f} invocations/h"),
         CostLine("Lambda duration (arm64)",
@@ -178,9 +184,11 @@ def usage_cost_lines(stack: StackOptions, endpoint: EndpointSpec, rate_bps: floa
         units = put_units_per_beat(aggregated)
         lines.append(CostLine("Kinesis PUT payload units", beats_per_h * units / 1e6 * KINESIS_PUT_UNITS_MILLION_USD,
                               f"{units:.3g} a beat ({'KPL aggregates' if aggregated else 'a record per beat'})"))
-    metrics = patients * len(emf.METRICS)
+    per_patient = 1 if stack.alarm_email else 0  # VBeats, for the V-beat alarm (hbcore.aws.stack)
+    metrics = len(emf.METRICS) + patients * per_patient
     lines.append(CostLine(f"EMF metrics ({patients} patients)", custom_metrics_month_usd(metrics) / HOURS_PER_MONTH,
-                          f"{metrics:,} custom metrics ({len(emf.METRICS)} a patient), prorated by the hour"))
+                          f"{metrics:,} custom metrics: {len(emf.METRICS)} fleet totals"
+                          f" + {per_patient} a patient, prorated by the hour"))
     return lines
 
 

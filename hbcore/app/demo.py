@@ -200,7 +200,7 @@ class DemoRun(BackgroundTask[DemoProgress]):
     records : list of str, default=None
     model_path : Path, default=None
         Deploy this model instead of finding or training one.
-    aggregate : bool, default=False
+    aggregate : bool, default=True
         Replay KPL-aggregated records (:class:`~hbcore.stream.replay.Replay`).
     split : {"inter", "intra"}, default=DEMO_SPLIT
         Which patients stream (DEMO_SPLITS) and so which split the model trains on.
@@ -214,7 +214,7 @@ class DemoRun(BackgroundTask[DemoProgress]):
 
     def __init__(self, pipeline: Pipeline, load: Callable[[], BeatSet], n_beats: int | None = DEMO_BEATS,
                  rate_bps: float | None = None, records: list[str] | None = None, model_path: Path | None = None,
-                 aggregate: bool = False, split: str = DEMO_SPLIT, quick: bool = True,
+                 aggregate: bool = True, split: str = DEMO_SPLIT, quick: bool = True,
                  load_s: float = STEP_SECONDS["data"], **info: object):
         if split not in DEMO_SPLITS:
             raise ValueError(f"split {split!r}: expected one of {', '.join(DEMO_SPLITS)}")
@@ -501,7 +501,7 @@ def _agreement_by_version(replay: Replay, rows: pd.DataFrame, served: dict[str, 
 
 
 def run_demo(n_beats: int = DEMO_BEATS, rate_bps: float | None = None, records: list[str] | None = None,
-             model_path: Path | None = None, mitdb: str | None = None, log=print, aggregate: bool = False,
+             model_path: Path | None = None, mitdb: str | None = None, log=print, aggregate: bool = True,
              split: str = DEMO_SPLIT, quick: bool = True) -> dict:
     """The whole pipeline on the local cloud, end to end; returns :func:`account`'s summary.
 

@@ -229,13 +229,13 @@ class Pipeline:
     # -- replay and reader --
 
     def start_replay(self, beats: BeatSet, *, rate_bps: float | None = None, speed: float | None = None,
-                     aggregate: bool = False) -> Replay:
+                     aggregate: bool = True) -> Replay:
         """Stop any running replay, wait for it, and stream ``beats`` (already selected and ordered) into the stream.
 
         Two replays never run side by side (they would share the stream's throughput and the monitor
         would show only the second): if the running one has not ended within REPLAY_STOP_TIMEOUT_S,
         nothing is started and :class:`ReplayStillRunning` says so. ``aggregate``: KPL-aggregated
-        records (:class:`~hbcore.stream.replay.Replay`).
+        records (:class:`~hbcore.stream.replay.Replay`), the default: a twentieth of the PUT payload units.
         """
         with self._lock:
             self.stop_replay()

@@ -229,6 +229,8 @@ def stack_parameters(names: Names, bucket: str, code_key: str, image_repository_
         "BudgetUsd": render_parameter(options.budget_usd or 0),
         "IteratorAgeAlarmMilliseconds": str(ITERATOR_AGE_ALARM_S * 1000),
         "VBeatsQuery": v_beats_query(),
+        # The V-beat alarm needs VBeats per patient; without it the handler publishes fleet totals only.
+        "EmfPatientMetrics": emf.V_BEATS_METRIC if options.alarm_email else "",
         "VBeatsPerMinuteThreshold": str(options.v_beats_per_minute),
         **mapping_parameters(),
     }

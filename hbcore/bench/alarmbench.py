@@ -24,7 +24,7 @@ import numpy as np
 from hbcore.data.dataset import BeatSet, load_beats, resolve_mitdb_dir
 from hbcore.data.splits import DS1_RECORDS, DS2_RECORDS
 from hbcore.rhythm import afselect, evaluation, scoring
-from hbcore.rhythm.detector import AF_PARAMS
+from hbcore.rhythm.detector import AF_PARAMS, AfParams
 from hbcore.rhythm.reference import SCORED_KINDS
 
 # (scoring kind, figure, target, minimum to resolve the issue); on the model source, DS2
@@ -174,25 +174,27 @@ def run_select_af(mitdb: str | None = None, log: Callable[[str], None] = print) 
     log("cross-validating the AF candidates ...")
     chosen, results = afselect.select(mitdb_dir, streams)
     return {
-        "candidates": [{"window": r.params.window, "metric": r.params.metric, "exclude": _labels(r.params.exclude),
-                        "limit": r.params.limit, "fold_limits": list(r.fold_limits), **r.cross_validated.summary()}
+        "candidates": [{**_describe(r.params), "fold_limits": list(r.fold_limits), **r.cross_validated.summary()}
                        for r in results],
-        "chosen": {"window": chosen.window, "metric": chosen.metric, "exclude": _labels(chosen.exclude),
-                   "limit": chosen.limit},
-        "in_use": chosen == AF_PARAMS,
+        "chosen": _describe(chosen),
+        "in_use": _describe(AF_PARAMS),
     }
 
 
-def _labels(exclude: Sequence[str]) -> str:
-    return "".join(exclude) or "-"
+def _describe(params: AfParams) -> dict:
+    return {"window": params.window, "metric": params.metric, "exclude": "".join(params.exclude) or "-",
+            "min_episode_s": params.min_episode_s, "limit": params.limit}
 
 
 def print_select_af(result: dict) -> None:
-    print(f"{'window':>6} {'metric':<7}{'excl':<5}{'limit':>6}  {'CV ep Se':>8}{'ep +P':>7}{'dur Se':>7}"
+    print(f"{'window':>6} {'metric':<7}{'excl':<5}{'min s':>6}{'limit':>6}  {'CV ep Se':>8}{'ep +P':>7}{'dur Se':>7}"
           f"{'dur +P':>7}{'min':>7}  fold limits")
     for row in result["candidates"]:
-        print(f"{row['window']:>6} {row['metric']:<7}{row['exclude']:<5}{row['limit']:>6.2f}  "
+        print(f"{row['window']:>6} {row['metric']:<7}{row['exclude']:<5}{row['min_episode_s']:>6.0f}"
+              f"{row['limit']:>6.2f}  "
               f"{_cell(row['episode_se']):>8}{_cell(row['episode_ppv']):>7}{_cell(row['duration_se']):>7}"
               f"{_cell(row['duration_ppv']):>7}{row['score']:>7.3f}  {sorted(set(row['fold_limits']))}")
-    print(f"chosen: {result['chosen']}; detector.AF_PARAMS is {'this' if result['in_use'] else 'NOT this'} choice")
+    same = result["in_use"] == result["chosen"]
+    print(f"CV winner: {result['chosen']}; detector.AF_PARAMS is {'this' if same else 'NOT this'} choice"
+          + ("" if same else f" but {result['in_use']} (a published fixed choice: docs/alarms.md)"))
     print(json.dumps({"bench": "alarms-select-af", **result}))

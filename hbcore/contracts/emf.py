@@ -14,6 +14,7 @@ its JSON schema) plus ``inv``, the invocation number that ties them to the invoc
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any, NamedTuple, TypeGuard
 
 from hbcore.contracts.fields import integer, text
@@ -32,6 +33,11 @@ V_CLASS = CLASS_NAMES.index("V")
 S_CLASS = CLASS_NAMES.index("S")
 NORMAL_CLASS = CLASS_NAMES.index("N")
 EMF_INTERVAL_S = 60.0
+# The metrics the handler also publishes per patient (env, comma-separated; default none). Every line
+# carries the patient's counts as properties, but a metric per patient is a custom metric per patient
+# (~$0.30 a month each): the fleet totals (one dimension set with no dimension) are the default, and
+# ``deploy up --alarm-email`` adds VBeats per patient for its alarm.
+PATIENT_METRICS_ENV = "EMF_PATIENT_METRICS"
 
 _to_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
@@ -54,12 +60,20 @@ def counts_of(predicted: list[int]) -> tuple[int, int, int, int]:
             len(predicted) - predicted.count(NORMAL_CLASS))
 
 
-def encode_metrics(line: PatientMetrics) -> str:
+def directives(patient_metrics: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """The line's metric directives: the fleet totals of every metric, then ``patient_metrics`` per patient."""
+    found = [{"Namespace": NAMESPACE, "Dimensions": [[]],
+              "Metrics": [{"Name": name, "Unit": UNIT} for name in METRICS]}]
+    if patient_metrics:
+        found.append({"Namespace": NAMESPACE, "Dimensions": [[PATIENT_DIMENSION]],
+                      "Metrics": [{"Name": name, "Unit": UNIT} for name in patient_metrics]})
+    return found
+
+
+def encode_metrics(line: PatientMetrics, patient_metrics: Sequence[str] = ()) -> str:
     """The text of one EMF line (no newline), as the handler prints it."""
     return _to_json({
-        "_aws": {"Timestamp": line.timestamp_ms, "CloudWatchMetrics": [{
-            "Namespace": NAMESPACE, "Dimensions": [[PATIENT_DIMENSION]],
-            "Metrics": [{"Name": name, "Unit": UNIT} for name in METRICS]}]},
+        "_aws": {"Timestamp": line.timestamp_ms, "CloudWatchMetrics": directives(patient_metrics)},
         PATIENT_DIMENSION: line.patient,
         BEATS_METRIC: line.beats, V_BEATS_METRIC: line.v_beats, S_BEATS_METRIC: line.s_beats,
         ABNORMAL_BEATS_METRIC: line.abnormal_beats,
@@ -70,14 +84,17 @@ def encode_metrics(line: PatientMetrics) -> str:
 def _directive_is_ours(metadata: Any) -> TypeGuard[dict[str, Any]]:
     if type(metadata) is not dict:
         return False
-    directives = metadata.get("CloudWatchMetrics")
-    if type(directives) is not list or len(directives) != 1 or type(directives[0]) is not dict:
+    found = metadata.get("CloudWatchMetrics")
+    if type(found) is not list or not 1 <= len(found) <= 2 or any(type(item) is not dict for item in found):
         return False
-    directive = directives[0]
-    metrics = directive.get("Metrics")
-    return (directive.get("Namespace") == NAMESPACE and directive.get("Dimensions") == [[PATIENT_DIMENSION]]
-            and type(metrics) is list
-            and tuple(metric.get("Name") if type(metric) is dict else None for metric in metrics) == METRICS)
+    names = [tuple(metric.get("Name") if type(metric) is dict else None for metric in item.get("Metrics") or ())
+             for item in found]
+    if not all(item.get("Namespace") == NAMESPACE for item in found) or names[0] != METRICS:
+        return False
+    if found[0].get("Dimensions") != [[]]:
+        return False
+    return len(found) == 1 or (found[1].get("Dimensions") == [[PATIENT_DIMENSION]] and bool(names[1])
+                               and set(names[1]) <= set(METRICS))
 
 
 def decode_metrics(document: dict[str, Any]) -> PatientMetrics | None:

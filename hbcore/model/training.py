@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 import sklearn
 from sklearn.exceptions import ConvergenceWarning
+from threadpoolctl import threadpool_limits
 
 from hbcore.data.dataset import BeatSet
 from hbcore.model import inference, metrics
@@ -57,8 +58,11 @@ REQUIREMENTS_TEXT = "# code/inference.py needs only numpy, which the SageMaker s
 TRAINING_RECIPES: tuple[str, ...] = ("paper", "kaggle")
 
 
-ESTIMATORS: tuple[str, ...] = ("mlp", "lda")
+ESTIMATORS: tuple[str, ...] = ("mlp", "lda", "gbt")
 MIN_BALANCED_BEATS = 100
+# The trees' weighting spares only classes too small to fill one leaf (scikit-learn's min_samples_leaf,
+# 20): the fold of DS1 that tests record 208 trains on 42 F beats, which must still weigh.
+MIN_WEIGHTED_BEATS = 20
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,11 @@ class ModelParams:
     ``estimator`` is ``"mlp"`` (the perceptron of
     ``hidden_layers``) or ``"lda"`` (linear discriminant analysis, de Chazal 2004's classifier;
     exported as a perceptron without hidden layer, and ``hidden_layers``, ``alpha`` and the epochs
-    do not apply).
+    do not apply) or ``"gbt"`` (gradient-boosted trees, scikit-learn's histogram gradient boosting:
+    ``max_iter`` boosting iterations at the shrinkage ``learning_rate_init``, trees of at most
+    ``max_leaf_nodes`` leaves and ``max_depth`` levels, no early stopping, so that the budget is
+    fixed; balanced through sample weights ``(n_max / n_k) ** class_balance``, the classes of
+    fewer than :data:`MIN_WEIGHTED_BEATS` beats weighing 1).
     """
 
     hidden_layers: tuple[int, ...] = (256, 128)
@@ -103,6 +111,8 @@ class ModelParams:
     class_balance: float = 0.0
     prior_power: float = 0.0
     estimator: str = "mlp"
+    max_depth: int = 4
+    max_leaf_nodes: int = 15
 
     def __post_init__(self) -> None:
         if self.max_iter < 1 or self.final_iter < 0:
@@ -124,6 +134,9 @@ class ModelParams:
             raise ValueError(f"prior_power {self.prior_power}: expected a power in [0, 1]")
         if not 0.0 <= self.class_balance <= 1.0:
             raise ValueError(f"class_balance {self.class_balance}: expected a power in [0, 1]")
+        if self.max_depth < 1 or self.max_leaf_nodes < 2:
+            raise ValueError(f"max_depth {self.max_depth}, max_leaf_nodes {self.max_leaf_nodes}: "
+                             "expected at least 1 level and 2 leaves")
 
     def feature_columns(self) -> np.ndarray:
         """The columns of :func:`hbcore.model.inference.features` the model reads, in order."""
@@ -133,9 +146,10 @@ class ModelParams:
 
 # The inter-patient model is what `python -m hbcore select-model` chose by leave-records-out
 # cross-validation inside DS1 (hbcore.model.selection; the README's "Model selection protocol"):
-# candidate "lda-context-pre" (pooled out-of-fold macro-F1 0.531 over N/S/V/F, against 0.528 without
-# the pre-R segment, 0.512 and 0.482 for the perceptrons, 0.462 for LDA on the raw window too) with
-# the decision rule chosen with it (prior_power 0.5). DS2 played no part.
+# candidate "lda-context-pre" (pooled out-of-fold macro-F1 0.531 over N/S/V/F, against 0.530 without
+# the pre-R segment, 0.517 and 0.483 for the perceptrons, 0.463 for LDA on the raw window too, 0.491-0.509
+# for the boosted trees) with the decision rule chosen with it (prior_power 0.5), on the context of the
+# slow-reference percentile chosen there too (70). DS2 played no part.
 SPLIT_PARAMS: dict[str, ModelParams] = {
     "intra": ModelParams(),
     "inter": ModelParams(estimator="lda", feature_groups=("window", "rr", "context", "pre"), class_balance=1.0,
@@ -184,14 +198,20 @@ def rr_of(beats: BeatSet) -> np.ndarray:
 
 
 def make_estimator(params: ModelParams):
-    """The untrained pipeline: standardisation, then the perceptron or the discriminant analysis."""
+    """The untrained pipeline: standardisation, then the perceptron or the discriminant analysis;
+    the boosted trees alone (a split reads the feature's order only)."""
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+    from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     if params.estimator == "lda":
         return make_pipeline(StandardScaler(), LinearDiscriminantAnalysis())
+    if params.estimator == "gbt":
+        return make_pipeline(HistGradientBoostingClassifier(
+            max_iter=params.max_iter, learning_rate=params.learning_rate_init, max_depth=params.max_depth,
+            max_leaf_nodes=params.max_leaf_nodes, early_stopping=False, random_state=params.seed))
     return make_pipeline(
         StandardScaler(),
         MLPClassifier(
@@ -233,6 +253,14 @@ def balanced_rows(labels: np.ndarray, power: float, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(rows))
 
 
+def balanced_weights(labels: np.ndarray, power: float) -> np.ndarray:
+    """A weight per beat, ``(n_max / n_k) ** power`` of its class (1 for classes of fewer than
+    :data:`MIN_WEIGHTED_BEATS` beats): :func:`balanced_rows` without repeating any row."""
+    counts = np.bincount(labels.astype(np.int64)).astype(np.float64)
+    factors = np.where(counts >= MIN_WEIGHTED_BEATS, (counts.max() / np.maximum(counts, 1)) ** power, 1.0)
+    return factors[labels.astype(np.int64)]
+
+
 def training_set(views: list[BeatSet], params: ModelParams) -> tuple[np.ndarray, np.ndarray, bool]:
     """Features and labels of every view and shifted copy, the rare classes repeated; for a random
     share of them what Kaggle rows lack hidden (RR, pre-R segment, context).
@@ -251,7 +279,8 @@ def training_set(views: list[BeatSet], params: ModelParams) -> tuple[np.ndarray,
         context += [view.context for view in views]
     rr = np.vstack([rr] * len(windows))
     labels = np.concatenate([views[0].y] * len(windows))
-    rows = balanced_rows(labels, 0.0 if params.estimator == "lda" else params.class_balance, params.seed)
+    # LDA and the trees are balanced by priors and sample weights instead (fit_estimator).
+    rows = balanced_rows(labels, params.class_balance if params.estimator == "mlp" else 0.0, params.seed)
     X, rr, labels = np.vstack(windows)[rows], rr[rows], labels[rows]
     pre_rows, context_rows = np.vstack(pre)[rows], np.vstack(context)[rows]
     if uses_rr:
@@ -268,13 +297,19 @@ def fit_estimator(features: np.ndarray, labels: np.ndarray, params: ModelParams)
         counts = np.bincount(labels.astype(np.int64))
         priors = counts[counts > 0].astype(np.float64) ** (1.0 - params.class_balance)
         estimator[-1].set_params(priors=priors / priors.sum())
+    fit_params = {}
+    if params.estimator == "gbt":
+        fit_params[f"{estimator.steps[-1][0]}__sample_weight"] = balanced_weights(labels, params.class_balance)
     # One BLAS thread: the perceptron's matrices (a batch of 256 beats) are too small for two
     # threads to pay; on this 2-core box one thread trains 3-4 times faster when anything else runs.
+    # One OpenMP thread for the trees likewise: on the busy 2-core box one DS1 cross-validation of the
+    # small trees took 17 s with one thread, 116 s with two.
     assert inference.BLAS is not None, "threadpoolctl comes with scikit-learn, so wherever hbcore trains"
-    with warnings.catch_warnings(), inference.BLAS.limit(limits=1, user_api="blas"):
+    with (warnings.catch_warnings(), inference.BLAS.limit(limits=1, user_api="blas"),
+          threadpool_limits(limits=1, user_api="openmp")):  # scans the libraries loaded by now
         # The epoch budget is fixed on purpose; the perceptron warns that it could go on.
         warnings.simplefilter("ignore", category=ConvergenceWarning)
-        estimator.fit(features, labels)
+        estimator.fit(features, labels, **fit_params)
         if params.final_iter and params.estimator == "mlp":
             scaler, network = estimator[0], estimator[-1]
             network.set_params(warm_start=True, max_iter=params.final_iter,
@@ -321,6 +356,39 @@ def decision_weights(labels: np.ndarray, classes: np.ndarray, prior_power: float
     return (counts / counts.max()) ** prior_power
 
 
+def tree_arrays(boosting) -> dict[str, np.ndarray]:
+    """A fitted ``HistGradientBoostingClassifier`` as the complete binary trees of ``model.npz``
+    (:func:`hbcore.model.inference.read_model`): each tree laid out breadth-first to the depth of
+    the deepest leaf, a shallower leaf padded with +inf thresholds (every beat goes left) and its
+    value copied to the bottom leaves below it."""
+    predictors = [tree for iteration in boosting._predictors for tree in iteration]
+    depth = max(int(tree.nodes["depth"].max()) for tree in predictors)
+    n_nodes = 2 ** depth - 1
+    feature = np.zeros((len(predictors), n_nodes), dtype=np.int64)
+    threshold = np.full((len(predictors), n_nodes), np.inf)
+    value = np.zeros((len(predictors), n_nodes + 1))
+    for t, tree in enumerate(predictors):
+        nodes = tree.nodes
+        if nodes["is_categorical"].any():
+            raise ValueError("categorical splits cannot be exported: the features are all numerical")
+        stack = [(0, 0)]  # (node of the scikit-learn tree, position in the complete tree)
+        while stack:
+            index, position = stack.pop()
+            node = nodes[index]
+            if not node["is_leaf"]:
+                feature[t, position], threshold[t, position] = node["feature_idx"], node["num_threshold"]
+                stack += [(int(node["left"]), 2 * position + 1), (int(node["right"]), 2 * position + 2)]
+                continue
+            low = high = position  # the bottom leaves below this position: a run [low, high]
+            while low < n_nodes:
+                low, high = 2 * low + 1, 2 * high + 2
+            value[t, low - n_nodes:high - n_nodes + 1] = node["value"]
+    outputs = boosting.n_trees_per_iteration_
+    return {"tree_feature": feature, "tree_threshold": threshold, "tree_value": value,
+            "tree_output": np.tile(np.arange(outputs, dtype=np.int64), len(boosting._predictors)),
+            "tree_baseline": np.asarray(boosting._baseline_prediction, dtype=np.float64).ravel()}
+
+
 def export_arrays(estimator, uses_rr: bool, created_at: datetime, feature_columns: np.ndarray | None = None,
                   weights: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The fitted pipeline as the plain arrays of ``model.npz`` (:func:`hbcore.model.inference.read_model`).
@@ -334,7 +402,6 @@ def export_arrays(estimator, uses_rr: bool, created_at: datetime, feature_column
         feature_columns = np.arange(inference.N_FEATURES)
     if weights is None:
         weights = np.ones(len(network.classes_))
-    mean, scale = scaler_arrays(scaler)
     arrays = {
         "format": np.array(inference.MODEL_FORMAT),
         "feature_version": np.array(inference.FEATURE_VERSION),
@@ -342,9 +409,14 @@ def export_arrays(estimator, uses_rr: bool, created_at: datetime, feature_column
         "feature_columns": np.asarray(feature_columns, dtype=np.int64),
         "decision_weights": np.asarray(weights, dtype=np.float64),
         "classes": np.asarray(network.classes_, dtype=np.int64),
-        "scaler_mean": mean,
-        "scaler_scale": scale,
     }
+    if hasattr(network, "_predictors"):  # the boosted trees: no scaler, no layers
+        two_classes = len(network.classes_) == 2
+        arrays |= tree_arrays(network) | {"out_activation": np.array("logistic" if two_classes else "softmax")}
+        version = f"{created_at:%Y%m%dT%H%M%SZ}-{arrays_digest(arrays)[:8]}"
+        return arrays | {"version": np.array(version)}
+    mean, scale = scaler_arrays(scaler)
+    arrays |= {"scaler_mean": mean, "scaler_scale": scale}
     if hasattr(network, "coefs_"):  # the perceptron
         arrays |= {"activation": np.array(network.activation), "out_activation": np.array(network.out_activation_)}
         layers = list(zip(network.coefs_, network.intercepts_))

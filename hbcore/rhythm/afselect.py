@@ -1,13 +1,15 @@
 """How the AF detector's parameters were chosen: leave-one-record-out cross-validation on DS1 only.
 
 Candidates are :class:`~hbcore.rhythm.detector.AfParams` variants (window length, irregularity
-metric, which ectopic beats' intervals are left out) each with a grid of limits. For every DS1
-record in turn, the limit that scores best on the other 21 records is picked and the held-out
-record is scored with it; the held-out counts summed over the 22 folds are the candidate's
+metric, which ectopic beats' intervals are left out) each with a grid of limits, and Dash et al.
+2009's published detector (its own window and thresholds: a grid of one) with the same exclusions.
+For every DS1 record in turn, the limit that scores best on the other 21 records is picked and the
+held-out record is scored with it; the held-out counts summed over the 22 folds are the candidate's
 cross-validated figures. The candidate with the best cross-validated score wins, and its limit is
 then refit on all of DS1. The score is the smallest of AF episode Se, episode +P, duration Se and
-duration +P (the targets ask for all four). Beats are labelled by the reference annotations (the
-detector alone); DS2 is never looked at. ``python -m hbcore bench alarms --select-af`` prints it all.
+duration +P (the targets ask for all four). Beats carry the labels the caller gives (``--select-af``:
+each DS1 record labelled by a model trained on the other 21); DS2 is never looked at.
+``python -m hbcore bench alarms --select-af`` prints it all.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from hbcore.rhythm import evaluation, scoring
-from hbcore.rhythm.detector import AfParams
+from hbcore.rhythm.detector import AF_MIN_EPISODE_S, DASH_WINDOW, AfParams
 from hbcore.rhythm.events import BeatObs
 
 WINDOWS: tuple[int, ...] = (16, 32, 64)
@@ -27,14 +29,20 @@ EXCLUSIONS: tuple[tuple[str, ...], ...] = ((), ("V",), ("V", "S"))  # () reads t
 LIMITS: dict[str, tuple[float, ...]] = {
     "median": tuple(round(float(limit), 3) for limit in np.arange(0.06, 0.301, 0.02)),
     "share": tuple(round(float(limit), 3) for limit in np.arange(0.50, 0.951, 0.05)),
-    "cells": tuple(round(float(limit), 3) for limit in np.arange(0.40, 0.951, 0.05)),
+    "cells": (0.80, 0.85, 0.90, 0.93, 0.95, 0.97, 0.99),
+    "dash": (1.0,),  # Dash et al. 2009's own thresholds: nothing is tuned on MIT-BIH
 }
+SEARCHED_METRICS: tuple[str, ...] = ("median", "share", "cells")  # over WINDOWS; "dash" at its published window
+# (Dash et al. report every AF segment; each of their candidates is tried with and without AF_MIN_EPISODE_S)
 
 
 def candidates() -> list[AfParams]:
     """Every candidate (limit left at its default: the grid is searched per fold)."""
-    return [AfParams(window=window, metric=metric, exclude=exclude)
-            for window in WINDOWS for metric in LIMITS for exclude in EXCLUSIONS]
+    searched = [AfParams(window=window, metric=metric, exclude=exclude)
+                for window in WINDOWS for metric in SEARCHED_METRICS for exclude in EXCLUSIONS]
+    published = [AfParams(window=DASH_WINDOW, metric="dash", limit=1.0, exclude=exclude, min_episode_s=minimum_s)
+                 for minimum_s in (0.0, AF_MIN_EPISODE_S) for exclude in EXCLUSIONS]
+    return searched + published
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ the detector hands every beat to each of them and returns what they report. Defi
 reasons for each threshold are in docs/alarms.md.
 
 An event is emitted during the ``feed`` of the beat that completes it: the beat that makes a run
-three beats long, a pattern ``*_MIN_V`` cycles long, a rate window cross a limit, the AF window cross
-its threshold, or the first beat that is not part of the event (which ends a couplet, a run, a
+three beats long, a pattern ``*_MIN_V`` cycles long, a rate window cross a limit, the AF window show
+AF for the minimum episode, or the first beat that is not part of the event (which ends a couplet, a run, a
 bigeminy). Its stream-time latency is therefore zero beats past that beat; a pause is known when the
 beat that ends it arrives.
 """
@@ -39,8 +39,16 @@ UPDATE_INTERVAL_S = 10.0   # an ongoing episode is reported again at most every 
 RECENT_LIMIT_WINDOWS = 8   # the AF tracker keeps at most 8 windows of beats (memory bound in long VT)
 
 
-AF_METRICS: tuple[str, ...] = ("median", "share", "cells")
+AF_METRICS: tuple[str, ...] = ("median", "share", "cells", "dash")
 AF_CELL_S = 0.025  # the RR / delta-RR grid of the "cells" metric (Lian et al. 2011)
+# The "dash" metric: Dash, Chon, Lu & Raeder 2009 (Ann. Biomed. Eng. 37:1701), their published values.
+DASH_WINDOW = 128               # RR intervals a segment
+DASH_TRIM_SHARE = 8 / 128       # the 8 longest and 8 shortest of 128 intervals are outliers (ectopy)
+DASH_NRMSSD = 0.1               # AF needs RMSSD / mean RR above 0.1 ...
+DASH_ENTROPY = 0.7              # ... the Shannon entropy of the RR histogram (16 bins, normalised) above 0.7 ...
+DASH_TPR = (0.54, 0.77)         # ... and the turning-point ratio inside the band of a random series
+DASH_BINS = 16
+AF_MIN_EPISODE_S = 30.0         # an AF episode lasts at least 30 s (2012 HRS/EHRA/ECAS consensus; 2020 ESC guidelines)
 
 
 @dataclass(frozen=True)
@@ -53,17 +61,20 @@ class AfParams:
     ``|RR_i - RR_{i-1}| / mean(RR_i, RR_{i-1})``), ``"share"`` (the share of them above
     ``share_above``) or ``"cells"`` (the share of distinct cells of a 25 ms grid the points
     ``(RR_i, RR_i - RR_{i-1})`` fall in: Lian, Wang & Muessig 2011, whose map tells patterned ectopy,
-    a few clusters, from AF, scattered points). AF starts when the metric reaches ``limit`` and ends when it falls below
-    ``limit * hysteresis``; both are dated to the middle of the window, the point at which half of it
-    is irregular.
+    a few clusters, from AF, scattered points) or ``"dash"`` (Dash et al. 2009's three tests, see
+    :func:`dash_score`: 1 or more when all three call AF). AF starts when the metric reaches ``limit``
+    and ends when it falls below ``limit * hysteresis``; both are dated to the middle of the window,
+    the point at which half of it is irregular. With ``min_episode_s`` an episode is reported only once
+    it has lasted that long (to the middle of the window), so none is shorter.
     """
 
-    window: int = 32
-    metric: str = "share"
-    limit: float = 0.8
+    window: int = 64
+    metric: str = "cells"
+    limit: float = 0.97
     share_above: float = 0.08
-    exclude: tuple[str, ...] = ("V",)
+    exclude: tuple[str, ...] = ()
     hysteresis: float = 0.8
+    min_episode_s: float = 0.0
 
     def __post_init__(self) -> None:
         if self.window < 4:
@@ -72,6 +83,8 @@ class AfParams:
             raise ValueError(f"AF metric {self.metric!r}: expected one of {', '.join(AF_METRICS)}")
         if not 0 < self.hysteresis <= 1:
             raise ValueError(f"AF hysteresis {self.hysteresis}: expected a factor in (0, 1]")
+        if self.min_episode_s < 0:
+            raise ValueError(f"AF minimum episode {self.min_episode_s} s: expected 0 s or more")
 
     def irregularity(self, window: np.ndarray) -> float:
         """The metric over one window: rows of (relative difference, RR_i, RR_i - RR_{i-1}) in seconds."""
@@ -79,13 +92,49 @@ class AfParams:
             return float(np.median(window[:, 0]))
         if self.metric == "share":
             return float(np.mean(window[:, 0] > self.share_above))
+        if self.metric == "dash":
+            return dash_score(window[:, 1], window[:, 2])
         cells = np.floor(window[:, 1:] / AF_CELL_S).astype(np.int64)
         return len(np.unique(cells, axis=0)) / len(window)
 
 
-# The DS1 cross-validation's choice (python -m hbcore bench alarms --select-af; docs/alarms.md): 32 differences,
-# AF when 80 % of them exceed 8 %, leaving out the intervals next to V beats.
-AF_PARAMS = AfParams()
+def dash_score(rr_s: np.ndarray, delta_s: np.ndarray) -> float:
+    """Dash et al. 2009's AF rule over one segment as one number: ``min(nRMSSD / 0.1, entropy / 0.7)``
+    when the turning-point ratio lies in their band, else 0; so 1 or more is their AF call, and the
+    tracker's hysteresis (ending below ``hysteresis``) loosens the two thresholds by the same factor.
+
+    ``rr_s`` are the segment's intervals in time order, ``delta_s`` each one's difference from the
+    interval before it. The turning-point ratio (the share of intervals longer or shorter than both
+    neighbours; 2/3 for a random series) reads them all; RMSSD, mean RR and the entropy leave out the
+    longest and shortest 8 of 128 (what is left of ectopic beats), RMSSD from the differences whose two
+    intervals are both kept.
+    """
+    n = len(rr_s)
+    middle = rr_s[1:-1]
+    turning = np.count_nonzero((middle - rr_s[:-2]) * (middle - rr_s[2:]) > 0)
+    if not DASH_TPR[0] <= turning / n <= DASH_TPR[1]:
+        return 0.0
+    trim = round(n * DASH_TRIM_SHARE)
+    ordered = np.sort(rr_s)
+    low, high = ordered[trim], ordered[n - 1 - trim]
+    kept = (rr_s >= low) & (rr_s <= high)
+    before = rr_s - delta_s
+    both = kept & (before >= low) & (before <= high)
+    kept_rr = rr_s[kept]
+    mean_rr = float(np.mean(kept_rr))
+    if not both.any() or mean_rr <= 0 or high <= low:
+        return 0.0
+    nrmssd = float(np.sqrt(np.mean(delta_s[both] ** 2))) / mean_rr
+    bins = np.minimum(((kept_rr - low) / (high - low) * DASH_BINS).astype(np.int64), DASH_BINS - 1)
+    share = np.bincount(bins, minlength=DASH_BINS) / len(kept_rr)
+    share = share[share > 0]
+    entropy = float(-(share * np.log(share)).sum() / np.log(DASH_BINS))
+    return min(nrmssd / DASH_NRMSSD, entropy / DASH_ENTROPY)
+
+
+# A published fixed choice, not the DS1 cross-validation's (docs/alarms.md says why): Dash et al. 2009 over 128
+# intervals at their thresholds, leaving out the intervals next to V beats, episodes of 30 s or more.
+AF_PARAMS = AfParams(window=DASH_WINDOW, metric="dash", limit=1.0, exclude=("V",), min_episode_s=AF_MIN_EPISODE_S)
 
 
 @dataclass(frozen=True)
@@ -315,6 +364,7 @@ class _AfTracker:
         self.previous: _Beat | None = None
         self.previous_rr: float | None = None  # the last usable interval, if it ended at the previous beat
         self.episode: _Episode | None = None
+        self.pending: list[_Beat] | None = None  # AF shown, not yet for min_episode_s: its beats from the onset
         self.last_offset_s = -np.inf  # an episode never starts before the previous one ended
 
     def _difference(self, beat: _Beat) -> tuple[float, float, float] | None:
@@ -335,6 +385,8 @@ class _AfTracker:
             self.recent.popleft()
         if self.episode is not None:
             self.episode.add(beat)
+        elif self.pending is not None:
+            self.pending.append(beat)
         difference = self._difference(beat)
         if difference is None:
             return self.reporter.progress(self.episode, beat.t_s) if self.episode else []
@@ -347,10 +399,18 @@ class _AfTracker:
         middle_index = self.differences[len(self.differences) // 2][3]
         middle = next((b for b in self.recent if b.index >= middle_index), beat)
         if self.episode is None:
-            if irregularity < self.params.limit:
+            if self.pending is None:
+                if irregularity < self.params.limit:
+                    return []
+                self.pending = [b for b in self.recent if b.index >= middle.index and b.t_s > self.last_offset_s]
+                self.pending = self.pending or [beat]
+            elif irregularity < self.params.limit * self.params.hysteresis:
+                self.pending = None  # ended before it lasted min_episode_s: not an episode
                 return []
-            beats = [b for b in self.recent if b.index >= middle.index and b.t_s > self.last_offset_s] or [beat]
-            self.episode = self.reporter.open("af", beats)
+            # The episode would end no earlier than the window's middle: report it once that is far enough.
+            if middle.t_s - self.pending[0].t_s < self.params.min_episode_s:
+                return []
+            self.episode, self.pending = self.reporter.open("af", self.pending), None
             return [self.reporter.report(self.episode, True, beat.t_s)]
         if irregularity >= self.params.limit * self.params.hysteresis:
             return self.reporter.progress(self.episode, beat.t_s)
@@ -364,7 +424,7 @@ class _AfTracker:
         return []  # irregularity needs beats: stream time alone changes nothing
 
     def close(self, now_s: float) -> list[RhythmEvent]:
-        episode, self.episode = self.episode, None
+        episode, self.episode, self.pending = self.episode, None, None  # a pending one never lasted long enough
         return [] if episode is None else [self.reporter.report(episode, False, now_s)]
 
 

@@ -42,12 +42,13 @@ def test_logs_ingestion_follows_the_log_format():
     assert usage["CloudWatch Logs ingestion"] == pytest.approx(expected)
 
 
-def test_insights_scans_the_reader_window_per_poll():
-    # a 2 s poll re-reading 10 s of lag (+1 s) scans 6.5 times what is ingested
-    assert costs.insights_scan_ratio() == pytest.approx(6.5)
+def test_insights_scans_the_reader_window_per_poll_and_its_count_probe():
+    # a 2 s poll re-reading 10 s of lag (+1 s): 6.5 times what is ingested; a probe of the last 121 s
+    # every 5 polls (10 s): 12.1 times more
+    assert costs.insights_scan_ratio() == pytest.approx(6.5 + 12.1)
     usage = _usage(500.0)
     assert usage["Logs Insights (Monitor page open)"] == pytest.approx(
-        usage["CloudWatch Logs ingestion"] / 0.50 * 6.5 * 0.005)
+        usage["CloudWatch Logs ingestion"] / 0.50 * 18.6 * 0.005)
 
 
 def test_per_use_costs_grow_with_the_rate():

@@ -44,7 +44,8 @@ def test_stack_creates_stream_function_logs_and_queue(local, handler):
     function = local.client("lambda").get_function(FunctionName=NAMES.function)["Configuration"]
     # moto keeps a Number parameter's type in the environment; AWS turns every value into a string.
     assert {key: str(value) for key, value in function["Environment"]["Variables"].items()} == {
-        "ENDPOINT_NAME": NAMES.endpoint, "ENDPOINT_TIMEOUT_S": "60", "ENDPOINT_MAX_REQUEST_BYTES": "4000000"}
+        "ENDPOINT_NAME": NAMES.endpoint, "ENDPOINT_TIMEOUT_S": "60", "ENDPOINT_MAX_REQUEST_BYTES": "4000000",
+        "EMF_PATIENT_METRICS": ""}  # no alarm e-mail: fleet totals only, no custom metric per patient
     assert function["Handler"] == "lambda_function.lambda_handler"
     assert local.client("kinesis").describe_stream_summary(StreamName=NAMES.stream)[
         "StreamDescriptionSummary"]["OpenShardCount"] == 1

@@ -12,6 +12,7 @@ from cfnlint.decode import decode_str
 
 from hbcore.aws import stack
 from hbcore.aws.names import Names
+from hbcore.contracts import emf
 from hbcore.localcloud import poller
 
 CHECKOV = shutil.which("checkov")
@@ -110,6 +111,7 @@ def test_log_group_has_a_retention_and_the_function_writes_to_it(template):
         "ENDPOINT_NAME": {"Ref": "EndpointName"},
         "ENDPOINT_TIMEOUT_S": {"Ref": "EndpointTimeoutSeconds"},
         "ENDPOINT_MAX_REQUEST_BYTES": {"Ref": "EndpointMaxRequestBytes"},
+        emf.PATIENT_METRICS_ENV: {"Ref": "EmfPatientMetrics"},
     }
 
 
@@ -167,6 +169,9 @@ def test_the_v_beat_alarm_queries_every_patient_by_the_emf_names(template):
                                      "ORDER BY SUM() DESC LIMIT 500")
     parameters = _parameters(stack.StackOptions(alarm_email="a@b.org", v_beats_per_minute=10))
     assert parameters["VBeatsPerMinuteThreshold"] == "10"
+    # The alarm's metric per patient is published only with the alarm (a custom metric per patient each).
+    assert parameters["EmfPatientMetrics"] == emf.V_BEATS_METRIC
+    assert _parameters(stack.StackOptions())["EmfPatientMetrics"] == ""
 
 
 def test_the_topic_mails_the_address_and_the_budget_needs_it(template):

@@ -85,11 +85,21 @@ def line() -> emf.PatientMetrics:
 def test_the_contracts_emf_line_is_valid_emf_with_our_names(line):
     document = assert_valid_emf(emf.encode_metrics(line))
 
-    (directive,) = document["_aws"]["CloudWatchMetrics"]
+    (directive,) = document["_aws"]["CloudWatchMetrics"]  # fleet totals only: no metric per patient
     assert directive["Namespace"] == emf.NAMESPACE == "HeartbeatMonitor"
-    assert directive["Dimensions"] == [[emf.PATIENT_DIMENSION]] and document["Patient"] == "208"
+    assert directive["Dimensions"] == [[]] and document["Patient"] == "208"
     assert [metric["Name"] for metric in directive["Metrics"]] == ["Beats", "VBeats", "SBeats", "AbnormalBeats"]
     assert [document[name] for name in emf.METRICS] == [120, 30, 4, 36]
+
+
+def test_a_metric_asked_for_per_patient_gets_the_patient_dimension_too(line):
+    document = assert_valid_emf(emf.encode_metrics(line, (emf.V_BEATS_METRIC,)))
+
+    fleet, per_patient = document["_aws"]["CloudWatchMetrics"]
+    assert fleet["Dimensions"] == [[]] and len(fleet["Metrics"]) == len(emf.METRICS)
+    assert per_patient["Dimensions"] == [[emf.PATIENT_DIMENSION]]
+    assert [metric["Name"] for metric in per_patient["Metrics"]] == ["VBeats"]
+    assert emf.decode_metrics(document) == line
 
 
 def test_the_handlers_emf_line_is_the_contracts_byte_for_byte(handler, line):
@@ -98,6 +108,9 @@ def test_the_handlers_emf_line_is_the_contracts_byte_for_byte(handler, line):
 
     assert text == emf.encode_metrics(line)
     assert emf.decode_metrics(json.loads(text)) == line
+    per_patient = handler.emf_line(line.timestamp_ms, line.patient, [line.beats, line.v_beats, line.s_beats,
+                                                                     line.abnormal_beats], line.inv, ("VBeats",))
+    assert per_patient == emf.encode_metrics(line, ("VBeats",))
     assert (handler.EMF_NAMESPACE, handler.EMF_DIMENSION, handler.EMF_METRICS) == (
         emf.NAMESPACE, emf.PATIENT_DIMENSION, emf.METRICS)
     assert handler.EMF_VERSION == emf.VERSION

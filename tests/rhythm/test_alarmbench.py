@@ -37,3 +37,13 @@ def test_one_record_scored_from_its_reference_labels(mitdb_dir):
     scored = alarmbench.score_source(mitdb_dir, beats, beats.y, ["233"], "reference")
     assert scored["events"]["v_run"]["se"] == 1.0 and scored["events"]["v_run"]["ppv"] == 1.0
     assert scored["latency_max_s"] <= 2.0 and set(scored["per_record"]) == {"233"}
+
+
+def test_the_af_selection_report_says_when_the_detector_in_use_is_not_the_cv_winner(capsys):
+    from hbcore.rhythm.detector import AF_PARAMS, AfParams
+
+    winner = alarmbench._describe(AfParams())
+    row = {**winner, "fold_limits": [0.97], "episode_se": 1.0, "episode_ppv": 1.0, "duration_se": 0.9,
+           "duration_ppv": 0.5, "score": 0.5}
+    alarmbench.print_select_af({"candidates": [row], "chosen": winner, "in_use": alarmbench._describe(AF_PARAMS)})
+    assert "AF_PARAMS is NOT this choice but {'window': 128, 'metric': 'dash'" in capsys.readouterr().out

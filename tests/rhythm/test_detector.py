@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -129,7 +130,7 @@ def window_of(rr: list[float]) -> np.ndarray:
     return np.column_stack([np.abs(np.diff(rr_s)) / (0.5 * (rr_s[1:] + rr_s[:-1])), rr_s[1:], np.diff(rr_s)])
 
 
-@pytest.mark.parametrize("metric", ["median", "share", "cells"])
+@pytest.mark.parametrize("metric", ["median", "share", "cells", "dash"])
 def test_each_af_metric_rates_random_intervals_far_above_regular_ones(metric):
     params = detector.AfParams(metric=metric)
     regular = params.irregularity(window_of(list(0.8 + 0.005 * np.sin(np.arange(33)))))
@@ -140,6 +141,78 @@ def test_patterned_ectopy_fills_few_cells_of_the_rr_map():
     params = detector.AfParams(metric="cells")
     bigeminy = params.irregularity(window_of([0.5, 1.1] * 16 + [0.5]))
     assert bigeminy <= 0.125 < params.irregularity(window_of(irregular(33)))  # 2 clusters: 2..4 of 32 cells
+
+
+DASH = detector.AfParams(window=detector.DASH_WINDOW, metric="dash", limit=1.0, exclude=("V",))
+
+
+def dash_of(rr: list[float]) -> float:
+    rows = window_of(rr)
+    return detector.dash_score(rows[:, 1], rows[:, 2])
+
+
+def test_dash_calls_af_only_when_all_three_tests_do():
+    assert dash_of(irregular(129)) > 1.0                                       # random: all three
+    assert dash_of(list(0.8 + 0.01 * np.random.default_rng(2).standard_normal(129))) < 0.5  # steady: nRMSSD low
+    assert dash_of([0.55, 1.05] * 64 + [0.55]) == 0.0    # alternating: every interval a turning point
+    assert dash_of(list(np.linspace(0.4, 1.2, 129))) == 0.0  # a ramp: no turning point
+
+
+def test_dash_detects_af_in_an_irregularly_irregular_stretch():
+    rr = [0.8] * 200 + irregular(600) + [0.8] * 200
+    events = of_kind(detect("p", stream("N" * 1000, rr), DASH), "af")
+    assert len(events) == 1
+    onset, offset = np.cumsum(rr)[200], np.cumsum(rr)[799]
+    half_window_s = DASH.window / 2 * 0.8
+    assert abs(events[0].onset_s - onset) < half_window_s and abs(events[0].offset_s - offset) < half_window_s
+
+
+def sinus_with_pvcs(n: int, share: float, seed: int = 3) -> tuple[str, list[float]]:
+    """Sinus rhythm at 75 bpm with premature V beats at random (coupling 0.4-0.6 s, full compensatory pause)."""
+    rng = np.random.default_rng(seed)
+    labels = "".join("V" if rng.random() < share and i % 2 else "N" for i in range(n))
+    rr: list[float] = []
+    for i, label in enumerate(labels):
+        if label == "V":
+            rr.append(0.5 + 0.1 * rng.uniform(-1.0, 1.0))
+        else:
+            rr.append(1.6 - rr[-1] if i and labels[i - 1] == "V" else 0.8 + 0.02 * rng.standard_normal())
+    return labels, rr
+
+
+def test_frequent_pvcs_in_sinus_rhythm_are_not_af_once_their_intervals_are_left_out():
+    labels, rr = sinus_with_pvcs(3000, 0.5)  # a V beat after one in four beats, at random
+    beats = stream(labels, rr)
+    assert of_kind(detect("p", beats, replace(DASH, exclude=())), "af") != []  # the raw RR series reads as AF
+    assert of_kind(detect("p", beats, DASH), "af") == []
+
+
+def periodic_irregular(n: int, spread_s: float) -> list[float]:
+    """A fixed random pattern of 128 intervals around 0.8 s, repeated: every window holds the same values."""
+    pattern = np.random.default_rng(5).uniform(-1.0, 1.0, detector.DASH_WINDOW)
+    return list(0.8 + spread_s * np.resize(pattern, n))
+
+
+def test_dash_af_ends_only_below_its_hysteresis():
+    weak = periodic_irregular(129, 0.095)
+    assert 0.8 < dash_of(weak) < 1.0  # not AF to start, AF to go on with
+    rr = [0.8] * 150 + periodic_irregular(300, 0.3) + periodic_irregular(500, 0.095) + [0.8] * 300
+    beats, ends = stream("N" * len(rr), rr), np.cumsum(rr)
+    with_hysteresis = of_kind(detect("p", beats, DASH), "af")
+    assert len(with_hysteresis) == 1 and with_hysteresis[0].offset_s > ends[900]  # through the weak stretch
+    without = of_kind(detect("p", beats, replace(DASH, hysteresis=1.0)), "af")
+    assert len(without) == 1 and without[0].offset_s < ends[600]  # ends soon after the weak stretch starts
+    assert of_kind(detect("p", stream("N" * 800, [0.8] * 150 + periodic_irregular(650, 0.095)), DASH), "af") == []
+
+
+def test_af_shorter_than_the_minimum_episode_is_not_reported():
+    short_window = replace(detector.AF_PARAMS, window=32)  # short enough for a 30 s burst to show
+    burst = stream("N" * 240, [0.8] * 100 + irregular(40) + [0.8] * 100)
+    unbounded = of_kind(detect("p", burst, replace(short_window, min_episode_s=0.0)), "af")
+    assert len(unbounded) == 1 and unbounded[0].duration_s < detector.AF_MIN_EPISODE_S
+    assert of_kind(detect("p", burst, short_window), "af") == []
+    flickering = of_kind(detect("p", stream("N" * 500, [0.8] * 100 + irregular(300) + [0.8] * 100), short_window), "af")
+    assert flickering and min(event.duration_s for event in flickering) >= detector.AF_MIN_EPISODE_S
 
 
 def test_an_unknown_af_metric_is_refused():

@@ -77,7 +77,9 @@ def test_every_beat_is_read_once_when_the_ingestion_delay_exceeds_the_lag_and_ro
             expected += 20
         write(clients, group, f"2026/12/02/[$LATEST]{stream_index}", events)
 
-    snapshot = poll_until(reader, lambda s: s.stats.predictions >= expected and s.stats.unreconciled == 0)
+    # Done when every invocation's summary has been read too: beats can all be in before the last summaries.
+    snapshot = poll_until(reader, lambda s: s.stats.predictions >= expected and s.stats.unreconciled == 0
+                          and s.stats.reconciled_invocations >= 24)
 
     stats = snapshot.stats
     assert (stats.predictions, stats.duplicate_predictions, stats.unreconciled) == (expected, 0, 0)
