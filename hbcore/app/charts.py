@@ -111,7 +111,7 @@ def class_timeline(distribution: pd.DataFrame, *, title: str = "predicted classe
     one column of counts per class, bins of equal width. The stacks are computed here (rectangles
     with explicit bounds): Vega-Lite turns a bar with both ``x`` and ``x2`` into a horizontal one.
     ``marks`` (``hbcore.app.marks.Mark``: a run started, paused, resumed, stopped, a model deployed)
-    are drawn as labelled vertical rules where they fall within the bars' span.
+    are drawn as labelled vertical rules where they fall within the bars' span (or the bin before it).
     """
     width = distribution.index[1] - distribution.index[0] if len(distribution) > 1 else pd.Timedelta(seconds=2)
     columns = [name for name in CLASS_NAMES if name in distribution.columns]
@@ -135,7 +135,8 @@ def class_timeline(distribution: pd.DataFrame, *, title: str = "predicted classe
     ).properties(height=240)
     if not marks or distribution.empty:
         return bars
-    shown = marks_frame(marks, distribution.index[0], distribution.index[-1] + width)
+    # a bin's width of slack before the first bar: a run's start precedes its first prediction
+    shown = marks_frame(marks, distribution.index[0] - width, distribution.index[-1] + width)
     if shown.empty:
         return bars
     kinds = [kind for kind in MARK_COLORS if kind in set(shown["kind"])]

@@ -91,14 +91,27 @@ class FailingStack(StackOnly):
         raise PermissionError("cloudformation:CreateStack denied")
 
 
+class FailingOnceDataLoads(FailingStack):
+    """Fails only once the data step is under way, so the test sees that step still working."""
+
+    def __init__(self, data_started: threading.Event) -> None:
+        super().__init__()
+        self.data_started = data_started
+
+    def ensure_stack(self, progress):
+        self.data_started.wait(10)
+        super().ensure_stack(progress)
+
+
 def test_a_failed_stack_is_said_at_once_not_after_the_data_and_model_steps():
-    loading = threading.Event()
+    loading, data_started = threading.Event(), threading.Event()
 
     def slow_data():
+        data_started.set()
         loading.wait(10)
         raise RuntimeError("released by the test")
 
-    run = demo.DemoRun(FailingStack(), slow_data).start()  # type: ignore[arg-type]
+    run = demo.DemoRun(FailingOnceDataLoads(data_started), slow_data).start()  # type: ignore[arg-type]
     try:
         deadline = time.monotonic() + 5
         while not run.progress().finished and time.monotonic() < deadline:

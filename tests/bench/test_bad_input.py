@@ -12,6 +12,7 @@ import json
 import time
 
 import pytest
+from kit.cloudkit import poll_reader_until
 
 from hbcore.stream import aggregations
 from hbcore.stream.replay import StreamSource, new_run_id, select_beats
@@ -51,17 +52,6 @@ def good_beats(mitdb_beats):
     return select_beats(mitdb_beats, split="intra", order="time", limit=40)
 
 
-def _wait_for(reader, done, timeout_s: float = WAIT_S):
-    """Poll the reader until ``done(snapshot)`` holds; the last snapshot either way."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        reader.poll_once()
-        snapshot = reader.snapshot()
-        if done(snapshot) or time.monotonic() > deadline:
-            return snapshot
-        time.sleep(0.5)
-
-
 @pytest.fixture(scope="module")
 def streamed(fault_rig, good_beats):
     """Good beats with every bad record between them, put 10 a call; the first call also carries one
@@ -88,7 +78,7 @@ def streamed(fault_rig, good_beats):
         rejected = set(snapshot.rejected["seq"])
         return good_ids <= set(snapshot.predictions["id"]) and set(seq_of.values()) <= rejected
 
-    return run, good_ids, seq_of, _wait_for(fault_rig.pipeline.reader, done)
+    return run, good_ids, seq_of, poll_reader_until(fault_rig.pipeline.reader, done, WAIT_S, 0.5)
 
 
 @pytest.mark.parametrize("name", [*BAD_RECORDS, "duplicate id"])
@@ -119,7 +109,8 @@ def test_foreign_log_lines_are_counted_and_ignored(fault_rig, good_beats):
     now_ms = int(time.time() * 1000)
     logs.put_log_events(logGroupName=group, logStreamName=stream,
                         logEvents=[{"timestamp": now_ms, "message": message} for message in foreign])
-    snapshot = _wait_for(reader, lambda s: s.stats.foreign_lines >= before.foreign_lines + len(foreign))
+    snapshot = poll_reader_until(reader, lambda s: s.stats.foreign_lines >= before.foreign_lines + len(foreign),
+                                 WAIT_S, 0.5)
     assert snapshot.stats.foreign_lines - before.foreign_lines == len(foreign)
     assert (snapshot.stats.predictions, snapshot.stats.rejected) == (before.predictions, before.rejected)
     assert snapshot.stats.error_count == before.error_count

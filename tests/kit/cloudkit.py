@@ -188,6 +188,17 @@ def wait_for(condition: Callable[[], object], timeout_s: float = 10.0, interval_
     pytest.fail(f"condition not met within {timeout_s} s: {condition}")
 
 
+def poll_reader_until(reader, done: Callable[[object], bool], timeout_s: float = 30.0, interval_s: float = 0.3):
+    """Poll a ``ResultsReader`` until ``done(snapshot)`` holds; the last snapshot either way (the test judges it)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        reader.poll_once()
+        snapshot = reader.snapshot()
+        if done(snapshot) or time.monotonic() > deadline:
+            return snapshot
+        time.sleep(interval_s)
+
+
 @pytest.fixture(scope="module")
 def cloud():
     """A local cloud running in this process (threads), its handlers imported from tests/."""

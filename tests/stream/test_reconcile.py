@@ -8,7 +8,7 @@ import contextlib
 import time
 
 import pytest
-from kit.cloudkit import unique
+from kit.cloudkit import poll_reader_until, unique
 
 from hbcore.contracts import emf, log_lines
 from hbcore.localcloud import insights, motopatches
@@ -54,16 +54,6 @@ def write(clients, group: str, stream: str, events: list[tuple[int, str]]) -> No
                         logEvents=[{"timestamp": ts, "message": text} for ts, text in events])
 
 
-def poll_until(reader: ResultsReader, done, timeout_s: float = 30.0):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        reader.poll_once()
-        snapshot = reader.snapshot()
-        if done(snapshot) or time.monotonic() > deadline:
-            return snapshot
-        time.sleep(0.3)
-
-
 def test_every_beat_is_read_once_when_the_ingestion_delay_exceeds_the_lag_and_rows_are_capped(clients, group, rules):
     """Three streams of 8 invocations (3 lines each, one a second): ~9 events a second against a cap of 10 rows."""
     rules(delay_min_s=2.0, delay_max_s=4.0, max_rows=10)
@@ -78,7 +68,7 @@ def test_every_beat_is_read_once_when_the_ingestion_delay_exceeds_the_lag_and_ro
         write(clients, group, f"2026/12/02/[$LATEST]{stream_index}", events)
 
     # Done when every invocation's summary has been read too: beats can all be in before the last summaries.
-    snapshot = poll_until(reader, lambda s: s.stats.predictions >= expected and s.stats.unreconciled == 0
+    snapshot = poll_reader_until(reader, lambda s: s.stats.predictions >= expected and s.stats.unreconciled == 0
                           and s.stats.reconciled_invocations >= 24)
 
     stats = snapshot.stats
