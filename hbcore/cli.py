@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -64,12 +63,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     """The test figures as JSON; over N, S, V, F for inter-patient splits (``--split inter``, records)."""
     from hbcore.model import metrics, training
 
-    if args.train_records or args.test_records:
-        return _print_json(metrics.inter_patient_figures(_train_on_records(args)))
-    split = args.split or "intra"
-    result = training.run_train(split=split, csv=args.csv, mitdb=args.mitdb, out=args.out, max_iter=args.max_iter,
-                                preset=args.preset, seed=args.seed)
-    return _print_json(result if split == "intra" else metrics.inter_patient_figures(result))
+    result = training.run_train(split=args.split, csv=args.csv, mitdb=args.mitdb, out=args.out, max_iter=args.max_iter,
+                                preset=args.preset, seed=args.seed, train_records=args.train_records or (),
+                                test_records=args.test_records or ())
+    intra = args.split in (None, "intra") and not args.train_records
+    return _print_json(result if intra else metrics.inter_patient_figures(result))
 
 
 def cmd_select_model(args: argparse.Namespace) -> int:
@@ -77,33 +75,6 @@ def cmd_select_model(args: argparse.Namespace) -> int:
     from hbcore.model import selection
 
     return _print_json(selection.run_select(mitdb=args.mitdb, candidates=args.candidates, n_folds=args.folds))
-
-
-def _train_on_records(args: argparse.Namespace) -> dict:
-    """``train --train-records A,B --test-records C,D``: the inter-patient recipe on any two disjoint
-    record lists. (Its home is ``training.run_train``, which takes no records yet.)"""
-    from hbcore.data import dataset, splits
-    from hbcore.model import training
-
-    if not (args.train_records and args.test_records):
-        raise ValueError("--train-records and --test-records go together: name the records of both parts")
-    if args.split or args.csv:
-        raise ValueError("--train-records/--test-records choose the split themselves: drop --split and --csv")
-    # Names checked against the folder first: a typo is reported before minutes of loading.
-    splits.check_records(args.train_records, args.test_records,
-                         dataset.list_records(dataset.resolve_mitdb_dir(args.mitdb)))
-    params = training.default_params("inter", args.preset)
-    if args.max_iter is not None:
-        params = dataclasses.replace(params, max_iter=args.max_iter)
-    if args.seed is not None:
-        params = dataclasses.replace(params, seed=args.seed)
-    beats, views = training.load_training_beats(mitdb=args.mitdb)
-    train, test = splits.records_index(beats.meta["record"].to_numpy(), args.train_records, args.test_records)
-    records = {"train_records": args.train_records, "test_records": args.test_records}
-    model = training.fit_and_evaluate(beats.subset(train), beats.subset(test), params,
-                                      [view.subset(train) for view in views], split="records", source="mitdb",
-                                      preset=args.preset, **records)
-    return training.summary(model) | records | {"model": str(training.write_model_tar(model, args.out))}
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
