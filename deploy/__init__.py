@@ -17,7 +17,7 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
-from hbcore.aws import artifacts, images, quotas, stack, training_job
+from hbcore.aws import artifacts, autoscaling, images, quotas, stack, training_job
 from hbcore.aws import endpoint as serving
 from hbcore.aws.backend import Backend
 from hbcore.aws.names import Names, cost_tags
@@ -209,13 +209,16 @@ def _dead_letters(backend: Backend, queue_url: str | None) -> int | None:
 
 
 def status(backend: Backend, names: Names) -> dict:
-    """The stack, the endpoint, the dead-letter queue depth and the bucket's managed objects."""
+    """The stack, the endpoint and its autoscaling, the dead-letter queue depth and the bucket's managed objects."""
     stack_state = stack.stack_status(backend, names)
     bucket = artifacts.bucket_name(backend, names)
     exists = artifacts.bucket_exists(backend, bucket)
+    endpoint = serving.endpoint_status(backend, names)
+    on_instances = endpoint is not None and not endpoint.get("serverless")
     return {
         "stack": stack_state,
-        "endpoint": serving.endpoint_status(backend, names),
+        "endpoint": endpoint,
+        "autoscaling": autoscaling.autoscaling_status(backend, names.endpoint) if on_instances else None,
         "dead_letters": _dead_letters(backend, (stack_state or {}).get("outputs", {}).get("DeadLetterQueueUrl")),
         "bucket": bucket if exists else None,
         "objects": len(artifacts.managed_keys(backend, bucket)) if exists else 0,

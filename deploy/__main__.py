@@ -263,11 +263,22 @@ def _status_lines(state: dict) -> list[str]:
                      f"model {endpoint.get('model_uri')}")
         if endpoint.get("failure_reason"):
             lines.append(f"  failure  {endpoint['failure_reason']}")
+        if not endpoint.get("serverless"):
+            lines.append(_scaling_line(state.get("autoscaling"), endpoint.get("instance_count") or 1))
     lines.append(f"bucket     {state['bucket']}: {state['objects']} object(s) written by deployments"
                  if state["bucket"] else "bucket     none")
     if stack_state is None and endpoint is None and not state["bucket"]:
         lines.append("nothing deployed")
     return lines
+
+
+def _scaling_line(scaling: dict | None, instance_count: int) -> str:
+    """How an instance endpoint scales: its autoscaling range and target, or its fixed count."""
+    if scaling is None:
+        return f"  scaling  none: a fixed {instance_count} instance(s) (up --max-instance-count adds autoscaling)"
+    target = scaling["invocations_per_instance_per_minute"]
+    policy = f"target {target:g} invocations per instance per minute" if target is not None else "no policy"
+    return f"  scaling  {scaling['min']}-{scaling['max']} instances, {policy}, now {instance_count}"
 
 
 def cmd_status(args: argparse.Namespace) -> int:

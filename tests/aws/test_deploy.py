@@ -257,10 +257,22 @@ def test_up_tags_the_stack_for_cost_allocation(deployed):
     assert tags["hb:project"] == "heartbeat-monitor" and tags["hb:deployment"] == "hbt"
 
 
+def test_status_says_an_instance_endpoint_without_autoscaling_has_a_fixed_count(moto_aws, handler, fake_model_tar,
+                                                                                   capsys):
+    assert cli.main(["up", *FAST, "--model", str(fake_model_tar()), "--instance-type", "ml.c5.large"]) == 0
+    capsys.readouterr()
+    assert cli.main(["status", *FAST]) == 0
+    assert "  scaling  none: a fixed 1 instance(s)" in capsys.readouterr().out
+    assert cli.main(["down", *FAST]) == 0
+
+
 def test_up_scales_an_instance_endpoint(moto_aws, handler, fake_model_tar, capsys):
     assert cli.main(["up", *FAST, "--model", str(fake_model_tar()), "--instance-type", "ml.c5.large",
                      "--instance-count", "2", "--max-instance-count", "5"]) == 0
     assert autoscaling.autoscaling_status(Backend(kind="aws"), "hbt-endpoint") == {
         "min": 2, "max": 5, "invocations_per_instance_per_minute": 600.0}
+    capsys.readouterr()
+    assert cli.main(["status", *FAST]) == 0
+    assert "  scaling  2-5 instances, target 600 invocations per instance per minute, now 2" in capsys.readouterr().out
     assert cli.main(["down", *FAST]) == 0
     assert autoscaling.autoscaling_status(Backend(kind="aws"), "hbt-endpoint") is None
