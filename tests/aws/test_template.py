@@ -193,17 +193,28 @@ def test_cfn_lint_reports_nothing_for_the_parameters_of_each_option(options):
     assert set(_parameters(stack.StackOptions(**options))) == set(decode_str(template)[0]["Parameters"])
 
 
-@pytest.mark.skipif(CHECKOV is None, reason="checkov is not installed: .ci/run installs it in its own venv "
-                                           "(its pins conflict with requirements.txt) and puts it on PATH")
-def test_checkov_passes_the_streams_encryption_checks(tmp_path):
+@pytest.fixture(scope="module")
+def checkov_results() -> dict:
+    if CHECKOV is None:
+        pytest.skip("checkov is not installed: .ci/run installs it in its own venv (its pins conflict with "
+                    "requirements.txt) and puts it on PATH")
     # --skip-download: no Bridgecrew/Prisma guidelines from the network (CI has none)
     result = subprocess.run([CHECKOV, "--file", str(stack.TEMPLATE_PATH), "--framework", "cloudformation",
                              "--output", "json", "--compact", "--skip-download"],
                             capture_output=True, text=True, timeout=300)
-    report = json.loads(result.stdout)
-    checks = report["results"]
-    stream_checks = [check for check in checks["passed_checks"] + checks["failed_checks"]
+    return json.loads(result.stdout)["results"]
+
+
+def test_checkov_passes_the_streams_encryption_checks(checkov_results):
+    stream_checks = [check for check in checkov_results["passed_checks"] + checkov_results["failed_checks"]
                      if check["resource"] == "AWS::Kinesis::Stream.Stream"]
     assert {check["check_id"] for check in stream_checks} >= {"CKV_AWS_43"}
-    assert [check["check_id"] for check in checks["failed_checks"]
+    assert [check["check_id"] for check in checkov_results["failed_checks"]
             if check["resource"] == "AWS::Kinesis::Stream.Stream"] == []
+
+
+def test_checkov_fails_nothing_and_every_skipped_check_says_why(checkov_results):
+    assert [(check["check_id"], check["resource"]) for check in checkov_results["failed_checks"]] == []
+    skipped = {check["check_id"]: check["check_result"].get("suppress_comment", "")
+               for check in checkov_results["skipped_checks"]}
+    assert skipped and all(len(reason) > 40 for reason in skipped.values()), skipped
