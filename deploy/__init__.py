@@ -192,7 +192,12 @@ def train(backend: Backend, names: Names, data_paths: list[Path], options: stack
           instance_type: str = training_job.DEFAULT_INSTANCE_TYPE,
           framework_version: str = images.DEFAULT_FRAMEWORK_VERSION,
           hyperparameters: dict[str, object] | None = None, progress: Progress = silent) -> str:
-    """Deploy the stack (it holds the execution role), train on SageMaker, return the model's S3 URI."""
+    """Check the training instance's quota, deploy the stack (it holds the execution role), train on
+    SageMaker, return the model's S3 URI."""
+    checks = quotas.check_quotas(backend, quotas.deployment_needs(training_instance_type=instance_type))
+    for check in checks:
+        progress(check.line())
+    quotas.require_quotas(checks)
     result = stack.deploy_stack(backend, names, options=options, progress=progress)
     job = training_job.start_training_job(
         backend, names, result.outputs["EndpointRoleArn"], data_paths, hyperparameters=hyperparameters,

@@ -78,9 +78,12 @@ class QuotaShortfall(RuntimeError):
 
 def deployment_needs(*, serverless_concurrency: int | None = None, endpoint_instance_type: str | None = None,
                      endpoint_instances: int = 0, lambda_concurrency: int | None = None,
-                     lambda_reserved: int | None = None) -> list[QuotaNeed]:
+                     lambda_reserved: int | None = None, training_instance_type: str | None = None) -> list[QuotaNeed]:
     """The quotas a deployment with these settings needs (pass only what it uses)."""
     needs = []
+    if training_instance_type is not None:  # a new account often has 0 of them: the job would fail at once
+        needs.append(QuotaNeed(SAGEMAKER_SERVICE, training_instances_name(training_instance_type), 1,
+                               "one instance for the training job"))
     if serverless_concurrency is not None:
         needs.append(QuotaNeed(SAGEMAKER_SERVICE, SERVERLESS_CONCURRENCY_NAME, serverless_concurrency,
                                "the serverless endpoint's max concurrency, shared by every serverless endpoint "

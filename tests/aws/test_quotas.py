@@ -93,3 +93,12 @@ def test_a_quota_not_found_is_reported_and_not_blocking(moto_aws, monkeypatch):
     [check] = quotas.check_quotas(Backend(kind="aws"), quotas.deployment_needs(serverless_concurrency=5))
     quotas.require_quotas([check])
     assert check.current is None and "not found in Service Quotas, not checked" in check.line()
+
+
+def test_training_needs_one_instance_of_its_type(moto_aws, monkeypatch):
+    listed = {"sagemaker": {quotas.training_instances_name("ml.m5.large"): ("L-M5T", 0.0)}}
+    monkeypatch.setattr(quotas, "list_quotas", lambda client, service: listed.get(service, {}))
+    checks = quotas.check_quotas(Backend(kind="aws"), quotas.deployment_needs(training_instance_type="ml.m5.large"))
+    with pytest.raises(quotas.QuotaShortfall, match=r"'ml.m5.large for training job usage' \(L-M5T\): current 0, "
+                                                    r"request an increase to 1"):
+        quotas.require_quotas(checks)

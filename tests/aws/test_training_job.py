@@ -12,10 +12,12 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
+import deploy
 from deploy import __main__ as cli
-from hbcore.aws import images, training_job
+from hbcore.aws import images, quotas, training_job
 from hbcore.aws.backend import Backend
 from hbcore.aws.names import Names
+from hbcore.aws.stack import StackOptions
 
 NAMES = Names("hbt")
 ROLE_ARN = "arn:aws:iam::123456789012:role/hbt-sagemaker"
@@ -112,6 +114,16 @@ def test_train_dry_run_prints_the_job(capsys, tmp_path):
     out = capsys.readouterr().out
     assert "training job hbt-train-<time> on ml.m5.large" in out
     assert "{'max-iter': 50}" in out
+
+
+def test_train_without_a_training_instance_quota_creates_nothing(moto_aws, monkeypatch, tmp_path):
+    listed = {"sagemaker": {quotas.training_instances_name("ml.m5.large"): ("L-M5T", 0.0)}}
+    monkeypatch.setattr(quotas, "list_quotas", lambda client, service: listed.get(service, {}))
+    data = tmp_path / "mitbih_train.csv"
+    data.write_text("0.5,0\n")
+    with pytest.raises(quotas.QuotaShortfall, match=r"ml\.m5\.large for training job usage"):
+        deploy.train(Backend(kind="aws"), NAMES, [data], StackOptions())
+    assert Backend(kind="aws").client("cloudformation").list_stacks()["StackSummaries"] == []
 
 
 def test_bad_hyperparameter_exits_2(capsys, tmp_path):
