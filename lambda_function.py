@@ -85,7 +85,7 @@ N_CLASSES = 5
 # The optional pre-R segment and per-patient context a monitor adds to a beat (stream record version 2):
 # passed on to the endpoint as they are, once checked.
 PRE_R_LENGTH = 36
-CONTEXT_LENGTH = 14
+CONTEXT_LENGTH = 18
 # A beat record is ~1.6 KB as JSON and ~4.7 KB as a Kaggle CSV line; anything far larger is not a
 # beat, and refusing it early keeps a 1 MiB record from costing a full parse.
 MAX_RECORD_BYTES = 64 * 1024

@@ -30,8 +30,8 @@ version = st.selectbox("Model", versions, key="deploy_model",
                                              f"{saved[versions.index(v)].metrics.get('accuracy', float('nan')):.2%})")
 chosen = saved[versions.index(version)]
 if not chosen.servable:
-    st.warning(f"Model {chosen.version} was saved by an earlier release as a scikit-learn pickle, which the "
-               "endpoint no longer loads: retrain it on the Train page.")
+    st.warning(f"Model {chosen.version} was saved by an earlier release (a scikit-learn pickle, or features this "
+               "release no longer computes), which the endpoint does not load: retrain it on the Train page.")
 target = "the local endpoint server" if settings.backend == "local" else f"SageMaker in {settings.region} (serverless)"
 st.caption(f"Deploys to endpoint `{pipeline.names.endpoint}` on {target}; the stream, the Lambda handler and the "
            "log group are created first if they do not exist.")

@@ -3,9 +3,14 @@
 The button comes first: it is what most visitors want, and it paints before the status panel,
 whose diagram and table load the browser's heavier chart code. While the demo sets up, the page
 redraws its progress and the status panel every POLL_S, then opens the live monitor. A replay
-already running is never replaced without asking.
+already running is never replaced without asking. On the local backend, opening the page starts
+the local cloud and creates the stack in the background (Pipeline.warm_up): the demo's click then
+waits for neither.
 """
 
+import importlib
+import sys
+import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -25,6 +30,7 @@ if TYPE_CHECKING:  # imported for real in start_demo: hbcore.app.demo loads scik
 
 DEMO_RATE_BPS = 250.0
 POLL_S = 0.5
+FINISH_CHECK_S = 0.05  # between redraws, how often the page looks whether the replay has started
 # The choice of patients; keys are hbcore.app.demo.DEMO_SPLITS' (not imported here: it loads scikit-learn).
 PATIENTS = {"inter": "Unseen patients (DS2: 22 records the model never saw, trained on DS1)",
             "intra": "Patients the model has seen (intra-patient test beats)"}
@@ -32,6 +38,8 @@ STEP_LABELS = {"data": "Loading the beats", "model": "Training a model (or loadi
                "stack": "Creating the stream, the Lambda handler and the log group",
                "endpoint": "Deploying the model to the endpoint", "replay": "Starting the replay"}
 STEP_MARKS = {"waiting": "○", "working": "◐", "done": "●", "failed": "✕"}
+DEMO_MODULE = "hbcore.app.demo"
+PRELOAD_THREAD = "home-demo-import"
 AWS_PREREQUISITES = "docs/aws.md → Prerequisites"
 
 st.session_state.setdefault("home_demo_error", None)
@@ -52,6 +60,8 @@ pipeline = res.pipeline()
 source = res.current_source()
 saved = modelstore.saved_models()
 blocked = res.backend_problem()
+if source is not None and blocked is None:
+    pipeline.warm_up()  # local backend: the cloud and the stack are made while the page is read
 
 
 def part_rows() -> dict[str, tuple[str, str]]:
@@ -238,7 +248,9 @@ def follow_demo(run: "DemoRun") -> str | None:
     while not (progress := run.progress()).finished:
         draw_progress(progress, time.monotonic() - started)
         rows = draw_status(rows)
-        time.sleep(POLL_S)
+        redraw_at = time.monotonic() + POLL_S
+        while time.monotonic() < redraw_at and not run.progress().finished:  # leave as soon as the replay starts
+            time.sleep(FINISH_CHECK_S)
     draw_progress(progress, time.monotonic() - started)
     return redact(progress.error) if progress.error else None
 
@@ -274,3 +286,8 @@ for column, (page, label, icon) in zip(steps, [
 ]):
     with column:
         st.page_link(page, label=label, icon=icon)
+
+# Once the page is drawn, the demo's module (scikit-learn: ~1 s) is imported in the background, so that
+# the click does not wait for it (start_demo imports it; an import under way is waited for, not repeated).
+if DEMO_MODULE not in sys.modules and not any(thread.name == PRELOAD_THREAD for thread in threading.enumerate()):
+    threading.Thread(target=importlib.import_module, args=(DEMO_MODULE,), name=PRELOAD_THREAD, daemon=True).start()

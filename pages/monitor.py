@@ -11,6 +11,9 @@ from hbcore.aws.redaction import redact
 TILE_COLUMNS = 6
 TILE_HEIGHT_PX = 150
 ALARM_ROWS = 8
+# While the latest run's first predictions are awaited, the page refreshes this often (then at the chosen
+# interval): they appear up to a refresh sooner, and each refresh reads the reader's snapshot only.
+FIRST_PREDICTIONS_REFRESH_S = 0.5
 PRESENTING_CSS = """<style>
 [data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], header[data-testid="stHeader"] {display: none;}
 .block-container {padding-top: 1rem; max-width: 100%;}
@@ -61,7 +64,21 @@ with controls:
                       help="Show the confusion matrix as shares of each true class")
     columns[3].toggle("Present", key="monitor_present",
                       help="Full width, large figures, no sidebar: the monitor alone (the link keeps it)")
-st.session_state["monitor_run_every"] = links.INTERVALS_S[st.session_state["monitor_interval"]]
+
+
+def awaiting_first_predictions() -> bool:
+    """Whether the latest run streams but none of its beats (predicted or rejected) has been read yet (the view
+    follows it)."""
+    if pipeline.replay is None or st.session_state["monitor_all_runs"] or st.session_state["monitor_pinned_run"]:
+        return False
+    progress = pipeline.replay.progress()
+    totals = pipeline.reader.snapshot().totals(progress.run)
+    return progress.state == "running" and totals.predicted + totals.rejected == 0
+
+
+chosen_every = links.INTERVALS_S[st.session_state["monitor_interval"]]
+awaiting = chosen_every is not None and awaiting_first_predictions()
+st.session_state["monitor_run_every"] = FIRST_PREDICTIONS_REFRESH_S if awaiting else chosen_every
 
 
 def shown_run(snapshot) -> str | None:
@@ -217,6 +234,8 @@ def live() -> None:
                    help=f"Over the {figures.labelled:,} processed beats with a reference label")
     if figures.beats == 0:
         st.info("No predictions yet: the first ones appear a few seconds after the replay starts.")
+        if awaiting and figures.rejected:  # only rejected records so far: the chosen interval again
+            st.rerun()
         return
     if (line := model_line(figures)) is not None:
         st.markdown(line)
@@ -235,6 +254,8 @@ def live() -> None:
     alarm_feed(feed, run)
     st.subheader("Patients")
     patient_tiles(figures, feed.unacknowledged_patients(run), run)
+    if awaiting:  # the first predictions are drawn: the whole page again, at the chosen interval
+        st.rerun()
     if presenting:
         return
     st.subheader("Latest abnormal beats")

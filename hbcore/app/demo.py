@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -182,11 +182,12 @@ class DemoRun(BackgroundTask[DemoProgress]):
     """Owner of the set-up thread of one demo run (see the module docstring).
 
     Started and waited for as every :class:`~hbcore.background.BackgroundTask`. The data and the
-    model are made while the stack is created (they do not depend on each other); the endpoint then
-    serves the model and the replay starts. A failed step is the progress's ``error``,
-    ``"<step>: <reason>"``, and the bar stops where it failed. After the replay has started, a quick
-    model is replaced by the full one (:attr:`DemoProgress.upgrade`); ``stop`` before that deploy
-    keeps the quick model (a training under way cannot be cut short: ``stop`` waits up to its timeout).
+    model are made while the stack is created (they do not depend on each other), and the beats to
+    stream are selected meanwhile; the endpoint then serves the model and the replay starts. A
+    failed step is the progress's ``error``, ``"<step>: <reason>"``, and the bar stops where it
+    failed. After the replay has started, a quick model is replaced by the full one
+    (:attr:`DemoProgress.upgrade`); ``stop`` before that deploy keeps the quick model (a training
+    under way cannot be cut short: ``stop`` waits up to its timeout).
 
     Parameters
     ----------
@@ -299,21 +300,21 @@ class DemoRun(BackgroundTask[DemoProgress]):
 
     def _work(self) -> str:
         """The set-up steps; "done" once the replay streams (and a quick model was upgraded, or not)."""
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="demo-stack") as pool:
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="demo-setup") as pool:
             stack_ready = pool.submit(self._make_stack)
-            beats, model_path, quick = self._make_data_and_model()
+            beats, model_path, quick, selected = self._make_data_and_model(pool)
             stack_ready.result()  # its error, if any, fails the run
-        with self._step("endpoint"):
-            deployment = self.pipeline.deploy(model_path, progress=self._note)
-        self._done("endpoint", f"endpoint {deployment.endpoint} {deployment.status}")
-        with self._step("replay"):
-            selection = replay_selection(beats, self.n_beats, self.records, self.split)
-            started_s = time.time()
-            replay = self.pipeline.start_replay(selection, rate_bps=self.rate_bps, aggregate=self.aggregate)
-            with self._lock:
-                self._replay, self._replay_started_s = replay, started_s
-        self._done("replay", f"streaming {len(selection):,} beats of {len(selection.records())} records "
-                             f"(run {replay.run})")
+            with self._step("endpoint"):
+                deployment = self.pipeline.deploy(model_path, progress=self._note)
+            self._done("endpoint", f"endpoint {deployment.endpoint} {deployment.status}")
+            with self._step("replay"):
+                selection = selected.result()  # its error, if any, is the replay step's
+                started_s = time.time()
+                replay = self.pipeline.start_replay(selection, rate_bps=self.rate_bps, aggregate=self.aggregate)
+                with self._lock:
+                    self._replay, self._replay_started_s = replay, started_s
+            self._done("replay", f"streaming {len(selection):,} beats of {len(selection.records())} records "
+                                 f"(run {replay.run})")
         if quick is not None:
             return self._upgrade_model(beats, quick)
         return "done"
@@ -323,28 +324,32 @@ class DemoRun(BackgroundTask[DemoProgress]):
             self.pipeline.ensure_stack(progress=self._note)
         self._done("stack", "stream, function and mapping ready")
 
-    def _make_data_and_model(self) -> tuple[BeatSet, Path, modelstore.SavedModel | None]:
-        """The beats, the model to deploy first, and that model when it is a quick one to upgrade."""
+    def _make_data_and_model(self, pool: ThreadPoolExecutor) -> tuple[BeatSet, Path, modelstore.SavedModel | None,
+                                                                       Future[BeatSet]]:
+        """The beats, the model to deploy first, that model when it is a quick one to upgrade, and the
+        beats to stream: selected in ``pool`` while the model, the stack and the endpoint are made (a
+        fraction of a second over all of MIT-BIH that the replay step no longer waits for)."""
         with self._step("data"):
             beats = self.beats = self.load()
         self._done("data", f"{len(beats):,} beats loaded")
+        selected = pool.submit(replay_selection, beats, self.n_beats, self.records, self.split)
         if self.model_path is not None:
             with self._step("model", 0.0):
                 path = Path(self.model_path)
             self._done("model", f"using {path}")
-            return beats, path, None
+            return beats, path, None, selected
         full = find_full_model(beats, self.split)
         if full is not None or not self.quick or quick_params(self.split) == models.default_params(self.split):
             with self._step("model", 0.1 if full else self._train_estimate(beats, models.default_params(self.split))):
                 saved = full or train_and_save(beats, self.split, None, **self.info)
             self._set_model(saved, f"model {saved.version} ({'stored' if full else 'trained'})")
-            return beats, saved.path, None
+            return beats, saved.path, None, selected
         params = quick_params(self.split)
         with self._step("model", self._train_estimate(beats, params)):
             saved = train_and_save(beats, self.split, params, **self.info, **{PRESET_KEY: "quick"})
         self._set_model(saved, f"quick model {saved.version} trained in {saved.metadata['train_seconds']:.1f} s: "
                                "it streams while the full model trains")
-        return beats, saved.path, saved
+        return beats, saved.path, saved, selected
 
     def _set_model(self, saved: modelstore.SavedModel, detail: str) -> None:
         with self._lock:

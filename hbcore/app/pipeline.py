@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -51,6 +52,8 @@ LOCAL_READER_LAG_S = 3
 # How long stopping a replay waits for its thread: the call in flight (read_timeout of kinesis_client, 30 s,
 # at worst; well under a second normally) must end first.
 REPLAY_STOP_TIMEOUT_S = 10.0
+# "0" turns off the local backend's warm-up (Pipeline.warm_up): page tests that must not start a cloud.
+WARM_UP_ENV = "HB_LOCAL_WARM_UP"
 
 
 def _model_label(model_tar: str | Path) -> str:
@@ -99,6 +102,8 @@ class Pipeline:
         self._busy: dict[str, str] = {}  # part → what is being done to it (see _busy_with)
         self._busy_lock = threading.Lock()
         self._identity: Identity | CredentialsProblem | None = None  # AWS: the last credentials check
+        self._warm_up: threading.Thread | None = None
+        self._closed = False
 
     # -- backend --
 
@@ -150,6 +155,28 @@ class Pipeline:
     def backend_started(self) -> bool:
         """Whether the backend exists yet (the status panel must not start a cloud just to look)."""
         return self._backend is not None
+
+    def warm_up(self) -> bool:
+        """Local backend: start the embedded cloud and create the stack in a background thread, once.
+
+        The home page calls it when it opens, so that **Run the full demo** waits for neither (they
+        were ~2–3 s of the cached demo's ~8 s to the first predictions). The local stack costs
+        nothing; on AWS nothing is created before a click. A failure here is left to the demo or
+        deploy that follows, whose own ``ensure_stack`` reports it. Whether this call started it.
+        """
+        if self.settings.backend != "local" or os.environ.get(WARM_UP_ENV) == "0":
+            return False
+        with self._lock:
+            if self._warm_up is not None or self._backend is not None or self._closed:
+                return False
+            self._warm_up = threading.Thread(target=self._warm, name="pipeline-warm-up", daemon=True)
+            self._warm_up.start()
+            return True
+
+    def _warm(self) -> None:
+        with self._lock, contextlib.suppress(Exception):  # reported by the next ensure_stack (see warm_up)
+            if not self._closed:  # a close before this thread got the lock: start nothing again
+                self.ensure_stack()
 
     # -- stack and endpoint --
 
@@ -242,9 +269,10 @@ class Pipeline:
             if self.replay is not None and not self.replay.progress().done:
                 raise ReplayStillRunning(f"replay {self.replay.run} did not stop within {REPLAY_STOP_TIMEOUT_S:g} s, "
                                          "so no second replay was started: press Stop, then Start again")
-            self.reader  # noqa: B018 (the property starts reading, before the first beat is logged)
+            reader = self.reader  # the property starts reading, before the first beat is logged
             self.replay = Replay(kinesis_client(self.backend), self.names.stream, beats, rate=rate_bps,
                                  speed=speed, aggregate=aggregate).start()
+            reader.expect_events(self.replay.run)  # its first beats are polled for sooner
             records = beats.records()
             self._marks.add("start", f"run {self.replay.run} started: {len(beats):,} beats of "
                                      f"{len(records)} record{'s' if len(records) != 1 else ''}", self.replay.run)
@@ -274,9 +302,13 @@ class Pipeline:
                 self._marks.add("resume", f"run {self.replay.run} resumed", self.replay.run)
 
     def replay_running(self) -> bool:
-        """Whether a replay is sending or paused (a new one would replace it: the pages ask first)."""
-        with self._lock:
-            return self.replay is not None and not self.replay.progress().done
+        """Whether a replay is sending or paused (a new one would replace it: the pages ask first).
+
+        Read without the lock, which a stack creation (the warm-up's among them) holds for seconds:
+        the demo button's callback must not wait for it.
+        """
+        replay = self.replay
+        return replay is not None and not replay.progress().done
 
     def marks(self) -> list[Mark]:
         """The timeline's marks, oldest first: runs started, paused, resumed, stopped or ended, models deployed.
@@ -381,6 +413,7 @@ class Pipeline:
     def close(self) -> None:
         """Stop the replay, the reader and (local backend) the embedded cloud."""
         with self._lock:
+            self._closed = True
             self.stop_replay()
             if self._reader is not None:
                 self._reader.stop()

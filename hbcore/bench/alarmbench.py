@@ -9,7 +9,8 @@ Two detectors are scored on the DS2 records (never tuned on):
 Both see the same beats (the beat set's, with their annotated RR intervals) in stream order, one
 record at a time, exactly as :class:`~hbcore.rhythm.detector.PatientDetector` runs live. The
 matching rules are :mod:`hbcore.rhythm.scoring`'s (docs/alarms.md). ``--select-af`` prints the DS1
-cross-validation that chose the AF detector's parameters (:mod:`hbcore.rhythm.afselect`).
+cross-validation that chose the AF detector's parameters (:mod:`hbcore.rhythm.afselect`), then the
+ventricular-run rule's (:mod:`hbcore.rhythm.runselect`).
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from hbcore.data.classes import CLASS_NAMES
 from hbcore.data.dataset import BeatSet, load_beats, resolve_mitdb_dir
 from hbcore.data.splits import DS1_RECORDS, DS2_RECORDS
-from hbcore.rhythm import afselect, evaluation, scoring
-from hbcore.rhythm.detector import AF_PARAMS, AfParams
+from hbcore.rhythm import afselect, evaluation, runselect, scoring
+from hbcore.rhythm.detector import AF_PARAMS, RUN_PARAMS, AfParams, RunParams
 from hbcore.rhythm.reference import SCORED_KINDS
 
 # (scoring kind, figure, target, minimum to resolve the issue); on the model source, DS2
@@ -39,8 +41,10 @@ TARGETS: tuple[tuple[str, str, float, float | None], ...] = (
 PER_RECORD_KINDS: tuple[str, ...] = ("v_run", "vt", "v_bigeminy", "sv_run", "af")
 
 
-def model_labels(beats: BeatSet, model_path: str | None, log: Callable[[str], None]) -> tuple[np.ndarray, dict]:
-    """Every beat's predicted class by a DS1-trained inter-patient model (trained here unless given)."""
+def model_labels(beats: BeatSet, model_path: str | None,
+                 log: Callable[[str], None]) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Every beat's predicted class and its probability (a prediction line's ``pred`` and ``prob``) by a
+    DS1-trained inter-patient model (trained here unless given)."""
     from hbcore.model import training
 
     if model_path is not None:
@@ -49,13 +53,18 @@ def model_labels(beats: BeatSet, model_path: str | None, log: Callable[[str], No
         train_index = np.flatnonzero(np.isin(beats.meta["record"].to_numpy(), DS1_RECORDS))
         log(f"training the inter-patient model on the {len(train_index):,} DS1 beats ...")
         model = training.train_model(beats.subset(train_index), training.default_params("inter"), split="inter")
-    labels = training.beat_proba(model, beats).argmax(axis=1)  # with all the beat set carries (RR, context...)
-    return labels, {"model_version": model.version, "train_seconds": model.metadata.get("train_seconds")}
+    proba = training.beat_proba(model, beats)  # with all the beat set carries (RR, context...)
+    info = {"model_version": model.version, "train_seconds": model.metadata.get("train_seconds")}
+    return proba.argmax(axis=1), proba.max(axis=1), info
 
 
-def score_source(mitdb_dir: Path, beats: BeatSet, labels: np.ndarray, records: Sequence[str], source: str) -> dict:
-    """One source's gross and per-record figures, the latency of its reports and the detector's speed."""
-    streams = evaluation.record_streams(beats, labels, records)
+def score_source(mitdb_dir: Path, beats: BeatSet, labels: np.ndarray, records: Sequence[str], source: str,
+                 probs: np.ndarray | None = None) -> dict:
+    """One source's gross and per-record figures, the latency of its reports and the detector's speed.
+
+    ``probs``: each label's probability (the model's; None for the reference labels, which are certain).
+    """
+    streams = evaluation.record_streams(beats, labels, records, probs)
     runs = [evaluation.run_stream(record, stream, AF_PARAMS) for record, stream in streams.items()]
     scores = [evaluation.score_run(mitdb_dir, run) for run in runs]
     total = scoring.gross(scores)
@@ -93,8 +102,8 @@ def run_bench_alarms(mitdb: str | None = None, model: str | None = None, records
     beats = load_beats(mitdb_dir)
     started = time.perf_counter()
     results = [score_source(mitdb_dir, beats, beats.y, records, "reference")]
-    labels, info = model_labels(beats, model, log)
-    results.append(score_source(mitdb_dir, beats, labels, records, "model") | info)
+    labels, probs, info = model_labels(beats, model, log)
+    results.append(score_source(mitdb_dir, beats, labels, records, "model", probs) | info)
     for result in results:
         result["targets"] = targets(result)
     log(f"scored {len(records)} records from each source in {time.perf_counter() - started:.0f} s")
@@ -141,44 +150,62 @@ def minimum_met(results: Sequence[dict]) -> bool:
                for row in result["targets"])
 
 
-def cross_predicted_labels(beats: BeatSet, records: Sequence[str], log: Callable[[str], None]) -> np.ndarray:
-    """Each record's beats labelled by an inter-patient model trained on the other ``records`` alone.
+def cross_predicted_proba(beats: BeatSet, records: Sequence[str], log: Callable[[str], None]) -> np.ndarray:
+    """Each record's beats' class probabilities by an inter-patient model trained on the other ``records`` alone.
 
     What the system feeds the detector on a patient it never saw, without looking outside ``records``
-    (the AF selection runs it on DS1). Rows of other records are labelled -1.
+    (the selections run it on DS1). Rows of other records are NaN.
     """
     from hbcore.model import training
 
     record_of = beats.meta["record"].to_numpy()
-    labels = np.full(len(beats), -1, dtype=np.int64)
+    proba = np.full((len(beats), len(CLASS_NAMES)), np.nan)
     for record in records:
         log(f"  model without record {record} ...")
         train = beats.subset(np.flatnonzero(np.isin(record_of, [r for r in records if r != record])))
         model = training.train_model(train, training.default_params("inter"), split="inter")
         rows = np.flatnonzero(record_of == record)
-        labels[rows] = training.beat_proba(model, beats.subset(rows)).argmax(axis=1)
-    return labels
+        proba[rows] = training.beat_proba(model, beats.subset(rows))
+    return proba
 
 
 def run_select_af(mitdb: str | None = None, log: Callable[[str], None] = print) -> dict:
-    """The AF detector's DS1 cross-validation: every candidate, the winner, whether it is the one in use.
+    """The detector's DS1 selections: the AF detector's cross-validation (every candidate, the winner,
+    whether it is the one in use) and the ventricular-run rule's (:mod:`hbcore.rhythm.runselect`).
 
     The beats carry what the system gives the detector on an unseen patient: each DS1 record's
-    labels come from a model trained on the other 21 DS1 records.
+    labels and their probabilities come from a model trained on the other 21 DS1 records.
     """
     mitdb_dir = resolve_mitdb_dir(mitdb)
     beats = load_beats(mitdb_dir)
     log("labelling each DS1 record by a model trained on the other 21 ...")
-    labels = cross_predicted_labels(beats, DS1_RECORDS, log)
-    streams = evaluation.record_streams(beats, labels, DS1_RECORDS)
+    proba = cross_predicted_proba(beats, DS1_RECORDS, log)
+    rows = np.isin(beats.meta["record"].to_numpy(), DS1_RECORDS)
+    labels = np.where(rows, np.nan_to_num(proba).argmax(axis=1), 0)  # other rows: not streamed
+    streams = evaluation.record_streams(beats, labels, DS1_RECORDS, np.nan_to_num(proba).max(axis=1))
     log("cross-validating the AF candidates ...")
     chosen, results = afselect.select(mitdb_dir, streams)
+    log("cross-validating the ventricular-run candidates ...")
+    runs = runselect.select(mitdb_dir, streams)
     return {
         "candidates": [{**_describe(r.params), "fold_limits": list(r.fold_limits), **r.cross_validated.summary()}
                        for r in results],
         "chosen": _describe(chosen),
         "in_use": _describe(AF_PARAMS),
+        "runs": {
+            "candidates": [{**_describe_runs(params), **counts.summary(), "score": round(runselect.score(counts), 4)}
+                           for params, counts in runs.plain.items()],
+            "cross_validated": {**runs.cross_validated.summary(),
+                                "score": round(runselect.score(runs.cross_validated), 4)},
+            "fold_choices": [_describe_runs(params) for params in runs.fold_choices],
+            "chosen": _describe_runs(runs.chosen),
+            "in_use": _describe_runs(RUN_PARAMS),
+        },
     }
+
+
+def _describe_runs(params: RunParams) -> dict:
+    return {"bridge_below": params.bridge_below, "bridge_after": params.bridge_after}
 
 
 def _describe(params: AfParams) -> dict:
@@ -197,4 +224,14 @@ def print_select_af(result: dict) -> None:
     same = result["in_use"] == result["chosen"]
     print(f"CV winner: {result['chosen']}; detector.AF_PARAMS is {'this' if same else 'NOT this'} choice"
           + ("" if same else f" but {result['in_use']} (a published fixed choice: docs/alarms.md)"))
+    runs = result["runs"]
+    print(f"\nventricular runs (v_run, DS1, all records): "
+          f"{'below':>6}{'after':>6}{'Se':>8}{'+P':>8}{'n_det':>7}{'min':>7}")
+    for row in runs["candidates"]:
+        print(f"{'':<44}{row['bridge_below']:>6.2f}{row['bridge_after']:>6}{_cell(row['se']):>8}"
+              f"{_cell(row['ppv']):>8}{row['n_detected']:>7}{row['score']:>7.3f}")
+    cv, same_runs = runs["cross_validated"], runs["chosen"] == runs["in_use"]
+    print(f"leave-one-record-out (the choice procedure): Se {_cell(cv['se'])} +P {_cell(cv['ppv'])} "
+          f"(n_ref {cv['n_ref']}, n_det {cv['n_detected']}); chosen {runs['chosen']}; "
+          f"detector.RUN_PARAMS is {'this' if same_runs else 'NOT this: ' + str(runs['in_use'])}")
     print(json.dumps({"bench": "alarms-select-af", **result}))

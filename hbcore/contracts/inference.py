@@ -1,7 +1,7 @@
 """The endpoint's JSON request and response (``application/json``; docs/ARCHITECTURE.md, "Inference contract").
 
 Request: ``{"instances": [{"beat": [187 numbers], "rr_prev_s": s, "rr_next_s": s, "rr_local_s": s,
-"pre": [36 numbers], "context": [14 numbers or nulls]}, ...]}``, every key but ``beat`` absent or null
+"pre": [36 numbers], "context": [18 numbers or nulls]}, ...]}``, every key but ``beat`` absent or null
 when unknown (a Kaggle row has none of them). ``pre`` is the pre-R segment (where the P wave is),
 ``context`` the beat against its patient's own past beats (``hbcore.data.patient.CONTEXT_NAMES``),
 which only the sender, who knows the patient's earlier beats, can compute.
@@ -32,7 +32,7 @@ N_CLASSES = len(CLASS_NAMES)
 RR_MAX_S = 200.0
 PROBABILITY_DECIMALS = 6
 PRE_R_LENGTH = 36  # values of a pre-R segment: 125 Hz up to the R peak, scaled as its window, in [0, 1]
-CONTEXT_LENGTH = 14  # context features of a beat (hbcore.data.patient.CONTEXT_NAMES)
+CONTEXT_LENGTH = 18  # context features of a beat (hbcore.data.patient.CONTEXT_NAMES)
 
 INSTANCE_FIELDS = (
     Field("beat", list, f"{BEAT_LENGTH} window values in [0, 1], 125 Hz from the R peak", required=True),
@@ -109,7 +109,7 @@ def _rows(values: np.ndarray | None, n: int, width: int) -> list[list[float]]:
 def encode_request(beats: np.ndarray, rr: np.ndarray | None = None, pre: np.ndarray | None = None,
                    context: np.ndarray | None = None) -> bytes:
     """The request body for ``beats`` (n, 187), their RR intervals (n, 3), pre-R segments (n, 36)
-    and contexts (n, 14); NaN = unknown: omitted (a pre-R segment holding one NaN, a context all
+    and contexts (n, 18); NaN = unknown: omitted (a pre-R segment holding one NaN, a context all
     NaN), or null (one value of a context).
 
     Values are written as given: to send what the handler sends for replayed beats, pass them

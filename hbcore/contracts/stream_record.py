@@ -4,7 +4,7 @@ JSON, UTF-8, one object (docs/ARCHITECTURE.md, "Stream record"), in :data:`FIELD
 
     {"id":"<run>:<record>:<sample>","run":"…","record":"100","sample":370,"t":1.0278,
      "beat":[0.1234,…187 values],"label":0,"rr_prev_s":0.8,"rr_next_s":0.8,"rr_local_s":0.8,
-     "pre":[0.1234,…36 values],"context":[0.9871,null,…14 values],"sent_at":1764331355.123}
+     "pre":[0.1234,…36 values],"context":[0.9871,null,…18 values],"sent_at":1764331355.123}
 
 Partition key = record. Beat values carry :data:`BEAT_DECIMALS` decimals, times and RR intervals
 :data:`SECONDS_DECIMALS`, context features :data:`CONTEXT_DECIMALS`; unknown values are null (a
@@ -165,7 +165,7 @@ def encode_records(run: str, sent_at: float, records: Sequence[str], samples: Se
     """``(beat id, partition key, data)`` of the records of these beats of run ``run``.
 
     ``labels`` are class indices, -1 for unlabelled; ``t_s`` (n,) and ``rr`` (n, 3, in RR_FIELDS
-    order) are seconds, ``pre`` (n, 36) the pre-R segments, ``context`` (n, 14) the context
+    order) are seconds, ``pre`` (n, 36) the pre-R segments, ``context`` (n, 18) the context
     features, NaN where unknown (None: all unknown); ``sent_at`` is epoch seconds. One f-string per
     record: the replay formats every record it sends, at thousands a second.
     """

@@ -48,10 +48,12 @@ from hbcore.localcloud.motostate import (
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 IDLE_POLL_S = 0.05  # inside a batching window: how often to look for more records
-# A shard that is caught up is read again this long after the previous read began (Lambda reads a
-# shard about once a second). Reading again as soon as an invocation returned made tiny batches: at
-# 500 beats/s ~19 records per invocation, each with 4 more log lines (START, summary, END, REPORT).
-SHARD_POLL_S = 0.2
+# A shard that is caught up is read again this long after the previous read began: Lambda "polls
+# each shard in your Kinesis stream for records at a base rate of once per second" (Lambda developer
+# guide, Kinesis event source mapping). Faster would flatter first-prediction times and make tiny
+# batches: at 500 beats/s ~19 records per invocation, each with 4 more log lines (START, summary,
+# END, REPORT).
+SHARD_POLL_S = 1.0
 DISABLED_POLL_S = 0.2
 SHARD_REFRESH_S = 5.0
 RETRY_BACKOFF_S = 0.5  # first wait before a retry; doubles per attempt up to RETRY_BACKOFF_MAX_S

@@ -15,7 +15,7 @@ Request bodies (docs/ARCHITECTURE.md, "Inference contract"):
 - ``text/csv``: one beat per line, 187 values (the original project's format) or 188 (the last is
   a label and is ignored). No RR intervals.
 - ``application/json``: ``{"instances": [{"beat": [187 floats], "rr_prev_s": f, "rr_next_s": f,
-  "rr_local_s": f, "pre": [36 floats], "context": [14 floats or nulls]}, ...]}`` with every key but
+  "rr_local_s": f, "pre": [36 floats], "context": [18 floats or nulls]}, ...]}`` with every key but
   ``beat`` optional (null = unknown), or a bare list of 187-float lists. ``pre`` is the pre-R
   segment (the P wave), ``context`` the beat against its patient's past (``hbcore.data.patient``,
   computed where the patient's earlier beats are known: on the monitor's side of the stream).
@@ -52,10 +52,10 @@ RR_KEYS: tuple[str, ...] = ("rr_prev_s", "rr_next_s", "rr_local_s")
 PRE_KEY = "pre"
 CONTEXT_KEY = "context"
 PRE_R_SAMPLES = 36  # hbcore.data.dataset.PRE_R_SAMPLES
-N_CONTEXT = 14  # len(hbcore.data.patient.CONTEXT_NAMES)
+N_CONTEXT = 18  # len(hbcore.data.patient.CONTEXT_NAMES)
 # Context features that are ratios of RR intervals (the first ones, hbcore.data.patient.RR_RATIOS):
 # the model reads their logarithm.
-CONTEXT_RATIOS = 5
+CONTEXT_RATIOS = 7
 # Beat windows are min-max scaled to [0, 1]; rounding and float formatting may step a hair outside.
 VALUE_TOLERANCE = 1e-3
 # RR intervals the endpoint accepts, in seconds. MIT-BIH itself holds 'RR' gaps up to 100 s (record
@@ -69,7 +69,7 @@ MODEL_FILE = "model.npz"
 # What earlier releases wrote instead: a scikit-learn pickle, named here only to say so clearly.
 PICKLE_MODEL_FILE = "model.joblib"
 # Bump when features() changes: a model trained on other features must not load.
-FEATURE_VERSION = 2
+FEATURE_VERSION = 3
 # Bump when the arrays of model.npz change meaning.
 MODEL_FORMAT = 2
 JSON = "application/json"
@@ -148,7 +148,7 @@ def features(beats: np.ndarray, rr: np.ndarray | None = None, pre: np.ndarray | 
     """Every feature a model may read (:data:`FEATURE_GROUPS` names their columns).
 
     ``beats`` is ``(n, 187)`` in [0, 1]; ``rr`` is ``(n, 3)`` seconds (previous, next, local mean
-    RR), ``pre`` ``(n, 36)`` the pre-R segments, ``context`` ``(n, 14)`` the per-patient context;
+    RR), ``pre`` ``(n, 36)`` the pre-R segments, ``context`` ``(n, 18)`` the per-patient context;
     NaN where unknown, or None when no beat has them (Kaggle rows, CSV requests).
     """
     beats = np.asarray(beats, dtype=np.float32)
@@ -521,7 +521,7 @@ def parse_json(text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np
 
 
 def input_fn(body: bytes | str, content_type: str) -> dict:
-    """Decode a request body into ``{"beats": (n, 187), "rr": (n, 3), "pre": (n, 36), "context": (n, 14)}``.
+    """Decode a request body into ``{"beats": (n, 187), "rr": (n, 3), "pre": (n, 36), "context": (n, 18)}``.
 
     float32 arrays with NaN where unknown; ``rr``, ``pre`` and ``context`` are None when no beat has them.
     """

@@ -6,7 +6,8 @@ models before anything needs the estimator). A model records the data it was tra
 (``data_key``) and its split, which lets the demo reuse a model instead of training again.
 
 Models saved by earlier releases hold a scikit-learn pickle (``model.joblib``) instead of
-``model.npz``; they stay listed, with their figures, but are not :attr:`SavedModel.servable`:
+``model.npz``, or read other features (an older ``feature_version``); they stay listed, with their
+figures, but are not :attr:`SavedModel.servable`:
 the demo trains a new model rather than reuse one, and deploying one fails with a word to retrain.
 """
 
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hbcore import paths
-from hbcore.model.inference import MODEL_FORMAT
+from hbcore.model.inference import FEATURE_VERSION, MODEL_FORMAT
 
 if TYPE_CHECKING:
     from hbcore.model.training import BeatModel
@@ -56,8 +57,10 @@ class SavedModel:
 
     @property
     def servable(self) -> bool:
-        """Whether this release's endpoint and ``load_model`` read it (earlier releases wrote pickles)."""
-        return self.metadata.get("model_format") == MODEL_FORMAT
+        """Whether this release's endpoint and ``load_model`` read it: earlier releases wrote pickles,
+        or computed other features (another ``feature_version``: the stream's context would not fit)."""
+        return (self.metadata.get("model_format") == MODEL_FORMAT
+                and self.metadata.get("feature_version") == FEATURE_VERSION)
 
 
 def save_model(model: BeatModel, store: Path | None = None) -> SavedModel:

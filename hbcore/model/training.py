@@ -145,15 +145,17 @@ class ModelParams:
 
 
 # The inter-patient model is what `python -m hbcore select-model` chose by leave-records-out
-# cross-validation inside DS1 (hbcore.model.selection; the README's "Model selection protocol"):
-# candidate "lda-context-pre" (pooled out-of-fold macro-F1 0.531 over N/S/V/F, against 0.530 without
-# the pre-R segment, 0.517 and 0.483 for the perceptrons, 0.463 for LDA on the raw window too, 0.491-0.509
-# for the boosted trees) with the decision rule chosen with it (prior_power 0.5), on the context of the
-# slow-reference percentile chosen there too (70). DS2 played no part.
+# cross-validation inside DS1 (hbcore.model.selection; the README's "Model selection protocol"), on the
+# context version 6 (the long reference and the previous-beat comparisons of hbcore.data.patient):
+# candidate "lda-context-pre" (pooled out-of-fold macro-F1 0.576 over N/S/V/F, against 0.565 without
+# the pre-R segment, 0.546 and 0.507 for the perceptrons, 0.492 for LDA on the raw window too,
+# 0.506-0.515 for the boosted trees) with the decision rule chosen with it (prior_power 0.75), on the
+# context of the slow-reference percentile chosen there too (70: 0.576, against 0.573 for 50 and 0.575
+# for 85). DS2 played no part.
 SPLIT_PARAMS: dict[str, ModelParams] = {
     "intra": ModelParams(),
     "inter": ModelParams(estimator="lda", feature_groups=("window", "rr", "context", "pre"), class_balance=1.0,
-                         use_views=False, max_iter=1, final_iter=0, prior_power=0.5),
+                         use_views=False, max_iter=1, final_iter=0, prior_power=0.75),
 }
 PRESETS: tuple[str, ...] = ("default", "quick")
 # The demo's cold start: a model in seconds (lower scores), through the same training code.

@@ -138,12 +138,42 @@ AF_PARAMS = AfParams(window=DASH_WINDOW, metric="dash", limit=1.0, exclude=("V",
 
 
 @dataclass(frozen=True)
+class RunParams:
+    """How a couplet or run treats a doubtful beat (docs/alarms.md, "Runs and the classifier's doubt").
+
+    A beat of another class whose probability (the classifier's, of the class it gave) is below
+    ``bridge_below``, arriving when the run already has ``bridge_after`` beats or more, is held: if
+    the next beat is of the run's class, the held beat is part of the run (the classifier most
+    likely missed an ectopic beat inside it); otherwise the run ends before it. One beat at most is
+    held at a time. ``bridge_below = 0`` (the default) holds nothing, and beats without a
+    probability (the reference labels) are never held.
+    """
+
+    bridge_below: float = 0.0
+    bridge_after: int = 2
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.bridge_below <= 1.0:
+            raise ValueError(f"run bridge probability {self.bridge_below}: expected one in [0, 1]")
+        if self.bridge_after < 1:
+            raise ValueError(f"run bridge after {self.bridge_after} beats: expected 1 or more")
+
+    def holds(self, beat: _Beat, run_beats: int) -> bool:
+        return beat.prob is not None and beat.prob < self.bridge_below and run_beats >= self.bridge_after
+
+
+# Hold nothing: the DS1 selection (hbcore.rhythm.runselect) found no bridge whose gain survives leaving a record out.
+RUN_PARAMS = RunParams()
+
+
+@dataclass(frozen=True)
 class _Beat:
     index: int
     t_s: float
     label: str
     rr_s: float | None
     beat_id: str
+    prob: float | None = None
 
 
 @dataclass
@@ -195,10 +225,12 @@ def _rate_bpm(intervals_s: Iterable[float]) -> float:
 class _RunTracker:
     """Consecutive beats of one ectopic class: a couplet when two, a run (slow or fast) from three."""
 
-    def __init__(self, reporter: _Reporter, label: str, couplet: str, slow: str, fast: str) -> None:
-        self.reporter, self.label = reporter, label
+    def __init__(self, reporter: _Reporter, label: str, couplet: str, slow: str, fast: str,
+                 params: RunParams) -> None:
+        self.reporter, self.label, self.params = reporter, label, params
         self.couplet, self.slow, self.fast = couplet, slow, fast
         self.run: list[_Beat] = []
+        self.held: _Beat | None = None  # a doubtful beat of another class: part of the run if it goes on
         self.episode: _Episode | None = None
 
     def advance(self, now_s: float) -> list[RhythmEvent]:
@@ -208,12 +240,18 @@ class _RunTracker:
     def feed(self, beat: _Beat) -> list[RhythmEvent]:
         events = self.advance(beat.t_s)
         if beat.label != self.label:
+            if self.held is None and self.params.holds(beat, len(self.run)):
+                self.held = beat
+                return events
             return events + self.close(beat.t_s)
-        self.run.append(beat)
+        held, self.held = self.held, None
+        for member in (beat,) if held is None else (held, beat):
+            self.run.append(member)
+            if self.episode is not None:
+                self.episode.add(member)
         if self.episode is not None:
-            self.episode.add(beat)
             return events + self.reporter.progress(self.episode, beat.t_s)
-        if len(self.run) == RUN_MIN_BEATS:
+        if len(self.run) >= RUN_MIN_BEATS:
             intervals = [b.rr_s for b in self.run[1:] if b.rr_s]
             kind = self.fast if intervals and _rate_bpm(intervals) > RUN_FAST_BPM else self.slow
             self.episode = self.reporter.open(kind, self.run)
@@ -222,7 +260,7 @@ class _RunTracker:
 
     def close(self, now_s: float) -> list[RhythmEvent]:
         run, episode = self.run, self.episode
-        self.run, self.episode = [], None
+        self.run, self.episode, self.held = [], None, None
         if episode is not None:
             return [self.reporter.report(episode, False, now_s)]
         if len(run) == 2:
@@ -443,12 +481,14 @@ class PatientDetector:
     ``ongoing=False`` at the end); ``flush`` ends what is ongoing at the end of the stream. A beat
     not later than the last one fed (a duplicate, or out of order) is ignored and counted in
     ``ignored_beats``: the detector reads the stream forwards only. ``kinds`` limits the detection to
-    some kinds (the AF selection runs the AF tracker alone).
+    some kinds (the AF selection runs the AF tracker alone). ``runs`` is how ventricular runs treat a
+    doubtful beat (:class:`RunParams`, chosen on V runs; supraventricular runs never hold one).
     """
 
-    def __init__(self, patient: str, af: AfParams = AF_PARAMS, kinds: Iterable[str] = KINDS) -> None:
+    def __init__(self, patient: str, af: AfParams = AF_PARAMS, kinds: Iterable[str] = KINDS,
+                 runs: RunParams = RUN_PARAMS) -> None:
         self.patient = patient
-        self.af_params = af
+        self.af_params, self.run_params = af, runs
         self.beats_fed = 0
         self.ignored_beats = 0
         self._last_t_s: float | None = None
@@ -457,8 +497,8 @@ class PatientDetector:
         if wanted - set(KINDS):
             raise ValueError(f"unknown event kinds {sorted(wanted - set(KINDS))}, expected some of {', '.join(KINDS)}")
         trackers: list[tuple[tuple[str, ...], _Tracker]] = [
-            (("v_couplet", "v_run", "vt"), _RunTracker(reporter, "V", "v_couplet", "v_run", "vt")),
-            (("sv_couplet", "sv_run", "svta"), _RunTracker(reporter, "S", "sv_couplet", "sv_run", "svta")),
+            (("v_couplet", "v_run", "vt"), _RunTracker(reporter, "V", "v_couplet", "v_run", "vt", runs)),
+            (("sv_couplet", "sv_run", "svta"), _RunTracker(reporter, "S", "sv_couplet", "sv_run", "svta", RunParams())),
             (("v_bigeminy",), _PatternTracker(reporter, "v_bigeminy", 1, BIGEMINY_MIN_V)),
             (("v_trigeminy",), _PatternTracker(reporter, "v_trigeminy", 2, TRIGEMINY_MIN_V)),
             (("af",), _AfTracker(reporter, af)),
@@ -478,7 +518,8 @@ class PatientDetector:
         if rr is None and self._last_t_s is not None:
             rr = beat.t_s - self._last_t_s
         index = self.beats_fed
-        seen = _Beat(index, beat.t_s, beat.label, rr, beat.beat_id if beat.beat_id is not None else str(index))
+        seen = _Beat(index, beat.t_s, beat.label, rr, beat.beat_id if beat.beat_id is not None else str(index),
+                     beat.prob)
         self.beats_fed += 1
         self._last_t_s = beat.t_s
         return [event for tracker in self._trackers for event in tracker.feed(seen)]
@@ -506,13 +547,13 @@ class PatientDetector:
 class EventDetector:
     """One :class:`PatientDetector` per patient, created on the patient's first beat."""
 
-    def __init__(self, af: AfParams = AF_PARAMS) -> None:
-        self.af_params = af
+    def __init__(self, af: AfParams = AF_PARAMS, runs: RunParams = RUN_PARAMS) -> None:
+        self.af_params, self.run_params = af, runs
         self.patients: dict[str, PatientDetector] = {}
 
     def detector(self, patient: str) -> PatientDetector:
         if patient not in self.patients:
-            self.patients[patient] = PatientDetector(patient, self.af_params)
+            self.patients[patient] = PatientDetector(patient, self.af_params, runs=self.run_params)
         return self.patients[patient]
 
     def feed(self, patient: str, beat: BeatObs) -> list[RhythmEvent]:
@@ -535,7 +576,7 @@ def final_events(reports: Iterable[RhythmEvent]) -> list[RhythmEvent]:
 
 
 def detect(patient: str, beats: Iterable[BeatObs], af: AfParams = AF_PARAMS,
-           kinds: Iterable[str] = KINDS) -> list[RhythmEvent]:
+           kinds: Iterable[str] = KINDS, runs: RunParams = RUN_PARAMS) -> list[RhythmEvent]:
     """The final events of a whole stream (offline: benchmarks, tests)."""
-    detector = PatientDetector(patient, af, kinds)
+    detector = PatientDetector(patient, af, kinds, runs)
     return final_events([*detector.feed_all(beats), *detector.flush()])

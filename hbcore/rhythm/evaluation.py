@@ -19,7 +19,7 @@ import numpy as np
 from hbcore.data.classes import CLASS_NAMES
 from hbcore.data.dataset import BeatSet
 from hbcore.rhythm import reference, scoring
-from hbcore.rhythm.detector import AF_PARAMS, AfParams, PatientDetector, final_events
+from hbcore.rhythm.detector import AF_PARAMS, RUN_PARAMS, AfParams, PatientDetector, RunParams, final_events
 from hbcore.rhythm.events import KINDS, BeatObs, RhythmEvent
 
 TICK_S = 0.1  # the simulated live clock: the detector's clock is advanced every 0.1 s of stream time
@@ -29,14 +29,18 @@ ENDED_BY_LAST_BEAT = frozenset({"v_couplet", "v_run", "vt", "v_bigeminy", "v_tri
                                 "svta"})
 
 
-def record_streams(beats: BeatSet, labels: np.ndarray, records: Sequence[str]) -> dict[str, list[BeatObs]]:
+def record_streams(beats: BeatSet, labels: np.ndarray, records: Sequence[str],
+                   probs: np.ndarray | None = None) -> dict[str, list[BeatObs]]:
     """Each record's beats as the detector sees them, labelled by ``labels`` (0..4, row for row).
 
     The beat id is ``<record>:<sample>``; the RR interval is the set's ``rr_prev_s`` (from the
-    annotated beat positions), None for a record's first beat.
+    annotated beat positions), None for a record's first beat. ``probs`` (row for row) is each
+    label's probability, as a prediction line carries it (``prob``); None: no probability.
     """
     if len(labels) != len(beats):
         raise ValueError(f"{len(labels)} labels for {len(beats)} beats")
+    if probs is not None and len(probs) != len(beats):
+        raise ValueError(f"{len(probs)} probabilities for {len(beats)} beats")
     meta = beats.meta
     streams: dict[str, list[BeatObs]] = {}
     for record in records:
@@ -44,9 +48,10 @@ def record_streams(beats: BeatSet, labels: np.ndarray, records: Sequence[str]) -
         if len(rows) == 0:
             raise ValueError(f"record {record}: no beats in the beat set")
         t_s, rr, samples = (meta[name].to_numpy()[rows] for name in ("t_s", "rr_prev_s", "sample"))
+        prob = [None] * len(rows) if probs is None else [float(p) for p in probs[rows]]
         streams[record] = [
-            BeatObs(float(t), CLASS_NAMES[int(label)], None if np.isnan(r) else float(r), f"{record}:{sample}")
-            for t, label, r, sample in zip(t_s, labels[rows], rr, samples)
+            BeatObs(float(t), CLASS_NAMES[int(label)], None if np.isnan(r) else float(r), f"{record}:{sample}", p)
+            for t, label, r, sample, p in zip(t_s, labels[rows], rr, samples, prob)
         ]
     return streams
 
@@ -69,11 +74,12 @@ class StreamRun:
 
 
 def run_stream(record: str, beats: Sequence[BeatObs], af: AfParams = AF_PARAMS,
-               kinds: Iterable[str] = KINDS, tick_s: float | None = TICK_S) -> StreamRun:
+               kinds: Iterable[str] = KINDS, tick_s: float | None = TICK_S,
+               runs: RunParams = RUN_PARAMS) -> StreamRun:
     """Feed ``beats`` one by one as live, with the clock advanced every ``tick_s`` of stream time
     between beats (None: beats only), and time every report against the last beat it names."""
     times = {beat.beat_id: beat.t_s for beat in beats}
-    patient = PatientDetector(record, af, kinds)
+    patient = PatientDetector(record, af, kinds, runs)
     latency, af_delay, reports = 0.0, 0.0, []
 
     def note(events: list[RhythmEvent], now_s: float) -> None:
@@ -107,13 +113,13 @@ def score_run(mitdb_dir: Path | str, run: StreamRun, scored_kinds: Iterable[str]
 
 
 def score_streams(mitdb_dir: Path | str, streams: Mapping[str, Sequence[BeatObs]], af: AfParams = AF_PARAMS,
-                  kinds: Iterable[str] = KINDS,
-                  start_s: float = scoring.COMPARISON_START_S) -> list[scoring.RecordScore]:
+                  kinds: Iterable[str] = KINDS, start_s: float = scoring.COMPARISON_START_S,
+                  runs: RunParams = RUN_PARAMS) -> list[scoring.RecordScore]:
     """Detect on every record's stream and score it against the record's reference annotations.
 
     With ``kinds`` only those are detected; the scores then cover the scoring kinds they feed.
     """
     wanted = set(kinds)
     scored = [kind for kind, (_, detected) in reference.SCORED_KINDS.items() if wanted & set(detected)]
-    return [score_run(mitdb_dir, run_stream(record, beats, af, wanted), scored, start_s)
+    return [score_run(mitdb_dir, run_stream(record, beats, af, wanted, runs=runs), scored, start_s)
             for record, beats in streams.items()]

@@ -51,6 +51,13 @@ STREAM_FILTER = ' | filter @logStream = "{stream}"'
 STREAM_COUNTS = "stats count(*) as events by @logStream"
 QUERY_LIMIT = 10_000  # rows per query; Logs Insights caps results at 10,000 by default
 POLL_INTERVAL_S = 2.0
+# While a run's first beats are awaited (expect_events), polls come this often, so the monitor shows the
+# first predictions about a poll interval sooner; once a prediction or rejected record of the run is
+# read (not any line: START/REPORT lines have their own ingestion delays), or after AWAIT_MAX_S, the
+# reader goes back to POLL_INTERVAL_S. One query at a time still: ~2.4 queries/s (a probe
+# every PROBE_EVERY_POLLS polls) for at most AWAIT_MAX_S, far below Logs Insights' 30 concurrent.
+FIRST_POLL_INTERVAL_S = 0.5
+AWAIT_MAX_S = 30.0
 LAG_S = 10
 LAG_MAX_S = 120  # the most a poll reads back, however late events have come
 LAG_MARGIN_S = 3  # read back this much more than the largest ingestion delay seen
@@ -94,7 +101,9 @@ class ResultsReader(BackgroundTask[ResultsSnapshot]):
     """Owner of the polling of one log group; ``poll_once`` reads, ``snapshot`` returns the results.
 
     ``start`` polls every ``poll_interval_s`` in a background thread until ``stop``, which also ends
-    the poll under way at its next query (:class:`~hbcore.background.BackgroundTask`).
+    the poll under way at its next query (:class:`~hbcore.background.BackgroundTask`). After
+    :meth:`expect_events` (a replay starts) it polls every ``first_poll_interval_s`` until a beat of
+    that run is read, for at most AWAIT_MAX_S.
 
     Parameters
     ----------
@@ -103,13 +112,14 @@ class ResultsReader(BackgroundTask[ResultsSnapshot]):
         ``/aws/lambda/<function>`` (``hbcore.aws.names.Names.log_group``).
     start_s : float, default=None
         Epoch seconds to read from; default LOOKBACK_S before now.
-    poll_interval_s, lag_s, query_timeout_s, query_limit : see the module constants.
+    poll_interval_s, first_poll_interval_s, lag_s, query_timeout_s, query_limit : see the module constants.
     keep_rows, keep_misclassified, keep_rejected : int
         How many of the latest predictions (and summaries), misclassified predictions and rejected
         records are kept as rows; everything read is counted in the totals whatever these are.
     """
 
     def __init__(self, logs, log_group: str, *, start_s: float | None = None, poll_interval_s: float = POLL_INTERVAL_S,
+                 first_poll_interval_s: float = FIRST_POLL_INTERVAL_S,
                  lag_s: int = LAG_S, query_timeout_s: float = QUERY_TIMEOUT_S, query_limit: int = QUERY_LIMIT,
                  keep_rows: int = KEEP_ROWS, keep_misclassified: int = KEEP_MISCLASSIFIED_ROWS,
                  keep_rejected: int = KEEP_REJECTED_ROWS):
@@ -117,6 +127,7 @@ class ResultsReader(BackgroundTask[ResultsSnapshot]):
         self.log_group = log_group
         self.start_s = int(time.time() - LOOKBACK_S if start_s is None else start_s)
         self.poll_interval_s = poll_interval_s
+        self.first_poll_interval_s = first_poll_interval_s
         self.lag_s = lag_s
         self.query_timeout_s = query_timeout_s
         self.query_limit = query_limit
@@ -128,6 +139,22 @@ class ResultsReader(BackgroundTask[ResultsSnapshot]):
         self._read_until_s: int | None = None
         self._last_poll_s: float | None = None
         self._polls = 0
+        self._awaiting_until: float | None = None  # monotonic end of the quicker polling (expect_events)
+        self._awaited_run: str | None = None
+        self._woken = False
+
+    def expect_events(self, run: str) -> None:
+        """Run ``run`` is starting: poll at once and every ``first_poll_interval_s`` until one of its beats is read."""
+        with self._lock:
+            self._awaiting_until = time.monotonic() + AWAIT_MAX_S
+            self._awaited_run = run
+            self._woken = True
+            self._wake.notify_all()
+
+    def awaiting_events(self) -> bool:
+        """Whether the reader polls at the quicker first interval (see :meth:`expect_events`)."""
+        with self._lock:
+            return self._awaiting_until is not None and time.monotonic() < self._awaiting_until
 
     def _work(self) -> str:
         """Poll until stopped; a failed query is noted and the next poll reads its window again."""
@@ -137,8 +164,23 @@ class ResultsReader(BackgroundTask[ResultsSnapshot]):
             except (QueryFailed, ClientError, BotoCoreError) as error:
                 with self._lock:
                     self._note_error_locked(str(error))
-            if self._wait_for_stop(self.poll_interval_s):
+            if self._rest():
                 return "stopped"
+
+    def _rest(self) -> bool:
+        """Wait until the next poll (cut short by stop or expect_events); whether stop was asked."""
+        with self._lock:
+            run = self._awaited_run
+        arrived = run is not None and self.store.beats_of_run(run) > 0  # the store's lock, not under ours
+        with self._lock:
+            expired = self._awaiting_until is not None and time.monotonic() >= self._awaiting_until
+            if expired or (arrived and self._awaited_run == run):
+                self._awaiting_until, self._awaited_run = None, None
+            interval_s = self.poll_interval_s if self._awaiting_until is None else self.first_poll_interval_s
+            if not self._woken:
+                self._wake.wait_for(lambda: self._stop_requested or self._woken, interval_s)
+            self._woken = False
+            return self._stop_requested
 
     def snapshot(self) -> ResultsSnapshot:
         """The deduplicated results read so far (cheap: the frames and totals are those of the last poll)."""

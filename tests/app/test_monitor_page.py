@@ -8,6 +8,7 @@ code over the reader's real snapshot, without a cloud.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import time
@@ -454,3 +455,34 @@ def test_a_patient_refresh_over_a_full_reader_stays_cheap(monkeypatch, mitdb_dir
         print(f"\npatient refresh over {BUSY_BEATS:,} kept beats + {NEW_BEATS_PER_REFRESH} new: "
               f"median {median_s:.3f} s of {took} ms")
     assert median_s <= REFRESH_REGRESSION_S, took
+
+
+# --- the refresh cadence while the first predictions are awaited -----------------------------------------
+
+def test_the_monitor_refreshes_sooner_until_the_runs_first_predictions_then_at_the_chosen_interval(
+        monkeypatch, reader, tmp_path):
+    monkeypatch.setenv("HB_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(res, "backend_ready", lambda: True)
+    waiting, _ = stand_in(reader, run="r-new")  # streaming, none of its predictions read yet
+    monkeypatch.setattr(res, "pipeline", lambda: waiting)
+    at = open_page("monitor")
+    assert at.session_state["monitor_run_every"] == 0.5
+    assert "No predictions yet" in texts(at.info)
+    live, _ = stand_in(reader)  # the run's predictions are in: the chosen interval again
+    monkeypatch.setattr(res, "pipeline", lambda: live)
+    run(at)
+    assert at.session_state["monitor_run_every"] == links.INTERVALS_S[links.DEFAULT_INTERVAL] == 2.0
+    monkeypatch.setattr(res, "pipeline", lambda: waiting)
+    at.selectbox(key="monitor_interval").set_value("paused")
+    run(at)
+    assert at.session_state["monitor_run_every"] is None  # paused stays paused, even while waiting
+
+
+def test_a_run_that_is_not_streaming_is_not_awaited(monkeypatch, reader, tmp_path):
+    monkeypatch.setenv("HB_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(res, "backend_ready", lambda: True)
+    stopped, progress = stand_in(reader, run="r-new")
+    ended = dataclasses.replace(progress, state="stopped")
+    stopped.replay = types.SimpleNamespace(run="r-new", progress=lambda: ended)
+    monkeypatch.setattr(res, "pipeline", lambda: stopped)
+    assert open_page("monitor").session_state["monitor_run_every"] == 2.0

@@ -66,7 +66,7 @@ def varied_beats() -> dict:
     pre = rng.random((6, 36))
     pre[3] = np.nan  # a Kaggle row has none
     pre[0, :2] = (0.0, 1.0)
-    context = rng.normal(0.0, 2.0, (6, 14))
+    context = rng.normal(0.0, 2.0, (6, 18))
     context[3] = np.nan
     context[1, [2, 5, 13]] = np.nan  # values not known yet (no template): null in the record
     return {

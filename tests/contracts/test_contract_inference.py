@@ -160,8 +160,9 @@ def test_a_response_for_another_number_of_beats_is_refused():
     (b'{"instances": [{"beat": [0.5], "rr_prev_s": 0.8}]}', "instances[0].beat"),
     (json.dumps({"instances": [{"beat": [0.5] * 187, "rr_local_s": -1}]}).encode(), "instances[0].rr_local_s"),
     (json.dumps({"instances": [{"beat": [0.5] * 187, "pre": [0.5] * 3}]}).encode(), "instances[0].pre"),
-    (json.dumps({"instances": [{"beat": [0.5] * 187, "context": [0.5] * 13 + ["x"]}]}).encode(),
-     "instances[0].context[13]"),
+    (json.dumps({"instances": [{"beat": [0.5] * 187,
+                                "context": [0.5] * (contract.CONTEXT_LENGTH - 1) + ["x"]}]}).encode(),
+     f"instances[0].context[{contract.CONTEXT_LENGTH - 1}]"),
 ])
 def test_a_broken_request_is_refused_naming_the_field(body, field):
     with pytest.raises(FormatError) as raised:

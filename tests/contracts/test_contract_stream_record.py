@@ -115,9 +115,9 @@ def test_a_full_record_stays_far_under_the_size_limit(varied_beats):
     ({"beat": [0.5] * 187, "run": ["x"]}, "run", "is ['x'], expected a string"),
     ({"beat": [0.5] * 187, "pre": [0.5] * 35}, "pre", "has 35 values, expected 36"),
     ({"beat": [0.5] * 187, "pre": [None] * 36}, "pre[0]", "is None, expected a finite number"),
-    ({"beat": [0.5] * 187, "context": [0.5] * 13}, "context", "has 13 values, expected 14"),
-    ({"beat": [0.5] * 187, "context": [True] * 14}, "context[0]", "is True, expected a finite number or null"),
-    ({"beat": [0.5] * 187, "context": 0.5}, "context", "is float, expected an array of 14 numbers or nulls"),
+    ({"beat": [0.5] * 187, "context": [0.5] * 17}, "context", "has 17 values, expected 18"),
+    ({"beat": [0.5] * 187, "context": [True] * 18}, "context[0]", "is True, expected a finite number or null"),
+    ({"beat": [0.5] * 187, "context": 0.5}, "context", "is float, expected an array of 18 numbers or nulls"),
 ])
 def test_a_bad_field_is_refused_with_its_name_and_the_reason(document, field, reason):
     with pytest.raises(FormatError) as raised:
@@ -189,10 +189,10 @@ BEATS = st.one_of(
 )
 GOOD = {"id": f"{RUN}:100:370", "run": RUN, "record": "100", "sample": 370, "t": 1.0278, "label": 0,
         "rr_prev_s": 0.8, "rr_next_s": 0.81, "rr_local_s": 0.79, "pre": [0.25] * 36,
-        "context": [0.97, None, *([1.5] * 12)], "sent_at": 1764331355.123}
+        "context": [0.97, None, *([1.5] * 16)], "sent_at": 1764331355.123}
 VALUE_LISTS = {  # the pre-R segment and the context: right and wrong lengths, bad values in them
     "pre": st.lists(st.floats(0, 1) | JSON_VALUES, min_size=34, max_size=38) | JSON_VALUES,
-    "context": st.lists(st.none() | st.floats() | st.integers() | st.booleans(), min_size=12, max_size=16)
+    "context": st.lists(st.none() | st.floats() | st.integers() | st.booleans(), min_size=16, max_size=20)
     | JSON_VALUES,
 }
 FIELD_VALUES = {  # values of about the right type half of the time, anything JSON otherwise

@@ -100,7 +100,8 @@ def test_v_beats_look_unlike_the_template(record_119):
 def test_the_first_beat_has_no_context():
     context = patient.PatientContext()
     values = context.update(np.full(187, 0.5), np.full(36, 0.5), np.nan, 0.8, np.nan)
-    assert np.isnan(values[:-1]).all() and values[-1] == 0.0
+    warmup = patient.CONTEXT_NAMES.index("warmup")
+    assert np.isnan(np.delete(values, warmup)).all() and values[warmup] == 0.0
 
 
 def test_normal_template_uses_only_the_beats_before(record_119):
@@ -129,3 +130,55 @@ def test_the_references_are_numpys_median_and_percentile_of_the_recent_intervals
     recent = values[200 - patient.REFERENCE_BEATS:200, 0]
 
     assert context.slow_reference_rr() == pytest.approx(np.percentile(recent, 70.0), rel=1e-12)
+
+
+def test_the_long_reference_is_numpys_median_of_the_last_intervals(record_119):
+    context = patient.PatientContext()
+    values = rr(record_119)
+    n = patient.LONG_REFERENCE_BEATS + 100
+    for i in range(n):
+        context.update(record_119.X[i], record_119.pre[i], *values[i])
+    recent = values[n - patient.LONG_REFERENCE_BEATS:n, 0]
+
+    assert context.long_reference_rr() == pytest.approx(np.median(recent), rel=1e-12)
+
+
+def test_the_long_reference_stays_on_the_sinus_rhythm_through_a_long_ectopic_stretch():
+    """200 sinus intervals (1.0 s), then 100 premature ones (0.5 s): past 32 beats every short
+    reference follows the ectopic rhythm, the long one (the median of the last 256) stays sinus, so a
+    beat of the stretch is still premature against it."""
+    context = patient.PatientContext()
+    beat, pre = np.full(187, 0.5), np.full(36, 0.5)
+    for i in range(300):
+        values = context.update(beat, pre, 1.0 if i < 200 else 0.5, 1.0 if i < 199 else 0.5, np.nan)
+
+    assert context.slow_reference_rr() == pytest.approx(0.5)
+    assert context.long_reference_rr() == pytest.approx(1.0)
+    assert values[patient.CONTEXT_NAMES.index("rr_prev_long_ratio")] == pytest.approx(0.5)
+    assert values[patient.CONTEXT_NAMES.index("rr_next_long_ratio")] == pytest.approx(0.5)
+
+
+def test_the_previous_beat_features_are_numpys_correlation_and_rms_with_the_beat_before(record_119):
+    values = patient.record_context(record_119.X, record_119.pre, rr(record_119)).astype(np.float64)
+    at = patient.CONTEXT_NAMES.index
+    wave = record_119.X[:, :patient.WAVE_SAMPLES].astype(np.float64)
+
+    assert np.isnan(values[0, at("prev_correlation")]) and np.isnan(values[0, at("prev_rms")])
+    for i in (1, 500, 1500):
+        assert values[i, at("prev_correlation")] == pytest.approx(np.corrcoef(wave[i], wave[i - 1])[0, 1], abs=1e-6)
+        assert values[i, at("prev_rms")] == pytest.approx(np.sqrt(np.mean((wave[i] - wave[i - 1]) ** 2)), abs=1e-6)
+
+
+def test_a_beat_like_the_one_before_it_correlates_more_than_one_unlike_it():
+    """The beats of a run resemble one another: a repeated beat scores correlation 1 and RMS 0 with
+    the one before it, a different one less and more."""
+    context = patient.PatientContext()
+    t = np.linspace(0.0, 1.0, 187)
+    narrow, wide = np.exp(-((t - 0.05) / 0.02) ** 2), np.exp(-((t - 0.1) / 0.08) ** 2)
+    pre, at = np.full(36, 0.5), patient.CONTEXT_NAMES.index
+    context.update(narrow, pre, 0.8, 0.8, 0.8)
+    same = context.update(narrow, pre, 0.8, 0.8, 0.8)
+    other = context.update(wide, pre, 0.8, 0.8, 0.8)
+
+    assert same[at("prev_correlation")] == pytest.approx(1.0) and same[at("prev_rms")] == pytest.approx(0.0)
+    assert other[at("prev_correlation")] < 0.9 and other[at("prev_rms")] > 0.05

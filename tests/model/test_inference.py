@@ -222,7 +222,8 @@ def test_the_copies_constants_are_the_data_layers():
 @pytest.mark.parametrize(("instance", "message"), [
     ({"beat": [0.5] * 187, "pre": [0.5] * 35}, "'pre' must be a list of 36 numbers"),
     ({"beat": [0.5] * 187, "pre": [None] * 36}, "'pre' holds None, expected finite numbers"),
-    ({"beat": [0.5] * 187, "context": [0.5] * 13 + [True]}, "'context' holds True, expected finite numbers or null"),
+    ({"beat": [0.5] * 187, "context": [0.5] * (inference.N_CONTEXT - 1) + [True]},
+     "'context' holds True, expected finite numbers or null"),
 ])
 def test_json_bad_pre_or_context_is_named(instance, message):
     with pytest.raises(ValueError, match=f"instance 1: {message}"):
@@ -230,11 +231,12 @@ def test_json_bad_pre_or_context_is_named(instance, message):
 
 
 def test_json_context_nulls_read_as_unknown():
-    context = [0.9] * 13 + [None]
+    context = [0.9] * (inference.N_CONTEXT - 1) + [None]
     data = inference.input_fn(json.dumps({"instances": [{"beat": [0.5] * 187, "context": context}, [0.5] * 187]}),
                               "application/json")
     assert data["pre"] is None
-    np.testing.assert_array_equal(np.isnan(data["context"]), [[False] * 13 + [True], [True] * 14])
+    unknown = [[False] * (inference.N_CONTEXT - 1) + [True], [True] * inference.N_CONTEXT]
+    np.testing.assert_array_equal(np.isnan(data["context"]), unknown)
 
 
 def test_window_length_reads_the_padding():

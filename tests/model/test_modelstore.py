@@ -5,7 +5,7 @@ import json
 import pytest
 
 from hbcore.model import store as modelstore
-from hbcore.model.inference import MODEL_FORMAT
+from hbcore.model.inference import FEATURE_VERSION, MODEL_FORMAT
 
 
 @pytest.fixture
@@ -14,11 +14,12 @@ def store(tmp_path):
 
 
 def fake(store, version: str, **metadata) -> None:
-    """A stored model of this release (``model_format=None`` makes one of an earlier release)."""
+    """A stored model of this release (``model_format=None`` or another ``feature_version`` makes one of an
+    earlier release)."""
     folder = store / version
     folder.mkdir(parents=True)
     (folder / modelstore.MODEL_FILE).write_bytes(b"archive")
-    metadata = {"version": version, "model_format": MODEL_FORMAT, **metadata}
+    metadata = {"version": version, "model_format": MODEL_FORMAT, "feature_version": FEATURE_VERSION, **metadata}
     (folder / modelstore.METADATA_FILE).write_text(json.dumps({k: v for k, v in metadata.items() if v is not None}))
 
 
@@ -51,6 +52,13 @@ def test_models_of_an_earlier_release_are_listed_but_not_servable(store):
     fake(store, "20260101T000000Z-old", split="intra", data_key="k1", model_format=None)
     [saved] = modelstore.saved_models(store)
     assert (saved.version, saved.servable) == ("20260101T000000Z-old", False)
+
+
+def test_a_model_of_other_features_is_not_servable(store):
+    """Its stream records would carry another context: every beat would be refused at the endpoint."""
+    fake(store, "20260101T000000Z-old", split="inter", data_key="k1", feature_version=FEATURE_VERSION - 1)
+    [saved] = modelstore.saved_models(store)
+    assert not saved.servable and modelstore.find_model("k1", "inter", store) is None
 
 
 def test_find_model_passes_over_models_of_an_earlier_release(store):

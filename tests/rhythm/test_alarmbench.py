@@ -40,10 +40,17 @@ def test_one_record_scored_from_its_reference_labels(mitdb_dir):
 
 
 def test_the_af_selection_report_says_when_the_detector_in_use_is_not_the_cv_winner(capsys):
-    from hbcore.rhythm.detector import AF_PARAMS, AfParams
+    from hbcore.rhythm.detector import AF_PARAMS, RUN_PARAMS, AfParams, RunParams
 
     winner = alarmbench._describe(AfParams())
     row = {**winner, "fold_limits": [0.97], "episode_se": 1.0, "episode_ppv": 1.0, "duration_se": 0.9,
            "duration_ppv": 0.5, "score": 0.5}
-    alarmbench.print_select_af({"candidates": [row], "chosen": winner, "in_use": alarmbench._describe(AF_PARAMS)})
-    assert "AF_PARAMS is NOT this choice but {'window': 128, 'metric': 'dash'" in capsys.readouterr().out
+    default = alarmbench._describe_runs(RunParams())
+    runs = {"candidates": [{**default, "se": 0.2, "ppv": 0.1, "n_ref": 10, "n_detected": 20, "score": 0.1}],
+            "cross_validated": {"se": 0.2, "ppv": 0.1, "n_ref": 10, "n_detected": 20, "score": 0.1},
+            "fold_choices": [default], "chosen": default, "in_use": alarmbench._describe_runs(RUN_PARAMS)}
+    alarmbench.print_select_af({"candidates": [row], "chosen": winner, "in_use": alarmbench._describe(AF_PARAMS),
+                                "runs": runs})
+    out = capsys.readouterr().out
+    assert "AF_PARAMS is NOT this choice but {'window': 128, 'metric': 'dash'" in out
+    assert "leave-one-record-out (the choice procedure): Se 0.200 +P 0.100" in out

@@ -76,6 +76,61 @@ def test_a_run_crossing_a_batch_boundary_gives_the_events_of_one_batch():
     assert got == expected and "vt" in kinds(expected)
 
 
+def doubtful(labels: str, probs: dict[int, float], rr_s: float = 0.5) -> list[BeatObs]:
+    """``stream(labels)`` with the classifier's probability ``probs[i]`` on beat i (1.0 elsewhere)."""
+    return [replace(beat, prob=probs.get(i, 1.0)) for i, beat in enumerate(stream(labels, rr_s))]
+
+
+BRIDGE = detector.RunParams(bridge_below=0.8, bridge_after=2)
+
+
+def test_a_run_goes_on_through_one_doubtful_beat_of_another_class():
+    events = detect("p", doubtful("NNVVNVVNN", {4: 0.6}), runs=BRIDGE)
+    assert kinds(events) == ["vt"] and events[0].beat_ids == ("2", "3", "4", "5", "6")
+
+
+def test_a_confident_beat_a_doubtful_beat_too_early_or_two_in_a_row_still_break_a_run():
+    assert kinds(detect("p", doubtful("NNVVNVVNN", {4: 0.9}), runs=BRIDGE)) == ["v_couplet", "v_couplet"]
+    assert kinds(detect("p", doubtful("NNVNVVNN", {3: 0.6}), runs=BRIDGE)) == ["v_couplet"]  # after 1 V only
+    assert kinds(detect("p", doubtful("NNVVNNVVNN", {4: 0.6, 5: 0.6}), runs=BRIDGE)) == ["v_couplet", "v_couplet"]
+
+
+def test_a_doubtful_beat_after_a_run_is_not_part_of_it():
+    events = detect("p", doubtful("NNVVVNNNN", {5: 0.6}), runs=BRIDGE)
+    assert kinds(events) == ["vt"] and events[0].beat_ids == ("2", "3", "4")
+
+
+def test_without_probabilities_or_with_the_default_rule_nothing_is_held():
+    assert kinds(detect("p", stream("NNVVNVVNN", 0.5), runs=BRIDGE)) == ["v_couplet", "v_couplet"]
+    assert kinds(detect("p", doubtful("NNVVNVVNN", {4: 0.01}))) == ["v_couplet", "v_couplet"]
+
+
+def test_a_held_beat_does_not_delay_a_couplet_past_the_end_gap():
+    beats = doubtful("NNVVN", {4: 0.6})
+    patient = PatientDetector("p", runs=BRIDGE)
+    assert kinds(patient.feed_all(beats)) == []  # the doubtful beat is held: the couplet may go on
+    reports = [(float(now), event) for now in np.arange(beats[-1].t_s + 0.1, beats[3].t_s + 2.0, 0.1)
+               for event in patient.advance(float(now))]
+    assert [event.kind for _, event in reports] == ["v_couplet"]
+    assert reports[0][0] - beats[3].t_s <= 2.0 and reports[0][1].beat_ids == ("2", "3")
+
+
+def test_a_run_bridged_across_a_batch_boundary_gives_the_events_of_one_batch():
+    beats = doubtful("NNVVVNVVNN", {5: 0.5})
+    whole = PatientDetector("p", runs=BRIDGE)
+    expected = [*whole.feed_all(beats), *whole.flush()]
+    split = PatientDetector("p", runs=BRIDGE)
+    got = [*split.feed_all(beats[:6]), *split.feed_all(beats[6:]), *split.flush()]
+    assert got == expected and len(final_events(expected)[0].beat_ids) == 6
+
+
+def test_run_parameters_out_of_range_are_refused():
+    with pytest.raises(ValueError, match="probability"):
+        detector.RunParams(bridge_below=1.5)
+    with pytest.raises(ValueError, match="after"):
+        detector.RunParams(bridge_after=0)
+
+
 def test_supraventricular_couplet_run_and_svta():
     assert kinds(detect("p", stream("NNSSNN"))) == ["sv_couplet"]
     assert kinds(detect("p", stream("NNSSSNN"))) == ["sv_run"]

@@ -1,0 +1,110 @@
+"""The reader's quicker polling while a run's first events are awaited, and its return to the normal cadence."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+from hbcore.stream import reader as reader_module
+from hbcore.stream.reader import ResultsReader
+
+
+class CountingLogs:
+    """A Logs Insights stand-in that answers at once and counts its queries; ``events`` are what a read returns."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.started: list[float] = []  # monotonic time of each start_query
+        self.events: list[tuple[int, str]] = []  # (epoch ms, message)
+        self.results: dict[str, list] = {}
+
+    def start_query(self, *, logGroupNames, startTime, endTime, queryString):  # boto3's parameter names
+        with self.lock:
+            self.started.append(time.monotonic())
+            rows = [] if queryString.startswith("stats") else [
+                [{"field": "@timestamp", "value": str(ms)}, {"field": "@message", "value": message},
+                 {"field": "@logStream", "value": "s"}]
+                for ms, message in self.events if startTime * 1000 <= ms <= endTime * 1000 + 999]
+            query_id = str(len(self.results))
+            self.results[query_id] = rows
+            return {"queryId": query_id}
+
+    def get_query_results(self, *, queryId):
+        with self.lock:
+            rows = self.results[queryId]
+        return {"status": "Complete", "results": rows, "statistics": {"recordsMatched": float(len(rows))}}
+
+    def queries_between(self, since: float, until: float) -> int:
+        with self.lock:
+            return sum(since <= at < until for at in self.started)
+
+
+def prediction_line(sample: int, run: str = "run1") -> str:
+    return json.dumps({"type": "prediction", "id": f"{run}:100:{sample}", "run": run, "record": "100",
+                       "sample": sample, "t": sample / 360, "label": 0, "pred": 0, "pred_name": "N", "prob": 0.9,
+                       "model_version": "v", "latency_ms": 100.0, "endpoint_ms": 5.0, "rr_local_s": 0.8,
+                       "seq": str(sample), "shard": "shardId-000000000000"})
+
+
+def test_expect_events_polls_quickly_until_the_first_events_then_at_the_normal_interval():
+    logs = CountingLogs()
+    reader = ResultsReader(logs, "/aws/lambda/f", start_s=time.time() - 5, poll_interval_s=1.0,
+                           first_poll_interval_s=0.1).start()
+    try:
+        time.sleep(0.3)  # the first poll, then the normal wait
+        assert not reader.awaiting_events()
+        asked = time.monotonic()
+        reader.expect_events("run1")  # wakes the reader out of its 1 s wait
+        assert reader.awaiting_events()
+        time.sleep(0.65)
+        quick = logs.queries_between(asked, time.monotonic())
+        assert quick >= 4, f"only {quick} queries in 0.65 s while awaiting events"
+        with logs.lock:
+            logs.events.append((int(time.time() * 1000), prediction_line(1)))
+        deadline = time.monotonic() + 2
+        while reader.snapshot().stats.predictions == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert reader.snapshot().stats.predictions == 1
+        time.sleep(0.3)  # the poll that read the event has ended the quicker polling
+        assert not reader.awaiting_events()
+        settled = time.monotonic()
+        time.sleep(1.5)
+        normal = logs.queries_between(settled, time.monotonic())
+        assert normal <= 4, f"{normal} queries in 1.5 s at a 1 s interval (a poll is a read, perhaps a probe)"
+    finally:
+        reader.stop()
+
+
+def test_the_quicker_polling_ends_after_await_max_s_without_events(monkeypatch):
+    monkeypatch.setattr(reader_module, "AWAIT_MAX_S", 0.4)
+    logs = CountingLogs()
+    reader = ResultsReader(logs, "/aws/lambda/f", start_s=time.time() - 5, poll_interval_s=1.0,
+                           first_poll_interval_s=0.05).start()
+    try:
+        reader.expect_events("run1")
+        time.sleep(0.6)
+        assert not reader.awaiting_events()
+        settled = time.monotonic()
+        time.sleep(1.5)
+        assert logs.queries_between(settled, time.monotonic()) <= 4
+    finally:
+        reader.stop()
+
+
+def test_only_a_beat_of_the_awaited_run_ends_the_wait():
+    logs = CountingLogs()
+    reader = ResultsReader(logs, "/aws/lambda/f", start_s=time.time() - 5, poll_interval_s=1.0,
+                           first_poll_interval_s=0.1)
+    now_ms = int(time.time() * 1000)
+    logs.events += [(now_ms, "START RequestId: 1 Version: $LATEST"),  # a platform line is no beat
+                    (now_ms, prediction_line(1, run="run0"))]  # an earlier run's straggler
+    reader.expect_events("run1")
+    assert reader.poll_once() == 2
+    assert not reader._rest()  # woken by expect_events: returns at once
+    assert reader.awaiting_events()
+    logs.events.append((now_ms + 1, prediction_line(2)))
+    assert reader.poll_once() == 1
+    started = time.monotonic()
+    assert not reader._rest()  # the run's first beat: back to the 1 s interval
+    assert not reader.awaiting_events() and time.monotonic() - started >= 0.9
