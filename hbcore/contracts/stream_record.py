@@ -49,7 +49,7 @@ BEAT_DECIMALS = 4  # beat and pre-R segment values
 SECONDS_DECIMALS = 4  # times and RR intervals
 CONTEXT_DECIMALS = 4
 SENT_AT_DECIMALS = 3
-# A record is ~1.6 KB (1.2 KB before "pre" and "context"); the handler refuses anything over this before parsing it.
+# A record is ~1.7 KB (1.2 KB before "pre" and "context"); the handler refuses anything over this before parsing it.
 MAX_RECORD_BYTES = 64 * 1024
 
 FIELDS = (
