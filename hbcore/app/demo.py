@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -299,10 +299,17 @@ class DemoRun(BackgroundTask[DemoProgress]):
     # -- the thread --
 
     def _work(self) -> str:
-        """The set-up steps; "done" once the replay streams (and a quick model was upgraded, or not)."""
+        """The set-up steps; "done" once the replay streams (and a quick model was upgraded, or not).
+
+        The stack is made beside the data and the model; the beats to stream are selected beside the
+        model, the stack and the endpoint (a fraction of a second over all of MIT-BIH that the replay
+        step then does not wait for).
+        """
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="demo-setup") as pool:
             stack_ready = pool.submit(self._make_stack)
-            beats, model_path, quick, selected = self._make_data_and_model(pool)
+            beats = self._load_data()
+            selected = pool.submit(replay_selection, beats, self.n_beats, self.records, self.split)
+            model_path, quick = self._make_model(beats)
             stack_ready.result()  # its error, if any, fails the run
             with self._step("endpoint"):
                 deployment = self.pipeline.deploy(model_path, progress=self._note)
@@ -324,32 +331,31 @@ class DemoRun(BackgroundTask[DemoProgress]):
             self.pipeline.ensure_stack(progress=self._note)
         self._done("stack", "stream, function and mapping ready")
 
-    def _make_data_and_model(self, pool: ThreadPoolExecutor) -> tuple[BeatSet, Path, modelstore.SavedModel | None,
-                                                                       Future[BeatSet]]:
-        """The beats, the model to deploy first, that model when it is a quick one to upgrade, and the
-        beats to stream: selected in ``pool`` while the model, the stack and the endpoint are made (a
-        fraction of a second over all of MIT-BIH that the replay step no longer waits for)."""
+    def _load_data(self) -> BeatSet:
         with self._step("data"):
             beats = self.beats = self.load()
         self._done("data", f"{len(beats):,} beats loaded")
-        selected = pool.submit(replay_selection, beats, self.n_beats, self.records, self.split)
+        return beats
+
+    def _make_model(self, beats: BeatSet) -> tuple[Path, modelstore.SavedModel | None]:
+        """The model to deploy first, and that model when it is a quick one to upgrade."""
         if self.model_path is not None:
             with self._step("model", 0.0):
                 path = Path(self.model_path)
             self._done("model", f"using {path}")
-            return beats, path, None, selected
+            return path, None
         full = find_full_model(beats, self.split)
         if full is not None or not self.quick or quick_params(self.split) == models.default_params(self.split):
             with self._step("model", 0.1 if full else self._train_estimate(beats, models.default_params(self.split))):
                 saved = full or train_and_save(beats, self.split, None, **self.info)
             self._set_model(saved, f"model {saved.version} ({'stored' if full else 'trained'})")
-            return beats, saved.path, None, selected
+            return saved.path, None
         params = quick_params(self.split)
         with self._step("model", self._train_estimate(beats, params)):
             saved = train_and_save(beats, self.split, params, **self.info, **{PRESET_KEY: "quick"})
         self._set_model(saved, f"quick model {saved.version} trained in {saved.metadata['train_seconds']:.1f} s: "
                                "it streams while the full model trains")
-        return beats, saved.path, saved, selected
+        return saved.path, saved
 
     def _set_model(self, saved: modelstore.SavedModel, detail: str) -> None:
         with self._lock:

@@ -180,9 +180,8 @@ def run_select_af(mitdb: str | None = None, log: Callable[[str], None] = print) 
     beats = load_beats(mitdb_dir)
     log("labelling each DS1 record by a model trained on the other 21 ...")
     proba = cross_predicted_proba(beats, DS1_RECORDS, log)
-    rows = np.isin(beats.meta["record"].to_numpy(), DS1_RECORDS)
-    labels = np.where(rows, np.nan_to_num(proba).argmax(axis=1), 0)  # other rows: not streamed
-    streams = evaluation.record_streams(beats, labels, DS1_RECORDS, np.nan_to_num(proba).max(axis=1))
+    known = np.nan_to_num(proba)  # rows of other records (NaN): class 0, never streamed
+    streams = evaluation.record_streams(beats, known.argmax(axis=1), DS1_RECORDS, known.max(axis=1))
     log("cross-validating the AF candidates ...")
     chosen, results = afselect.select(mitdb_dir, streams)
     log("cross-validating the ventricular-run candidates ...")

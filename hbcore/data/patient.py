@@ -64,7 +64,8 @@ SLOW_REFERENCE_PERCENTILE = 70
 # beats. Chosen by the DS1 leave-records-out cross-validation (LDA as chosen before, the previous and
 # next RR over it; hbcore.model.selection) among the horizons 64, 128 and 256 and the percentiles
 # 50, 80, 90, 95: pooled macro-F1 0.567 for the median over 256, 0.523-0.540 for the others, 0.531
-# without it. DS2 played no part.
+# without it. DS2 played no part. That sweep and the one below ran the same folds from a prototype
+# script that is not kept in the repository; `python -m hbcore select-model` reruns the chosen setting.
 LONG_REFERENCE_BEATS = 256
 # Beats accepted without the morphology gate while the template forms (the patient's first beats).
 WARMUP_BEATS = 8
