@@ -71,7 +71,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_select_model(args: argparse.Namespace) -> int:
-    """Each candidate's DS1 cross-validation on stdout as it ends, then the whole result as JSON."""
+    """Each candidate's DS1 cross-validation on stdout as it ends, then each context setting's for the
+    chosen one (``selection.FEATURE_SWEEPS``), then the whole result as JSON."""
     from hbcore.model import selection
 
     return _print_json(selection.run_select(mitdb=args.mitdb, candidates=args.candidates, n_folds=args.folds))

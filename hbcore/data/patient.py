@@ -61,11 +61,12 @@ SLOW_REFERENCE_PERCENTILE = 70
 # The long reference: the median of the last LONG_REFERENCE_BEATS RR intervals, whatever beats end
 # them (about 3-5 minutes, de Chazal 2004's "average RR" horizon). Over a few minutes a patient's
 # ectopic beats and the pauses that follow them balance around the sinus rhythm better than over 32
-# beats. Chosen by the DS1 leave-records-out cross-validation (LDA as chosen before, the previous and
-# next RR over it; hbcore.model.selection) among the horizons 64, 128 and 256 and the percentiles
-# 50, 80, 90, 95: pooled macro-F1 0.567 for the median over 256, 0.523-0.540 for the others, 0.531
-# without it. DS2 played no part. That sweep and the one below ran the same folds from a prototype
-# script that is not kept in the repository; `python -m hbcore select-model` reruns the chosen setting.
+# beats. Horizon chosen among 64, 128, 256 and 512 by the leave-records-out cross-validation inside
+# DS1 (hbcore.model.selection.select_long_horizon, which `python -m hbcore select-model` runs, with the
+# chosen inter-patient estimator, on context version 6): pooled macro-F1 0.5381 / 0.5493 / 0.5758 /
+# 0.5669. A first prototype sweep, not in the repository, had also tried the percentiles 80, 90 and 95
+# of these intervals instead of their median (0.523-0.540 against 0.567) and no long reference (0.531).
+# DS2 played no part.
 LONG_REFERENCE_BEATS = 256
 # Beats accepted without the morphology gate while the template forms (the patient's first beats).
 WARMUP_BEATS = 8
@@ -107,9 +108,10 @@ RR_RATIOS = 7
 _AT = {name: i for i, name in enumerate(CONTEXT_NAMES)}
 # The beat against the beat just before it (prev_correlation, prev_rms): the beats of a ventricular
 # run resemble one another and not the template, and a fast regular run looks "regular" to the RR
-# ratios. Chosen by the DS1 leave-records-out cross-validation (lda-context-pre, prior_power chosen
-# with it): pooled macro-F1 0.576 with both, 0.567 without; adding the previous beat's template
-# correlation as well scored 0.505 (F lost). DS2 played no part.
+# ratios. Kept by the leave-records-out cross-validation inside DS1 (hbcore.model.selection.
+# select_previous_beat, which `python -m hbcore select-model` runs, with the chosen inter-patient
+# estimator): pooled macro-F1 0.5758 with both values, 0.5669 without. A prototype sweep, not in the
+# repository, had also added the previous beat's template correlation: 0.505 (F lost). DS2 played no part.
 # Bump when the features change: the dataset cache key includes it.
 CONTEXT_VERSION = 6
 
@@ -185,14 +187,17 @@ class PatientContext:
     runs the same steps over a whole record and computes the template comparisons in one batch, so
     the two give the same numbers. Each beat costs O(:data:`REFERENCE_BEATS`): sorted windows of the
     recent RR intervals, a ring of the recent normal-looking beats whose mean is the template.
-    ``slow_percentile`` is the slow reference's percentile (default :data:`SLOW_REFERENCE_PERCENTILE`).
+    ``slow_percentile`` is the slow reference's percentile (default :data:`SLOW_REFERENCE_PERCENTILE`),
+    ``long_beats`` the long reference's horizon (default :data:`LONG_REFERENCE_BEATS`): other values
+    only for the cross-validation that chooses them (:mod:`hbcore.model.selection`).
     """
 
-    def __init__(self, slow_percentile: float = SLOW_REFERENCE_PERCENTILE) -> None:
+    def __init__(self, slow_percentile: float = SLOW_REFERENCE_PERCENTILE,
+                 long_beats: int = LONG_REFERENCE_BEATS) -> None:
         self.slow_percentile = slow_percentile
         self._rr = _SortedWindow(REFERENCE_BEATS)  # normal-to-normal RR intervals
         self._rr_any = _SortedWindow(REFERENCE_BEATS)  # every RR interval
-        self._rr_long = _SortedWindow(LONG_REFERENCE_BEATS)  # every RR interval, over the long horizon
+        self._rr_long = _SortedWindow(long_beats)  # every RR interval, over the long horizon
         self._changes = _SortedWindow(REFERENCE_BEATS)  # |log| of successive RR ratios
         self._waves = np.zeros((REFERENCE_BEATS, WINDOW_SAMPLES))  # ring of normal-looking windows
         self._pres = np.zeros((REFERENCE_BEATS, PRE_R_SAMPLES))
@@ -214,7 +219,7 @@ class PatientContext:
         return self._rr_any.percentile(self.slow_percentile)
 
     def long_reference_rr(self) -> float:
-        """The long reference RR: the median of the last :data:`LONG_REFERENCE_BEATS` RR intervals."""
+        """The long reference RR: the median of the last ``long_beats`` RR intervals."""
         return self._rr_long.median()
 
     def template(self) -> tuple[np.ndarray, np.ndarray] | None:
@@ -332,14 +337,15 @@ def _compare(values: np.ndarray, templates: np.ndarray, beats: np.ndarray, pre: 
 
 
 def record_context(X: np.ndarray, pre: np.ndarray, rr: np.ndarray,
-                   slow_percentile: float = SLOW_REFERENCE_PERCENTILE) -> np.ndarray:
+                   slow_percentile: float = SLOW_REFERENCE_PERCENTILE,
+                   long_beats: int = LONG_REFERENCE_BEATS) -> np.ndarray:
     """Context features ``(n, N_CONTEXT)`` float32 of one patient's beats, given in time order.
 
     ``rr`` is ``(n, 3)``: previous, next and local RR in seconds. Exactly what a
-    :class:`PatientContext` fed the same beats one by one returns: the same steps, with the
-    template comparisons, row-wise, in one batch.
+    :class:`PatientContext` fed the same beats one by one returns (``slow_percentile`` and
+    ``long_beats`` as there): the same steps, with the template comparisons, row-wise, in one batch.
     """
-    context = PatientContext(slow_percentile)
+    context = PatientContext(slow_percentile, long_beats)
     beats = np.asarray(X, dtype=np.float64)
     segments = np.asarray(pre, dtype=np.float64)
     waves, squares = _centred(beats[:, :WAVE_SAMPLES])

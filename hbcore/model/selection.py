@@ -11,10 +11,14 @@ The score is the macro-F1 over N, S, V, F of the out-of-fold predictions pooled 
 (every DS1 beat predicted once, by a model that never saw its patient); ties go to the earlier
 candidate. The decision rule (``ModelParams.prior_power``: how much of the class frequencies the
 class-balanced model's probabilities get back) is chosen with it, on the same out-of-fold
-probabilities, each fold's weights from its own training beats. The slow reference's percentile
-of the context features (:data:`hbcore.data.patient.SLOW_REFERENCE_PERCENTILE`) is chosen the
-same way, for the chosen estimator (:func:`select_slow_percentile`, which ``select-model`` runs
-after the candidates; the context is recomputed from each DS1 record's beats).
+probabilities, each fold's weights from its own training beats. Three settings of the context
+features are chosen the same way, for the chosen estimator, after the candidates (``select-model``
+runs them all, :data:`FEATURE_SWEEPS`, each with the other two at their defaults): the slow
+reference's percentile (:data:`hbcore.data.patient.SLOW_REFERENCE_PERCENTILE`,
+:func:`select_slow_percentile`) and the long reference's horizon
+(:data:`hbcore.data.patient.LONG_REFERENCE_BEATS`, :func:`select_long_horizon`), the context
+recomputed from each DS1 record's beats for each, and whether the context keeps its comparison with
+the previous beat (:func:`select_previous_beat`, an ablation).
 :data:`CANDIDATES` is short on purpose: CPU is scarce, and a long list would select on
 the folds' noise (DS1 has 22 records; F beats are almost all in record 208).
 """
@@ -22,8 +26,10 @@ the folds' noise (DS1 has 22 records; F beats are almost all in record 208).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 import numpy as np
 
@@ -68,10 +74,18 @@ CANDIDATES: dict[str, ModelParams] = {
 # Candidates for hbcore.data.patient.SLOW_REFERENCE_PERCENTILE: the median, and two upper percentiles
 # that stay on the sinus rhythm when up to 70 % or 85 % of the recent intervals are premature.
 SLOW_PERCENTILES: tuple[float, ...] = (50.0, 70.0, 85.0)
+# Candidates for hbcore.data.patient.LONG_REFERENCE_BEATS: about one to seven minutes of beats at 70 bpm
+# (de Chazal 2004's "average RR" horizon is a few minutes).
+LONG_HORIZONS_BEATS: tuple[int, ...] = (64, 128, 256, 512)
+# The context's comparison with the previous beat, left out by the ablation of select_previous_beat.
+PREVIOUS_BEAT_NAMES: tuple[str, ...] = ("prev_correlation", "prev_rms")
+
+Setting = TypeVar("Setting")
 
 
-def with_slow_percentile(beats: BeatSet, percentile: float) -> BeatSet:
-    """``beats`` with their context recomputed for a slow reference at ``percentile``.
+def with_context(beats: BeatSet, slow_percentile: float = patient.SLOW_REFERENCE_PERCENTILE,
+                 long_beats: int = patient.LONG_REFERENCE_BEATS) -> BeatSet:
+    """``beats`` with their context recomputed for these settings of the references.
 
     Each record's rows are taken in time order, as the dataset build runs
     :func:`hbcore.data.patient.record_context`, and rounded as a stream record carries them.
@@ -84,23 +98,68 @@ def with_slow_percentile(beats: BeatSet, percentile: float) -> BeatSet:
         rows = np.flatnonzero(records == record)
         rows = rows[np.argsort(samples[rows], kind="stable")]
         context[rows] = stream_record.carried_context(
-            patient.record_context(beats.X[rows], beats.pre[rows], rr[rows], percentile))
+            patient.record_context(beats.X[rows], beats.pre[rows], rr[rows], slow_percentile, long_beats))
     return BeatSet(beats.X, beats.y, beats.meta, beats.skipped, beats.pre, context)
+
+
+def without_previous_beat(beats: BeatSet) -> BeatSet:
+    """``beats`` with their context as computed without the comparison with the previous beat.
+
+    That comparison reads and feeds no other feature's state, so leaving it out is its two values
+    unknown (NaN) on every beat. Their feature columns are then constant, which the standardisation
+    maps to 0: LDA fits the model without those columns (up to rounding: on a third of DS1, class
+    probabilities within 0.005 of a fit on the columns removed), the trees never split on them.
+    """
+    context = beats.context.copy()
+    context[:, [patient.CONTEXT_NAMES.index(name) for name in PREVIOUS_BEAT_NAMES]] = np.nan
+    return BeatSet(beats.X, beats.y, beats.meta, beats.skipped, beats.pre, context)
+
+
+def sweep_context(beats: BeatSet, params: ModelParams, settings: Mapping[str, Setting],
+                  variant: Callable[[BeatSet, Setting], BeatSet], what: str, n_folds: int = N_FOLDS,
+                  seed: int = FOLD_SEED, progress: Callable[[str], None] | None = None) -> dict:
+    """The DS1 cross-validation of ``params`` on ``variant(beats, setting)`` for each of ``settings``
+    (named by its keys): ``{"chosen": setting, "macro_f1": {name: score}}``, ties to the earlier one.
+
+    One function for every feature setting, so each is scored and chosen as the candidates are.
+    """
+    beats = ds1_only(beats)
+    scores = {}
+    for name, setting in settings.items():
+        scores[name] = cross_validate(variant(beats, setting), params, n_folds, seed)["macro_f1"]
+        if progress:
+            progress(f"{what} {name}: macro-F1 {scores[name]:.4f}")
+    chosen = max(scores, key=lambda name: scores[name])  # first of equals: max keeps it
+    if progress:
+        progress(f"{what}: chosen {chosen}")
+    return {"chosen": settings[chosen], "macro_f1": scores}
 
 
 def select_slow_percentile(beats: BeatSet, params: ModelParams, percentiles: tuple[float, ...] = SLOW_PERCENTILES,
                            n_folds: int = N_FOLDS, seed: int = FOLD_SEED,
                            progress: Callable[[str], None] | None = None) -> dict:
-    """The DS1 cross-validation of ``params`` with the context of each slow-reference percentile:
-    ``{"chosen": percentile, "macro_f1": {percentile: score}}`` (ties go to the earlier one)."""
-    beats = ds1_only(beats)
-    scores = {}
-    for percentile in percentiles:
-        scores[percentile] = cross_validate(with_slow_percentile(beats, percentile), params, n_folds, seed)["macro_f1"]
-        if progress:
-            progress(f"slow reference percentile {percentile:g}: macro-F1 {scores[percentile]:.4f}")
-    return {"chosen": max(scores, key=lambda percentile: scores[percentile]),
-            "macro_f1": {f"{percentile:g}": score for percentile, score in scores.items()}}
+    """The DS1 cross-validation of ``params`` with the context of each slow-reference percentile."""
+    return sweep_context(beats, params, {f"{percentile:g}": percentile for percentile in percentiles},
+                         lambda rows, percentile: with_context(rows, slow_percentile=percentile),
+                         "slow reference percentile", n_folds, seed, progress)
+
+
+def select_long_horizon(beats: BeatSet, params: ModelParams, horizons: tuple[int, ...] = LONG_HORIZONS_BEATS,
+                        n_folds: int = N_FOLDS, seed: int = FOLD_SEED,
+                        progress: Callable[[str], None] | None = None) -> dict:
+    """The DS1 cross-validation of ``params`` with the context of each long-reference horizon (beats)."""
+    return sweep_context(beats, params, {str(horizon): horizon for horizon in horizons},
+                         lambda rows, horizon: with_context(rows, long_beats=horizon),
+                         "long reference horizon (beats)", n_folds, seed, progress)
+
+
+def select_previous_beat(beats: BeatSet, params: ModelParams, n_folds: int = N_FOLDS, seed: int = FOLD_SEED,
+                         progress: Callable[[str], None] | None = None) -> dict:
+    """The DS1 cross-validation of ``params`` with the context without, then with, its comparison
+    with the previous beat (``"chosen"``: whether to keep it; a tie keeps the smaller context)."""
+    return sweep_context(beats, params, {"without": False, "with": True},
+                         lambda rows, keep: rows if keep else without_previous_beat(rows),
+                         "previous-beat features", n_folds, seed, progress)
 
 
 def ds1_only(beats: BeatSet) -> BeatSet:
@@ -170,8 +229,15 @@ def select_model(beats: BeatSet, candidates: Mapping[str, ModelParams] | None = 
             "fold_seed": seed, "records": sorted(set(beats.meta["record"].astype(str))), "candidates": results}
 
 
+# The feature settings select-model chooses after the candidates, under their keys of its result.
+FEATURE_SWEEPS: dict[str, Callable[..., dict]] = {"slow_percentile": select_slow_percentile,
+                                                  "long_horizon_beats": select_long_horizon,
+                                                  "previous_beat": select_previous_beat}
+
+
 def run_select(mitdb: str | None = None, candidates: list[str] | None = None, n_folds: int = N_FOLDS) -> dict:
-    """``python -m hbcore select-model``: the DS1 cross-validation of the candidates, and the chosen one."""
+    """``python -m hbcore select-model``: the DS1 cross-validation of the candidates, the chosen one,
+    then of each setting of :data:`FEATURE_SWEEPS` for it."""
     from hbcore.data.dataset import load_beats
 
     unknown = sorted(set(candidates or ()) - set(CANDIDATES))
@@ -179,7 +245,8 @@ def run_select(mitdb: str | None = None, candidates: list[str] | None = None, n_
         raise ValueError(f"unknown candidates {', '.join(unknown)}: expected some of {', '.join(CANDIDATES)}")
     chosen = {name: CANDIDATES[name] for name in candidates} if candidates else CANDIDATES
     beats = load_beats(mitdb, recipe=training.TRAINING_RECIPES[0])
-    result = select_model(beats, chosen, n_folds, progress=lambda message: print(message, flush=True))
+    progress = functools.partial(print, flush=True)
+    result = select_model(beats, chosen, n_folds, progress=progress)
     params = dataclasses.replace(chosen[result["chosen"]], prior_power=0.0)
-    return result | {"slow_percentile": select_slow_percentile(beats, params, n_folds=n_folds,
-                                                               progress=lambda message: print(message, flush=True))}
+    return result | {name: sweep(beats, params, n_folds=n_folds, progress=progress)
+                     for name, sweep in FEATURE_SWEEPS.items()}
