@@ -27,6 +27,7 @@ from hbcore.data.dataset import BeatSet, load_beats, resolve_mitdb_dir
 from hbcore.data.splits import DS1_RECORDS, DS2_RECORDS
 from hbcore.rhythm import afselect, evaluation, runselect, scoring
 from hbcore.rhythm.detector import AF_PARAMS, RUN_PARAMS, AfParams, RunParams
+from hbcore.rhythm.events import BeatObs, RhythmEvent
 from hbcore.rhythm.reference import SCORED_KINDS
 
 # (scoring kind, figure, target, minimum to resolve the issue); on the model source, DS2
@@ -80,6 +81,26 @@ def score_source(mitdb_dir: Path, beats: BeatSet, labels: np.ndarray, records: S
     }
 
 
+def trivial_baseline(mitdb_dir: Path, beats: BeatSet, records: Sequence[str]) -> dict:
+    """What detectors that read nothing score, to read the targets' figures against: every beat called V
+    (one run per stretch without a 1.8 s gap, covering every reference run, so rxr's upward matching finds
+    them all: Se 1, +P the share of those runs holding one), and AF all the time (duration Se 1, +P the
+    share of compared time that is AF)."""
+    every_v = np.full(len(beats), CLASS_NAMES.index("V"))
+    streams = evaluation.record_streams(beats, every_v, records)
+    v_run = scoring.gross(evaluation.score_streams(mitdb_dir, streams, kinds=runselect.RUN_KINDS)).episodes["v_run"]
+    af_time = scoring.gross(evaluation.score_run(mitdb_dir, _af_all_the_time(record, stream), ["af"])
+                            for record, stream in streams.items())
+    return {"every_beat_v": {"v_run": v_run.summary()},
+            "af_all_the_time": {"af_duration": af_time.durations["af"].summary()}}
+
+
+def _af_all_the_time(record: str, stream: Sequence[BeatObs]) -> evaluation.StreamRun:
+    """One AF event from the record's first beat to its last, as a stream run to score."""
+    af = RhythmEvent(f"{record}:af:1", record, "af", stream[0].t_s, stream[-1].t_s, (), "medium", False)
+    return evaluation.StreamRun(record, [af], 0.0, 0.0, len(stream), 0.0, {})
+
+
 def targets(result: dict) -> list[dict]:
     """Each target with its value, whether it is met, and whether the minimum to resolve is."""
     rows = []
@@ -103,7 +124,8 @@ def run_bench_alarms(mitdb: str | None = None, model: str | None = None, records
     started = time.perf_counter()
     results = [score_source(mitdb_dir, beats, beats.y, records, "reference")]
     labels, probs, info = model_labels(beats, model, log)
-    results.append(score_source(mitdb_dir, beats, labels, records, "model", probs) | info)
+    results.append(score_source(mitdb_dir, beats, labels, records, "model", probs) | info
+                   | {"trivial_baseline": trivial_baseline(mitdb_dir, beats, records)})
     for result in results:
         result["targets"] = targets(result)
     log(f"scored {len(records)} records from each source in {time.perf_counter() - started:.0f} s")
@@ -134,6 +156,12 @@ def print_report(results: Sequence[dict]) -> None:
                      for f in (figures[kind] for kind in PER_RECORD_KINDS)]
             cells.append(f"{_cell(figures['af_duration']['se'])}/{_cell(figures['af_duration']['ppv'])}")
             print(f"{record:<8}" + "".join(f"{cell:<22}" for cell in cells))
+        if "trivial_baseline" in result:
+            v_run = result["trivial_baseline"]["every_beat_v"]["v_run"]
+            af_time = result["trivial_baseline"]["af_all_the_time"]["af_duration"]
+            print(f"trivial baselines: every beat V: v_run Se {_cell(v_run['se'])} +P {_cell(v_run['ppv'])} "
+                  f"({v_run['n_ref']}/{v_run['n_detected']}); AF all the time: AF duration Se {_cell(af_time['se'])} "
+                  f"+P {_cell(af_time['ppv'])}")
         print("targets (the system: model source, DS2):" if result["source"] == "model" else "targets (for reference):")
         for row in result["targets"]:
             minimum = "" if row["minimum"] is None else \

@@ -25,6 +25,8 @@ import numpy as np
 from hbcore.rhythm.events import KINDS, SEVERITY, BeatObs, RhythmEvent
 
 RUN_MIN_BEATS = 3          # a run: at least 3 consecutive ectopic beats (2 are a couplet)
+V_RUN_LABELS = ("V", "F")  # a ventricular ectopic run is of V and F beats (EC57's rxr, app/rxr.c lines 173-174)
+SV_RUN_LABELS = ("S",)     # a supraventricular one of S beats
 RUN_FAST_BPM = 100.0       # above this a ventricular run is VT, a supraventricular one SVTA
 BIGEMINY_MIN_V = 3         # ventricular beats in a row of N-V cycles before bigeminy is called
 TRIGEMINY_MIN_V = 3        # ventricular beats in a row of N-N-V cycles before trigeminy is called
@@ -143,7 +145,7 @@ class RunParams:
 
     A beat of another class whose probability (the classifier's, of the class it gave) is below
     ``bridge_below``, arriving when the run already has ``bridge_after`` beats or more, is held: if
-    the next beat is of the run's class, the held beat is part of the run (the classifier most
+    the next beat is of the run's classes, the held beat is part of the run (the classifier most
     likely missed an ectopic beat inside it); otherwise the run ends before it. One beat at most is
     held at a time. ``bridge_below = 0`` (the default) holds nothing, and beats without a
     probability (the reference labels) are never held.
@@ -223,11 +225,11 @@ def _rate_bpm(intervals_s: Iterable[float]) -> float:
 
 
 class _RunTracker:
-    """Consecutive beats of one ectopic class: a couplet when two, a run (slow or fast) from three."""
+    """Consecutive beats of the run's classes (``labels``): a couplet when two, a run (slow or fast) from three."""
 
-    def __init__(self, reporter: _Reporter, label: str, couplet: str, slow: str, fast: str,
+    def __init__(self, reporter: _Reporter, labels: tuple[str, ...], couplet: str, slow: str, fast: str,
                  params: RunParams) -> None:
-        self.reporter, self.label, self.params = reporter, label, params
+        self.reporter, self.labels, self.params = reporter, frozenset(labels), params
         self.couplet, self.slow, self.fast = couplet, slow, fast
         self.run: list[_Beat] = []
         self.held: _Beat | None = None  # a doubtful beat of another class: part of the run if it goes on
@@ -239,7 +241,7 @@ class _RunTracker:
 
     def feed(self, beat: _Beat) -> list[RhythmEvent]:
         events = self.advance(beat.t_s)
-        if beat.label != self.label:
+        if beat.label not in self.labels:
             if self.held is None and self.params.holds(beat, len(self.run)):
                 self.held = beat
                 return events
@@ -497,8 +499,9 @@ class PatientDetector:
         if wanted - set(KINDS):
             raise ValueError(f"unknown event kinds {sorted(wanted - set(KINDS))}, expected some of {', '.join(KINDS)}")
         trackers: list[tuple[tuple[str, ...], _Tracker]] = [
-            (("v_couplet", "v_run", "vt"), _RunTracker(reporter, "V", "v_couplet", "v_run", "vt", runs)),
-            (("sv_couplet", "sv_run", "svta"), _RunTracker(reporter, "S", "sv_couplet", "sv_run", "svta", RunParams())),
+            (("v_couplet", "v_run", "vt"), _RunTracker(reporter, V_RUN_LABELS, "v_couplet", "v_run", "vt", runs)),
+            (("sv_couplet", "sv_run", "svta"),
+             _RunTracker(reporter, SV_RUN_LABELS, "sv_couplet", "sv_run", "svta", RunParams())),
             (("v_bigeminy",), _PatternTracker(reporter, "v_bigeminy", 1, BIGEMINY_MIN_V)),
             (("v_trigeminy",), _PatternTracker(reporter, "v_trigeminy", 2, TRIGEMINY_MIN_V)),
             (("af",), _AfTracker(reporter, af)),

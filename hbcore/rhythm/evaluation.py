@@ -71,6 +71,7 @@ class StreamRun:
     af_end_delay_s: float  # the longest delay from an AF end (dated back) to its report
     beats: int
     seconds: float        # wall time of the detection
+    beat_t_s: Mapping[str, float]  # each beat id's stream time (run-by-run scoring counts a run's beats)
 
 
 def run_stream(record: str, beats: Sequence[BeatObs], af: AfParams = AF_PARAMS,
@@ -78,7 +79,8 @@ def run_stream(record: str, beats: Sequence[BeatObs], af: AfParams = AF_PARAMS,
                runs: RunParams = RUN_PARAMS) -> StreamRun:
     """Feed ``beats`` one by one as live, with the clock advanced every ``tick_s`` of stream time
     between beats (None: beats only), and time every report against the last beat it names."""
-    times = {beat.beat_id: beat.t_s for beat in beats}
+    # the ids the events name: the beat's own, or its position in the stream (as the detector names it)
+    times = {str(i) if beat.beat_id is None else beat.beat_id: beat.t_s for i, beat in enumerate(beats)}
     patient = PatientDetector(record, af, kinds, runs)
     latency, af_delay, reports = 0.0, 0.0, []
 
@@ -99,7 +101,7 @@ def run_stream(record: str, beats: Sequence[BeatObs], af: AfParams = AF_PARAMS,
                 note(patient.advance(float(now_s)), float(now_s))
     note(patient.flush(), beats[-1].t_s if beats else 0.0)
     seconds = time.perf_counter() - started
-    return StreamRun(record, final_events(reports), latency, af_delay, len(beats), seconds)
+    return StreamRun(record, final_events(reports), latency, af_delay, len(beats), seconds, times)
 
 
 def score_run(mitdb_dir: Path | str, run: StreamRun, scored_kinds: Iterable[str] | None = None,
@@ -109,7 +111,8 @@ def score_run(mitdb_dir: Path | str, run: StreamRun, scored_kinds: Iterable[str]
     ref = reference.reference_episodes(annotations)
     kinds = list(ref) if scored_kinds is None else list(scored_kinds)
     return scoring.score_record(run.record, {kind: ref[kind] for kind in kinds},
-                                reference.detected_episodes(run.events), annotations.duration_s, start_s)
+                                reference.detected_episodes(run.events, run.beat_t_s), annotations.duration_s,
+                                start_s, run_classes=reference.RUN_CLASSES)
 
 
 def score_streams(mitdb_dir: Path | str, streams: Mapping[str, Sequence[BeatObs]], af: AfParams = AF_PARAMS,

@@ -2,9 +2,12 @@
 
 Two sources in the ``atr`` file, as EC57 uses them:
 
-- the **beat** labels (AAMI classes of the beat symbols): consecutive ventricular (V) or
-  supraventricular ectopic (S) beats make couplets (2), short runs (3-5) and long runs (6 or more),
-  EC57's run-by-run categories; ``*_run`` is every run of 3 or more;
+- the **beat** labels (AAMI classes of the beat symbols): consecutive ventricular ectopic beats (V
+  or F, as rxr counts them) or supraventricular ectopic beats (S) make runs, each with its beat times;
+  EC57's run-by-run categories are couplets (2), short runs (3-5) and long runs (6 or more), and
+  ``*_run`` is every run of 3 or more. Each run kind holds every run of its family on both sides:
+  :data:`RUN_CLASSES` tells :func:`~hbcore.rhythm.scoring.score_record` which runs a kind counts and
+  which runs of the other side match them (rxr's window and upward matching);
 - the **rhythm** annotations (``aux_note`` of the rhythm-change annotations, ``(AFIB``, ``(B``...):
   each lasts until the next rhythm annotation or the end of the record.
 
@@ -16,7 +19,7 @@ each scoring kind is compared against.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,9 +28,22 @@ import numpy as np
 from hbcore.data.classes import AAMI_SYMBOLS, CLASS_NAMES
 from hbcore.rhythm import detector
 from hbcore.rhythm.events import RhythmEvent
-from hbcore.rhythm.scoring import Episode
+from hbcore.rhythm.scoring import Episode, RunClass
 
 SHORT_RUN_MAX_BEATS = 5   # EC57: short runs are 3-5 beats, long runs 6 or more
+# EC57's classes as rxr matches them upwards (app/rxr.c lines 806-828): a couplet is found by (and a detected
+# couplet is true against) a run of 2 or more in its window, a short run by one of 3 or more, a long run only
+# by one of 6 or more. "All runs" (3 or more, the project's target) is matched by a run of 3 or more.
+COUPLET = RunClass(2, 2, found_by=2)
+SHORT_RUN = RunClass(detector.RUN_MIN_BEATS, SHORT_RUN_MAX_BEATS, found_by=detector.RUN_MIN_BEATS)
+LONG_RUN = RunClass(SHORT_RUN_MAX_BEATS + 1, None, found_by=SHORT_RUN_MAX_BEATS + 1)
+ANY_RUN = RunClass(detector.RUN_MIN_BEATS, None, found_by=detector.RUN_MIN_BEATS)
+RUN_FAMILIES: dict[str, tuple[str, ...]] = {"v": detector.V_RUN_LABELS, "sv": detector.SV_RUN_LABELS}
+_CLASS_NAMES: dict[str, RunClass] = {"couplet": COUPLET, "run": ANY_RUN, "short_run": SHORT_RUN, "long_run": LONG_RUN}
+RUN_FAMILY: dict[str, str] = {f"{prefix}_{name}": prefix for prefix in RUN_FAMILIES for name in _CLASS_NAMES}
+RUN_CLASSES: dict[str, RunClass] = {kind: _CLASS_NAMES[kind.removeprefix(f"{prefix}_")]
+                                    for kind, prefix in RUN_FAMILY.items()}
+_V_EVENTS, _SV_EVENTS = ("v_couplet", "v_run", "vt"), ("sv_couplet", "sv_run", "svta")
 RHYTHM_KINDS: dict[str, str] = {  # aux note → scoring kind
     "(AFIB": "af",
     "(VT": "vt",
@@ -38,17 +54,17 @@ RHYTHM_KINDS: dict[str, str] = {  # aux note → scoring kind
 }
 # scoring kind → (what the reference is, which detected kinds it is compared with)
 SCORED_KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "v_couplet": ("2 V beats (beat labels)", ("v_couplet",)),
-    "v_run": (">= 3 V beats (beat labels)", ("v_run", "vt")),
-    "v_short_run": ("3-5 V beats (beat labels)", ("v_run", "vt")),
-    "v_long_run": (">= 6 V beats (beat labels)", ("v_run", "vt")),
+    "v_couplet": ("2 V/F beats (beat labels)", _V_EVENTS),
+    "v_run": (">= 3 V/F beats (beat labels)", _V_EVENTS),
+    "v_short_run": ("3-5 V/F beats (beat labels)", _V_EVENTS),
+    "v_long_run": (">= 6 V/F beats (beat labels)", _V_EVENTS),
     "vt": ("(VT", ("vt",)),
     "v_bigeminy": ("(B", ("v_bigeminy",)),
     "v_trigeminy": ("(T", ("v_trigeminy",)),
-    "sv_couplet": ("2 S beats (beat labels)", ("sv_couplet",)),
-    "sv_run": (">= 3 S beats (beat labels)", ("sv_run", "svta")),
-    "sv_short_run": ("3-5 S beats (beat labels)", ("sv_run", "svta")),
-    "sv_long_run": (">= 6 S beats (beat labels)", ("sv_run", "svta")),
+    "sv_couplet": ("2 S beats (beat labels)", _SV_EVENTS),
+    "sv_run": (">= 3 S beats (beat labels)", _SV_EVENTS),
+    "sv_short_run": ("3-5 S beats (beat labels)", _SV_EVENTS),
+    "sv_long_run": (">= 6 S beats (beat labels)", _SV_EVENTS),
     "svta": ("(SVTA", ("svta",)),
     "af": ("(AFIB", ("af",)),
     "bradycardia": ("(SBR", ("bradycardia",)),
@@ -92,28 +108,17 @@ def read_annotations(mitdb_dir: Path | str, record: str) -> RecordAnnotations:
     )
 
 
-def label_runs(t_s: np.ndarray, labels: Sequence[str], label: str) -> list[Episode]:
-    """Every stretch of 2 or more consecutive beats labelled ``label``."""
+def label_runs(t_s: np.ndarray, labels: Sequence[str], members: Collection[str]) -> list[Episode]:
+    """Every stretch of 2 or more consecutive beats with a label in ``members``, with its beat times."""
     runs, start = [], None
     for i, value in enumerate([*labels, ""]):
-        if value == label and start is None:
+        if value in members and start is None:
             start = i
-        elif value != label and start is not None:
+        elif value not in members and start is not None:
             if i - start >= 2:
-                runs.append(Episode(float(t_s[start]), float(t_s[i - 1]), i - start))
+                runs.append(Episode.of_beats(t_s[start:i]))
             start = None
     return runs
-
-
-def run_classes(runs: Iterable[Episode], prefix: str) -> dict[str, list[Episode]]:
-    """Runs split into EC57's categories: couplets, all runs (>= 3), short runs (3-5), long runs (>= 6)."""
-    runs = list(runs)
-    return {
-        f"{prefix}_couplet": [r for r in runs if r.n_beats == 2],
-        f"{prefix}_run": [r for r in runs if r.n_beats >= detector.RUN_MIN_BEATS],
-        f"{prefix}_short_run": [r for r in runs if detector.RUN_MIN_BEATS <= r.n_beats <= SHORT_RUN_MAX_BEATS],
-        f"{prefix}_long_run": [r for r in runs if r.n_beats > SHORT_RUN_MAX_BEATS],
-    }
 
 
 def rhythm_episodes(annotations: RecordAnnotations) -> dict[str, list[Episode]]:
@@ -152,25 +157,25 @@ def rate_episodes(t_s: np.ndarray) -> dict[str, list[Episode]]:
 def reference_episodes(annotations: RecordAnnotations) -> dict[str, list[Episode]]:
     """Every scoring kind's reference episodes of one record."""
     t_s, labels = annotations.beat_t_s, annotations.beat_labels
-    found = {**run_classes(label_runs(t_s, labels, "V"), "v"), **run_classes(label_runs(t_s, labels, "S"), "sv"),
-             **rhythm_episodes(annotations), **rate_episodes(t_s)}
+    runs = {prefix: label_runs(t_s, labels, members) for prefix, members in RUN_FAMILIES.items()}
+    found = {**{kind: runs[prefix] for kind, prefix in RUN_FAMILY.items()}, **rhythm_episodes(annotations),
+             **rate_episodes(t_s)}
     return {kind: found[kind] for kind in SCORED_KINDS}
 
 
-def detected_episodes(events: Iterable[RhythmEvent]) -> dict[str, list[Episode]]:
-    """Final detected events per scoring kind (runs also by their length class)."""
+def detected_episodes(events: Iterable[RhythmEvent], beat_t_s: Mapping[str, float]) -> dict[str, list[Episode]]:
+    """Final detected events per scoring kind; a run kind gets every couplet and run of its family, with the
+    times of their beats (``beat_t_s``: the stream's beat id to its time), for run-by-run matching."""
     found: dict[str, list[Episode]] = {kind: [] for kind in SCORED_KINDS}
     for event in events:
         episode = Episode(event.onset_s, event.offset_s, len(event.beat_ids))
+        run: Episode | None = None
         for kind, (_, detected_kinds) in SCORED_KINDS.items():
-            if event.kind in detected_kinds and _fits_length_class(kind, episode.n_beats):
+            if event.kind not in detected_kinds:
+                continue
+            if kind not in RUN_CLASSES:
                 found[kind].append(episode)
+                continue
+            run = run or Episode.of_beats(beat_t_s[beat] for beat in event.beat_ids)  # once for every run kind
+            found[kind].append(run)
     return found
-
-
-def _fits_length_class(kind: str, n_beats: int) -> bool:
-    if kind.endswith("_short_run"):
-        return n_beats <= SHORT_RUN_MAX_BEATS
-    if kind.endswith("_long_run"):
-        return n_beats > SHORT_RUN_MAX_BEATS
-    return True

@@ -54,3 +54,15 @@ def test_the_af_selection_report_says_when_the_detector_in_use_is_not_the_cv_win
     out = capsys.readouterr().out
     assert "AF_PARAMS is NOT this choice but {'window': 128, 'metric': 'dash'" in out
     assert "leave-one-record-out (the choice procedure): Se 0.200 +P 0.100" in out
+
+
+def test_the_trivial_baselines_find_everything_at_a_cost(mitdb_dir):
+    """Every beat called V makes one run per stretch without a 1.8 s gap, covering every reference run (Se 1
+    under rxr's upward matching, +P the share of those few runs that hold one); AF all the time covers all
+    AF time, its +P the share of compared time that is AF."""
+    from hbcore.data.dataset import build_record
+
+    runs = alarmbench.trivial_baseline(mitdb_dir, build_record(mitdb_dir, "208"), ["208"])["every_beat_v"]["v_run"]
+    assert runs["se"] == 1.0 and runs["n_ref"] > 5 and runs["n_detected"] < runs["n_ref"]
+    af = alarmbench.trivial_baseline(mitdb_dir, build_record(mitdb_dir, "201"), ["201"])["af_all_the_time"]
+    assert af["af_duration"]["se"] == 1.0 and 0.0 < af["af_duration"]["ppv"] < 0.5

@@ -57,6 +57,22 @@ def test_a_run_broken_by_one_normal_beat_is_two_runs():
     assert runs[0].event_id != runs[1].event_id
 
 
+def test_fusion_beats_are_part_of_a_ventricular_run_as_in_ec57():
+    """rxr (the EC57 run-by-run comparator) counts V and F beats in a ventricular ectopic run."""
+    events = detect("p", stream("NNVFVNN", 0.5))
+    assert kinds(events) == ["vt"] and events[0].beat_ids == ("2", "3", "4")
+    assert kinds(detect("p", stream("NNFFNN"))) == ["v_couplet"]
+
+
+def test_a_supraventricular_beat_ends_a_ventricular_run():
+    assert kinds(detect("p", stream("NNVVSVVNN", 0.5))) == ["v_couplet", "v_couplet"]
+
+
+def test_fusion_beats_do_not_make_bigeminy():
+    """Bigeminy and trigeminy stay patterns of V beats: rxr scores runs only, it has no rule for them."""
+    assert of_kind(detect("p", stream("NNNN" + "NF" * 5 + "NNNN")), "v_bigeminy") == []
+
+
 def test_a_run_is_reported_at_its_third_beat_then_ended_under_the_same_id():
     reports = PatientDetector("p").feed_all(stream("NN" + "V" * 30 + "NN", 0.5))
     runs = of_kind(reports, "vt")

@@ -17,17 +17,34 @@ def annotations(labels: str, rhythms: tuple[tuple[float, str], ...] = (), rr_s: 
     return RecordAnnotations("r", float(t_s[-1] + 1), t_s, tuple(labels), rhythms)
 
 
+def counted(labels: str, kind: str) -> list[int]:
+    """The beat counts of the reference runs a run kind counts (its class, from the family it holds)."""
+    runs = reference.reference_episodes(annotations(labels))[kind]
+    return [run.n_beats for run in runs if reference.RUN_CLASSES[kind].holds(run)]
+
+
 def test_runs_are_split_into_couplets_short_and_long_runs():
-    ref = reference.reference_episodes(annotations("NVVN" + "VVVN" + "VVVVVVN" + "SSN" + "SSSSN"))
-    assert [e.n_beats for e in ref["v_couplet"]] == [2]
-    assert [e.n_beats for e in ref["v_short_run"]] == [3]
-    assert [e.n_beats for e in ref["v_long_run"]] == [6]
-    assert [e.n_beats for e in ref["v_run"]] == [3, 6]
-    assert [e.n_beats for e in ref["sv_couplet"]] == [2] and [e.n_beats for e in ref["sv_short_run"]] == [4]
+    labels = "NVVN" + "VVVN" + "VVVVVVN" + "SSN" + "SSSSN"
+    assert counted(labels, "v_couplet") == [2] and counted(labels, "v_short_run") == [3]
+    assert counted(labels, "v_long_run") == [6] and counted(labels, "v_run") == [3, 6]
+    assert counted(labels, "sv_couplet") == [2] and counted(labels, "sv_short_run") == [4]
+
+
+def test_a_run_kind_holds_every_run_of_its_family_with_beat_times():
+    ref = reference.reference_episodes(annotations("NVVNVVVN"))
+    assert ref["v_couplet"] == ref["v_run"] == ref["v_long_run"]
+    assert [run.beat_t_s for run in ref["v_couplet"]] == [pytest.approx((1.6, 2.4)), pytest.approx((4.0, 4.8, 5.6))]
+
+
+def test_fusion_beats_extend_a_ventricular_run_as_in_rxr():
+    """rxr counts V and F beats in a ventricular ectopic run (app/rxr.c lines 173-174, 226-227, 492-493)."""
+    assert counted("NVFVN", "v_short_run") == [3]
+    assert counted("NFFN", "v_couplet") == [2]
+    assert counted("NVFVN", "sv_run") == [] and counted("NVSVN", "v_run") == []  # S ends a ventricular run
 
 
 def test_a_run_at_the_end_of_the_record_counts():
-    assert reference.label_runs(np.array([1.0, 2.0, 3.0, 4.0]), "NNVV", "V") == [Episode(3.0, 4.0, 2)]
+    assert reference.label_runs(np.array([1.0, 2.0, 3.0, 4.0]), "NNVV", ("V",)) == [Episode.of_beats([3.0, 4.0])]
 
 
 def test_a_rhythm_lasts_until_the_next_rhythm_note_or_the_end():
@@ -50,19 +67,28 @@ def test_pause_and_tachycardia_references_follow_the_detectors_definitions():
 
 
 def event(kind: str, beats: int, onset: float = 1.0) -> RhythmEvent:
-    return RhythmEvent(f"p:{kind}:1", "p", kind, onset, onset + beats, tuple(map(str, range(beats))), "high", False)
+    return RhythmEvent(f"p:{kind}:{onset}", "p", kind, onset, onset + beats - 1,
+                       tuple(f"{onset}:{i}" for i in range(beats)), "high", False)
 
 
-def test_detected_runs_count_as_runs_and_in_their_length_class():
-    found = reference.detected_episodes([event("vt", 4), event("v_run", 8), event("v_couplet", 2)])
-    assert [e.n_beats for e in found["v_run"]] == [4, 8]
-    assert [e.n_beats for e in found["v_short_run"]] == [4] and [e.n_beats for e in found["v_long_run"]] == [8]
-    assert [e.n_beats for e in found["vt"]] == [4] and len(found["v_couplet"]) == 1
+def beat_times(*events: RhythmEvent) -> dict[str, float]:
+    """Beat i of an event one second after beat i - 1, from its onset."""
+    return {beat: e.onset_s + i for e in events for i, beat in enumerate(e.beat_ids)}
+
+
+def test_detected_couplets_and_runs_are_one_family_with_their_beat_times():
+    events = [event("v_couplet", 2), event("vt", 4, 10.0), event("v_run", 8, 20.0), event("sv_run", 3, 40.0)]
+    found = reference.detected_episodes(events, beat_times(*events))
+    assert [e.n_beats for e in found["v_couplet"]] == [2, 4, 8] and found["v_long_run"] == found["v_couplet"]
+    assert found["v_run"][1].beat_t_s == (10.0, 11.0, 12.0, 13.0)
+    assert [e.n_beats for e in found["vt"]] == [4] and found["vt"][0].beat_t_s == ()  # VT: an episode
+    assert [e.n_beats for e in found["sv_run"]] == [3]
 
 
 def test_every_scored_kind_has_a_reference_and_detected_side():
     assert set(reference.reference_episodes(annotations("NVVVN"))) == set(reference.SCORED_KINDS)
-    assert set(reference.detected_episodes([])) == set(reference.SCORED_KINDS)
+    assert set(reference.detected_episodes([], {})) == set(reference.SCORED_KINDS)
+    assert set(reference.RUN_CLASSES) <= set(reference.SCORED_KINDS)
 
 
 # --- real records (skipped without HB_DATA_DIR) ------------------------------------------------------
