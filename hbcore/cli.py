@@ -381,7 +381,7 @@ def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                      help="skip the headless-Chromium timings (first paint, demo to first predictions)")
     app.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the demo's predictions")
     app.add_argument("--runs", type=int, default=3,
-                     help="cold runs (empty cache) and cached runs (beats and full model stored); medians reported")
+                     help="cold runs (empty cache), cached and settled runs (beats, full model stored); medians")
 
     stages = bench_commands.add_parser("stages", help="handler, replay and reader costs, each on its own")
     stages.set_defaults(run=cmd_bench_stages)

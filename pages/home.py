@@ -8,6 +8,7 @@ the local cloud and creates the stack in the background (Pipeline.warm_up): the 
 waits for neither.
 """
 
+import functools
 import importlib
 import sys
 import threading
@@ -27,6 +28,7 @@ from hbcore.model import store as modelstore
 
 if TYPE_CHECKING:  # imported for real in start_demo: hbcore.app.demo loads scikit-learn
     from hbcore.app.demo import DemoProgress, DemoRun
+    from hbcore.app.pipeline import Pipeline
 
 DEMO_RATE_BPS = 250.0
 POLL_S = 0.5
@@ -60,8 +62,21 @@ pipeline = res.pipeline()
 source = res.current_source()
 saved = modelstore.saved_models()
 blocked = res.backend_problem()
+
+
+def stage_stored_model(folder: str, warmed: "Pipeline") -> None:
+    """The warm-up's last step: the stored model the demo would deploy on these beats, served."""
+    from hbcore.app.demo import stage_model  # scikit-learn: in the warm-up's thread, not on the first paint
+
+    stage_model(warmed, lambda: res.folder_beats(folder))  # the demo's default split: unseen patients
+
+
+# Local backend: the cloud, the stack, the reader and (beats built, unseen patients chosen) the stored demo
+# model are made ready while the page is read.
+built_folder = source[1] if source is not None and source[0] == "mitdb" and res.folder_is_built(source[1]) else None
 if source is not None and blocked is None:
-    pipeline.warm_up()  # local backend: the cloud and the stack are made while the page is read
+    pipeline.warm_up(functools.partial(stage_stored_model, built_folder)
+                     if built_folder is not None and st.session_state["home_split"] == "inter" else None)
 
 
 def part_rows() -> dict[str, tuple[str, str]]:
@@ -287,7 +302,18 @@ for column, (page, label, icon) in zip(steps, [
     with column:
         st.page_link(page, label=label, icon=icon)
 
-# Once the page is drawn, the demo's module (scikit-learn: ~1 s) is imported in the background, so that
-# the click does not wait for it (start_demo imports it; an import under way is waited for, not repeated).
+
+
+def preload(folder: str | None) -> None:
+    """Import the demo's module and load the built beats of ``folder`` (None: none) into the app's cache."""
+    importlib.import_module(DEMO_MODULE)
+    if folder is not None:
+        res.folder_beats(folder)
+
+
+# Once the page is drawn, the demo's module (scikit-learn: ~1 s) is imported and the built beats loaded in
+# the background, so that neither the click nor the warm-up waits for them (an import or a load under way
+# is waited for, not repeated).
 if DEMO_MODULE not in sys.modules and not any(thread.name == PRELOAD_THREAD for thread in threading.enumerate()):
-    threading.Thread(target=importlib.import_module, args=(DEMO_MODULE,), name=PRELOAD_THREAD, daemon=True).start()
+    threading.Thread(target=preload, args=(built_folder,), name=PRELOAD_THREAD,
+                     daemon=True).start()

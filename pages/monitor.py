@@ -13,7 +13,7 @@ TILE_HEIGHT_PX = 150
 ALARM_ROWS = 8
 # While the latest run's first predictions are awaited, the page refreshes this often (then at the chosen
 # interval): they appear up to a refresh sooner, and each refresh reads the reader's snapshot only.
-FIRST_PREDICTIONS_REFRESH_S = 0.5
+FIRST_PREDICTIONS_REFRESH_S = 0.25
 PRESENTING_CSS = """<style>
 [data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], header[data-testid="stHeader"] {display: none;}
 .block-container {padding-top: 1rem; max-width: 100%;}

@@ -84,6 +84,27 @@ def find_or_train_model(beats: BeatSet, split: str = DEMO_SPLIT) -> modelstore.S
     return find_full_model(beats, split) or train_and_save(beats, split)
 
 
+def stage_model(pipeline: Pipeline, load: Callable[[], BeatSet],
+                split: str = DEMO_SPLIT) -> modelstore.SavedModel | None:
+    """The local warm-up's last step (``Pipeline.warm_up``): serve the stored full model the demo would
+    deploy and call it once; the model, or None when there was nothing to do.
+
+    A fresh app's first deploy and the runtime's loading of the model on its first call took ~1–2 s
+    of the cached demo's click; afterwards the demo finds the model served (its deploy changes
+    nothing). Nothing replaces a model already deployed, and with no stored full model nothing is
+    trained: that waits for a click.
+    """
+    if pipeline.deployed_path is not None:
+        return None
+    beats = load()
+    saved = find_full_model(beats, split)
+    if saved is None:
+        return None
+    pipeline.deploy(saved.path, label=_model_text(saved))
+    pipeline.test_invoke(beats.X[:1], models.rr_of(beats)[:1])
+    return saved
+
+
 def replay_selection(beats: BeatSet, n_beats: int | None, records: list[str] | None = None,
                      split: str = DEMO_SPLIT) -> BeatSet:
     """What the demo streams: the chosen records, else the test part of ``split``, records interleaved in time order

@@ -16,7 +16,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -156,27 +156,34 @@ class Pipeline:
         """Whether the backend exists yet (the status panel must not start a cloud just to look)."""
         return self._backend is not None
 
-    def warm_up(self) -> bool:
-        """Local backend: start the embedded cloud and create the stack in a background thread, once.
+    def warm_up(self, then: Callable[[Pipeline], object] | None = None) -> bool:
+        """Local backend: start the embedded cloud, create the stack and start the reader in a background
+        thread, once; then ``then(self)`` in the same thread.
 
-        The home page calls it when it opens, so that **Run the full demo** waits for neither (they
-        were ~2–3 s of the cached demo's ~8 s to the first predictions). The local stack costs
-        nothing; on AWS nothing is created before a click. A failure here is left to the demo or
-        deploy that follows, whose own ``ensure_stack`` reports it. Whether this call started it.
+        The home page calls it when it opens, with ``then`` serving the stored model the demo would
+        deploy (hbcore.app.demo.stage_model), so that **Run the full demo** waits for none of it
+        (together ~4–6 s of a fresh app's cached demo). The local stack costs nothing; on AWS nothing
+        is created before a click. A failure here is left to the demo or deploy that follows, whose own
+        ``ensure_stack`` or deploy reports it. Whether this call started it.
         """
         if self.settings.backend != "local" or os.environ.get(WARM_UP_ENV) == "0":
             return False
         with self._lock:
             if self._warm_up is not None or self._backend is not None or self._closed:
                 return False
-            self._warm_up = threading.Thread(target=self._warm, name="pipeline-warm-up", daemon=True)
+            self._warm_up = threading.Thread(target=self._warm, args=(then,), name="pipeline-warm-up", daemon=True)
             self._warm_up.start()
             return True
 
-    def _warm(self) -> None:
-        with self._lock, contextlib.suppress(Exception):  # reported by the next ensure_stack (see warm_up)
-            if not self._closed:  # a close before this thread got the lock: start nothing again
+    def _warm(self, then: Callable[[Pipeline], object] | None) -> None:
+        with contextlib.suppress(Exception):  # reported by the next ensure_stack or deploy (see warm_up)
+            with self._lock:
+                if self._closed:  # a close before this thread got the lock: start nothing again
+                    return
                 self.ensure_stack()
+                self.reader  # noqa: B018 (starts polling: a run's first beats then find the reader reading)
+            if then is not None and not self._closed:
+                then(self)
 
     # -- stack and endpoint --
 

@@ -37,6 +37,8 @@ from hbcore.localcloud import insights, motopatches  # noqa: E402
 
 motopatches.apply()  # before moto.server is imported: backends are created with the patched classes
 
+from moto import backends  # noqa: E402
+from moto.core import DEFAULT_ACCOUNT_ID  # noqa: E402
 from moto.moto_server.werkzeug_app import (  # noqa: E402
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -61,6 +63,14 @@ RETENTION_S = 30.0
 LOG_RETENTION_S = 15 * 60.0
 TRIM_INTERVAL_S = 2.0
 PARENT_CHECK_S = 0.5
+# moto makes a service's backend on the service's first request. CloudFormation's imports the models of
+# every service a template can name (1.9 s on the reference machine), SageMaker's takes 0.3 s, so the
+# first stack took ~3 s longer than any later one. The server makes them in a thread as it starts
+# (``preload_backends``), while its first clients are still connecting; the first stack comes sooner.
+# In the order a stack's deploy first calls them: moto makes one backend at a time, under one lock, so
+# the bucket and the code upload (STS, S3) must not wait behind CloudFormation's.
+PRELOADED_SERVICES = ("sts", "s3", "cloudformation", "iam", "lambda", "logs", "kinesis", "sqs", "cloudwatch",
+                      "sagemaker")
 MAPPINGS_PATH = "/2015-03-31/event-source-mappings"
 STATUS_PATH = "/_hb/status"
 LIST_MAX_ITEMS = 100
@@ -168,6 +178,17 @@ class MappingApi:
         return [data]
 
 
+def preload_backends(services: tuple[str, ...] = PRELOADED_SERVICES, region: str = "us-east-1") -> None:
+    """Make moto's backends of ``services`` now rather than on their first request (PRELOADED_SERVICES).
+
+    moto guards the making of a backend with its own lock, so a request arriving meanwhile waits for
+    the same backend instead of making a second one.
+    """
+    for service in services:
+        per_account = backends.get_backend(service)[DEFAULT_ACCOUNT_ID]  # type: ignore[call-overload]
+        per_account[region if region in per_account.regions else "aws"]
+
+
 class CloudServer:
     """moto (with the mapping API), the endpoint server, the poller and the trimmer, in threads."""
 
@@ -214,7 +235,8 @@ class CloudServer:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._previous_logs_rules = motopatches.set_logs_rules(self.logs_rules)
         self.endpoints.start()
-        for target, name in ((self._httpd.serve_forever, "moto-server"), (self._trim_forever, "trimmer")):
+        for target, name in ((self._httpd.serve_forever, "moto-server"), (self._trim_forever, "trimmer"),
+                             (preload_backends, "moto-preload")):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)

@@ -41,9 +41,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-import sklearn
-from sklearn.exceptions import ConvergenceWarning
-from threadpoolctl import threadpool_limits
 
 from hbcore.data.dataset import BeatSet
 from hbcore.model import inference, metrics
@@ -199,9 +196,20 @@ def rr_of(beats: BeatSet) -> np.ndarray:
     return beats.meta[list(RR_COLUMNS)].to_numpy(dtype=np.float32)
 
 
+def _sklearn_version() -> str:
+    """scikit-learn's version, for a trained model's metadata (it is imported by then: make_estimator)."""
+    import sklearn
+
+    return sklearn.__version__
+
+
 def make_estimator(params: ModelParams):
     """The untrained pipeline: standardisation, then the perceptron or the discriminant analysis;
-    the boosted trees alone (a split reads the feature's order only)."""
+    the boosted trees alone (a split reads the feature's order only).
+
+    scikit-learn is imported here and in the fit, not with the module (1.3 s): the app's cached demo,
+    the model store and inference (hbcore.model.inference: numpy alone) need none of it.
+    """
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.neural_network import MLPClassifier
@@ -306,6 +314,9 @@ def fit_estimator(features: np.ndarray, labels: np.ndarray, params: ModelParams)
     # threads to pay; on this 2-core box one thread trains 3-4 times faster when anything else runs.
     # One OpenMP thread for the trees likewise: on the busy 2-core box one DS1 cross-validation of the
     # small trees took 17 s with one thread, 116 s with two.
+    from sklearn.exceptions import ConvergenceWarning  # scikit-learn where a model is fitted (see make_estimator)
+    from threadpoolctl import threadpool_limits
+
     assert inference.BLAS is not None, "threadpoolctl comes with scikit-learn, so wherever hbcore trains"
     with (warnings.catch_warnings(), inference.BLAS.limit(limits=1, user_api="blas"),
           threadpool_limits(limits=1, user_api="openmp")):  # scans the libraries loaded by now
@@ -465,7 +476,7 @@ def train_model(train: BeatSet, params: ModelParams | None = None, views: Sequen
         "uses_rr": uses_rr,
         "feature_version": inference.FEATURE_VERSION,
         "model_format": inference.MODEL_FORMAT,
-        "sklearn_version": sklearn.__version__,
+        "sklearn_version": _sklearn_version(),
         "numpy_version": np.__version__,
         "python_version": platform.python_version(),
         **info,

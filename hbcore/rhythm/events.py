@@ -15,9 +15,9 @@ from typing import Literal
 Severity = Literal["high", "medium", "low"]
 
 KINDS: tuple[str, ...] = (
-    "v_couplet",     # exactly 2 consecutive ventricular beats
-    "v_run",         # >= 3 consecutive ventricular beats at <= 100 bpm (idioventricular)
-    "vt",            # >= 3 consecutive ventricular beats above 100 bpm
+    "v_couplet",     # exactly 2 consecutive ventricular ectopic beats (V or F, as EC57's rxr counts them)
+    "v_run",         # >= 3 consecutive ventricular ectopic beats (V or F) at <= 100 bpm (idioventricular)
+    "vt",            # >= 3 consecutive ventricular ectopic beats (V or F) above 100 bpm
     "v_bigeminy",    # ventricular beats alternating with one other beat
     "v_trigeminy",   # a ventricular beat after every two other beats
     "sv_couplet",    # exactly 2 consecutive supraventricular ectopic beats

@@ -1,7 +1,7 @@
 """How the ventricular-run detector treats the classifier's doubt: leave-one-record-out on DS1 only.
 
-A run of V beats that the classifier breaks with one doubtful non-V beat is two couplets, not a
-run; :class:`~hbcore.rhythm.detector.RunParams` lets a run go on through such a beat (a
+A run of ventricular ectopic beats (V or F, EC57's rxr rule) that the classifier breaks with one
+doubtful beat of another class is two couplets, not a run; :class:`~hbcore.rhythm.detector.RunParams` lets a run go on through such a beat (a
 probability below ``bridge_below`` after ``bridge_after`` beats of the run). The candidates are a
 grid of both, with "hold nothing" among them. For every DS1 record in turn the candidate scoring
 best on the other 21 records is picked and the held-out record is scored with it; the held-out
@@ -9,7 +9,7 @@ counts summed over the folds are the cross-validated figures of that procedure. 
 scoring best on all of DS1 is the choice only when those held-out figures score better than holding
 nothing (which has nothing to fit, so its DS1 figures are its held-out ones); otherwise the choice
 is to hold nothing: a gain that does not survive leaving a record out is not taken. The score is
-the smaller of ventricular-run (``v_run``, 3 or more V) Se and +P on DS1 beats labelled, with their
+the smaller of ventricular-run (``v_run``, 3 or more V or F) Se and +P on DS1 beats labelled, with their
 probabilities, by models that never saw their record (what a prediction log line carries: the class
 and its ``prob``). DS2 is never looked at.
 ``python -m hbcore bench alarms --select-af`` prints it after the AF selection.
@@ -29,7 +29,7 @@ from hbcore.rhythm.events import BeatObs
 
 BRIDGE_BELOW: tuple[float, ...] = tuple(round(float(p), 2) for p in np.arange(0.5, 0.951, 0.05))
 BRIDGE_AFTER: tuple[int, ...] = (1, 2, 3)
-RUN_KINDS = ("v_couplet", "v_run", "vt")  # the V run tracker's kinds
+RUN_KINDS = ("v_couplet", "v_run", "vt")  # the ventricular (V or F) run tracker's kinds
 
 
 def candidates() -> list[RunParams]:
@@ -44,7 +44,7 @@ def score(counts: scoring.EpisodeCounts) -> float:
 
 def record_counts(mitdb_dir: Path | str, streams: Mapping[str, Sequence[BeatObs]],
                   params: RunParams) -> dict[str, scoring.EpisodeCounts]:
-    """Each record's ventricular-run counts with these parameters (the V run tracker alone)."""
+    """Each record's ventricular-run counts with these parameters (the V-or-F run tracker alone)."""
     return {result.record: result.episodes["v_run"]
             for result in evaluation.score_streams(mitdb_dir, streams, kinds=RUN_KINDS, runs=params)}
 

@@ -51,12 +51,13 @@ STREAM_FILTER = ' | filter @logStream = "{stream}"'
 STREAM_COUNTS = "stats count(*) as events by @logStream"
 QUERY_LIMIT = 10_000  # rows per query; Logs Insights caps results at 10,000 by default
 POLL_INTERVAL_S = 2.0
-# While a run's first beats are awaited (expect_events), polls come this often, so the monitor shows the
-# first predictions about a poll interval sooner; once a prediction or rejected record of the run is
-# read (not any line: START/REPORT lines have their own ingestion delays), or after AWAIT_MAX_S, the
-# reader goes back to POLL_INTERVAL_S. One query at a time still: ~2.4 queries/s (a probe
-# every PROBE_EVERY_POLLS polls) for at most AWAIT_MAX_S, far below Logs Insights' 30 concurrent.
-FIRST_POLL_INTERVAL_S = 0.5
+# While a run's first beats are awaited (expect_events), polls come this often and hold no count probe,
+# so the monitor shows the first predictions about a poll interval sooner; once a prediction or rejected
+# record of the run is read (not any line: START/REPORT lines have their own ingestion delays), or after
+# AWAIT_MAX_S, the reader goes back to POLL_INTERVAL_S and its probes (the next one covers the
+# LAG_MAX_S the skipped ones would have). One query at a time still: ~2 queries/s for at most AWAIT_MAX_S,
+# far below Logs Insights' 30 concurrent.
+FIRST_POLL_INTERVAL_S = 0.2
 AWAIT_MAX_S = 30.0
 LAG_S = 10
 LAG_MAX_S = 120  # the most a poll reads back, however late events have come
@@ -229,7 +230,7 @@ class ResultsReader(BackgroundTask[ResultsSnapshot]):
                 if found is None:
                     return new
                 new += found
-            if self._polls % PROBE_EVERY_POLLS == 0:
+            if self._polls % PROBE_EVERY_POLLS == 0 and not self.awaiting_events():
                 found = self._probe(end_s, covered_s, clock_s)
                 if found is None:
                     return new

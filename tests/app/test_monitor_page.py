@@ -466,7 +466,7 @@ def test_the_monitor_refreshes_sooner_until_the_runs_first_predictions_then_at_t
     waiting, _ = stand_in(reader, run="r-new")  # streaming, none of its predictions read yet
     monkeypatch.setattr(res, "pipeline", lambda: waiting)
     at = open_page("monitor")
-    assert at.session_state["monitor_run_every"] == 0.5
+    assert at.session_state["monitor_run_every"] == 0.25
     assert "No predictions yet" in texts(at.info)
     live, _ = stand_in(reader)  # the run's predictions are in: the chosen interval again
     monkeypatch.setattr(res, "pipeline", lambda: live)

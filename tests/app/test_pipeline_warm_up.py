@@ -12,13 +12,16 @@ WARM_UP_TIMEOUT_S = 120
 
 def test_the_warm_up_starts_the_local_cloud_and_creates_the_stack_once(monkeypatch):
     monkeypatch.delenv(WARM_UP_ENV)
+    last_steps = []
     with Pipeline(Settings(backend="local")) as pipeline:
-        assert pipeline.warm_up()
+        assert pipeline.warm_up(lambda warmed: last_steps.append(
+            (warmed is pipeline, warmed.stack_outputs() is not None, warmed._reader is not None)))
         assert not pipeline.warm_up()  # once per pipeline
         assert not pipeline.replay_running()  # asked while the warm-up holds the lock: answered at once
         assert pipeline._warm_up is not None
         pipeline._warm_up.join(WARM_UP_TIMEOUT_S)
         assert pipeline.backend_started and pipeline.status()["stack"].state == "ok"
+        assert last_steps == [(True, True, True)]  # its last step came after the stack and the reader
         started = time.monotonic()
         pipeline.ensure_stack()  # what the demo's stack step then does: the stack is up to date
         assert time.monotonic() - started < 1.0

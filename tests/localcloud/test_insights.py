@@ -13,8 +13,17 @@ from kit.cloudkit import unique
 
 from hbcore.localcloud import insights, motopatches
 
-T0_S = int(time.time()) - 600
+T0_S = 0  # ten minutes before this module's first test (t0_s): inside the local cloud's 15-minute log retention
 STREAMS = ("2026/12/02/[$LATEST]aaa", "2026/12/02/[$LATEST]bbb")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def t0_s() -> int:
+    """Set T0_S when the module's tests start, not when it is collected: a suite running longer than the log
+    retention after collection would otherwise see the trimmer drop these events mid-test."""
+    global T0_S
+    T0_S = int(time.time()) - 600
+    return T0_S
 
 
 @pytest.fixture
@@ -47,7 +56,10 @@ def group(clients, rules) -> str:
     return name
 
 
-def run(clients, group: str, query: str, start_s: int = T0_S - 1, end_s: int = T0_S + 10) -> dict:
+def run(clients, group: str, query: str, start_s: int | None = None, end_s: int | None = None) -> dict:
+    """Run ``query`` over [start_s, end_s] (default: T0_S - 1 to T0_S + 10) and wait for its result."""
+    start_s = T0_S - 1 if start_s is None else start_s
+    end_s = T0_S + 10 if end_s is None else end_s
     logs = clients("logs")
     query_id = logs.start_query(logGroupNames=[group], startTime=start_s, endTime=end_s, queryString=query)["queryId"]
     deadline = time.monotonic() + 10

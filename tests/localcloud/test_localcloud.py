@@ -244,3 +244,19 @@ def test_cli_up_refuses_a_second_cloud_and_down_stops_it(tmp_path):
         down = run("down")
     assert "stopped" in down.stdout
     assert json.loads(run("status").stdout) == {"running": False}
+
+
+def test_the_server_makes_moto_backends_before_their_first_request():
+    """moto makes a backend on its service's first request (CloudFormation's took ~2 s): preload_backends makes
+    them beforehand. A region no other test uses, so that the backend is made here and nowhere else."""
+    from moto import backends
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    from hbcore.localcloud import server
+
+    per_account = backends.get_backend("sqs")[DEFAULT_ACCOUNT_ID]
+    made = lambda: set(per_account.keys())  # noqa: E731 (its `in` is True of any valid region, made or not)
+    assert "ap-southeast-4" not in made()
+    server.preload_backends(("sqs",), region="ap-southeast-4")
+    assert "ap-southeast-4" in made()
+    assert server.PRELOADED_SERVICES[:3] == ("sts", "s3", "cloudformation")  # the order a stack's deploy asks

@@ -108,3 +108,21 @@ def test_only_a_beat_of_the_awaited_run_ends_the_wait():
     started = time.monotonic()
     assert not reader._rest()  # the run's first beat: back to the 1 s interval
     assert not reader.awaiting_events() and time.monotonic() - started >= 0.9
+
+
+def test_polls_awaiting_a_run_hold_no_count_probe_and_the_probes_come_back_after(monkeypatch):
+    """A probe is a second query in a poll: while the first events are awaited, every query reads the window."""
+    logs = CountingLogs()
+    reader = ResultsReader(logs, "/aws/lambda/f", start_s=time.time() - 5)
+    probes = lambda: reader.snapshot().stats.probes  # noqa: E731
+    reader.poll_once()
+    assert probes() == 1  # the first poll of a reader probes
+    reader.expect_events("run1")
+    for _ in range(2 * reader_module.PROBE_EVERY_POLLS):
+        reader.poll_once()
+    assert probes() == 1
+    monkeypatch.setattr(reader_module, "AWAIT_MAX_S", 0.0)
+    reader.expect_events("run1")  # expires at once: the normal cadence, probes included
+    for _ in range(reader_module.PROBE_EVERY_POLLS):
+        reader.poll_once()
+    assert probes() == 2
