@@ -25,6 +25,7 @@ from hbcore.aws import identity
 from hbcore.aws.redaction import redact, user_message
 from hbcore.data import physionet
 from hbcore.model import store as modelstore
+from hbcore.model import training
 
 if TYPE_CHECKING:  # imported for real in start_demo: hbcore.app.demo loads scikit-learn
     from hbcore.app.demo import DemoProgress, DemoRun
@@ -304,16 +305,22 @@ for column, (page, label, icon) in zip(steps, [
 
 
 
-def preload(folder: str | None) -> None:
-    """Import the demo's module and load the built beats of ``folder`` (None: none) into the app's cache."""
+def preload(folder: str | None, will_train: bool) -> None:
+    """Import the demo's module, load the built beats of ``folder`` (None: none) into the app's cache and, when
+    the demo ``will_train``, import what training needs (scikit-learn: ~1.3 s)."""
     importlib.import_module(DEMO_MODULE)
     if folder is not None:
         res.folder_beats(folder)
+    if will_train:
+        training.import_estimators()
 
 
-# Once the page is drawn, the demo's module (scikit-learn: ~1 s) is imported and the built beats loaded in
-# the background, so that neither the click nor the warm-up waits for them (an import or a load under way
-# is waited for, not repeated).
+# Once the page is drawn, the demo's module is imported, the built beats loaded and (no stored full model of
+# unseen patients: the demo will train) scikit-learn imported in the background, so that neither the click
+# nor the warm-up waits for them (an import or a load under way is waited for, not repeated). With a model
+# stored, scikit-learn is not imported: the cached demo needs none of it, and the warm-up's CPU is scarce.
 if DEMO_MODULE not in sys.modules and not any(thread.name == PRELOAD_THREAD for thread in threading.enumerate()):
-    threading.Thread(target=preload, args=(built_folder,), name=PRELOAD_THREAD,
+    stored = any(model.servable and model.split == "inter" and model.metadata.get("preset") != "quick"
+                 for model in saved)
+    threading.Thread(target=preload, args=(built_folder, built_folder is None or not stored), name=PRELOAD_THREAD,
                      daemon=True).start()

@@ -203,6 +203,13 @@ def _sklearn_version() -> str:
     return sklearn.__version__
 
 
+def import_estimators() -> None:
+    """Import what fitting a model needs (scikit-learn, ~1.3 s), ahead of a training that is coming: the
+    home page does it in the background when the demo will train, so that its click waits for none of it."""
+    make_estimator(ModelParams())
+    import sklearn.exceptions  # noqa: F401 (the fit's warning filter)
+
+
 def make_estimator(params: ModelParams):
     """The untrained pipeline: standardisation, then the perceptron or the discriminant analysis;
     the boosted trees alone (a split reads the feature's order only).

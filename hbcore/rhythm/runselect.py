@@ -1,8 +1,9 @@
 """How the ventricular-run detector treats the classifier's doubt: leave-one-record-out on DS1 only.
 
 A run of ventricular ectopic beats (V or F, EC57's rxr rule) that the classifier breaks with one
-doubtful beat of another class is two couplets, not a run; :class:`~hbcore.rhythm.detector.RunParams` lets a run go on through such a beat (a
-probability below ``bridge_below`` after ``bridge_after`` beats of the run). The candidates are a
+doubtful beat of another class is two couplets, not a run; :class:`~hbcore.rhythm.detector.RunParams`
+lets a run go on through such a beat (a probability below ``bridge_below`` after ``bridge_after``
+beats of the run). The candidates are a
 grid of both, with "hold nothing" among them. For every DS1 record in turn the candidate scoring
 best on the other 21 records is picked and the held-out record is scored with it; the held-out
 counts summed over the folds are the cross-validated figures of that procedure. The candidate

@@ -73,3 +73,13 @@ def test_the_demo_module_loads_no_scikit_learn():
                             cwd=Path(__file__).resolve().parents[2])
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_import_estimators_imports_what_a_fit_needs():
+    """What the home page's background preload calls when the demo will train (no stored full model)."""
+    code = ("import sys, hbcore.model.training as training; training.import_estimators(); "
+            "print(all(name in sys.modules for name in ('sklearn.discriminant_analysis', 'sklearn.exceptions')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            cwd=Path(__file__).resolve().parents[2])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
