@@ -13,8 +13,11 @@ per log stream:
   after the reader did: its first line read is ``NEW_STREAM_MARGIN_S`` past the reader's start and
   numbered at most ``NEW_STREAM_MAX_INV``) is an invocation not read at all.
 
-A stream's invocations before the first one read are otherwise not expected; the reader's count
-probe (``hbcore.stream.reader``) is what finds those if they arrive late.
+Ingestion delays differ by event, so a stream's first line read need not be its first invocation's:
+a line read later with a number below the stream's floor lowers the floor to it (by the same rule),
+and the invocations from there up are expected after all. Before the lowest line read nothing is
+expected; the reader's count probe (``hbcore.stream.reader``) is what finds such lines if they
+arrive late.
 
 :class:`Reconciler` keeps that state (bounded: complete invocations are forgotten, and so is
 anything older than ``give_up_s``, counted as abandoned: a handler that died mid-invocation never
@@ -62,6 +65,7 @@ class _Stream:
     invocations: dict[int, _Invocation] = field(default_factory=dict)
     complete_through: int = 0  # every invocation from floor to this one is complete (and forgotten)
     last_complete_ts: float | None = None  # the last line of the latest complete invocation forgotten
+    gave_up: bool = False  # invocations of it were abandoned: its floor stays where it is
 
 
 class Reconciler:
@@ -82,13 +86,31 @@ class Reconciler:
         self.abandoned = 0  # invocations given up on (still short after give_up_s)
         self.reconciled = 0  # invocations found complete
 
+    def _floor(self, inv: int, ts: float) -> int:
+        """The lowest invocation expected of a stream whose lowest line read is ``inv``'s, at ``ts``."""
+        return 1 if ts >= self.start_s + NEW_STREAM_MARGIN_S and inv <= NEW_STREAM_MAX_INV else inv
+
     def _stream(self, stream: str, inv: int, ts: float) -> _Stream:
         state = self._streams.get(stream)
         if state is None:
-            floor = 1 if ts >= self.start_s + NEW_STREAM_MARGIN_S and inv <= NEW_STREAM_MAX_INV else inv
+            floor = self._floor(inv, ts)
             state = self._streams[stream] = _Stream(floor, ts, complete_through=floor - 1)
         state.first_ts = min(state.first_ts, ts)
+        if inv < state.floor and not state.gave_up:
+            self._lower_floor(state, self._floor(inv, ts))
         return state
+
+    def _lower_floor(self, state: _Stream, floor: int) -> None:
+        """Expect the stream's invocations from ``floor`` up: a line below the old floor was read late.
+
+        The complete run already forgotten is put back as placeholders (complete, no lines), which
+        ``_settle`` absorbs again, counting them once, when the invocations below them are complete.
+        """
+        mark = state.last_complete_ts if state.last_complete_ts is not None else state.first_ts
+        for done in range(state.floor, state.complete_through + 1):
+            state.invocations[done] = _Invocation(mark, mark, expected=0)
+        self.reconciled -= state.complete_through - state.floor + 1
+        state.floor, state.complete_through, state.last_complete_ts = floor, floor - 1, None
 
     def _invocation(self, stream: str, inv: int, ts: float) -> _Invocation | None:
         state = self._stream(stream, inv, ts)
@@ -139,7 +161,7 @@ class Reconciler:
                                   if not (inv in state.invocations and state.invocations[inv].complete))
             for inv in range(state.complete_through + 1, last + 1):
                 state.invocations.pop(inv, None)
-            state.complete_through = last
+            state.complete_through, state.gave_up = last, True
             state.last_complete_ts = max(state.last_complete_ts or 0.0, horizon)
             self._settle(name)
 

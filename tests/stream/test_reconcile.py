@@ -142,3 +142,32 @@ def test_old_prediction_lines_and_new_beats_lines_are_read_alike():
     assert snapshot.predictions["id"].tolist() == [f"{RUN}:100:{sample}" for sample in (7, 8, 9)]
     assert snapshot.predictions["pred"].tolist() == [2, 0, 1]
     assert (snapshot.stats.foreign_lines, snapshot.stats.metric_lines, snapshot.stats.unreconciled) == (0, 1, 0)
+
+
+def test_a_stream_whose_first_invocations_are_read_late_expects_them_after_all():
+    """Ingestion delays differ by event: invocations 5 and 6 read first, then 2, then 1, 3 and 4."""
+    reconciler = Reconciler(start_s=0.0)
+    for inv in (5, 6):
+        reconciler.line("s", inv, 100.0 + inv, inv)
+        reconciler.summary("s", inv, 1, 100.1 + inv)
+    assert (reconciler.reconciled, reconciler.unreconciled()) == (2, 0)  # 5 looked like the stream's first
+
+    reconciler.line("s", 2, 102.0, 2)
+    reconciler.summary("s", 2, 1, 102.1)
+    assert (reconciler.reconciled, reconciler.unreconciled()) == (0, 3)  # 1, 3 and 4 now expected
+    (window,) = reconciler.windows(now_s=110.0)
+    assert window.start_s <= 101.0  # invocation 1 is looked for before the lowest line read
+
+    for inv in (1, 3, 4):
+        reconciler.line("s", inv, 100.0 + inv, inv)
+        reconciler.summary("s", inv, 1, 100.1 + inv)
+    assert (reconciler.reconciled, reconciler.unreconciled(), reconciler.windows(200.0)) == (6, 0, [])
+
+
+def test_a_stream_older_than_the_reader_keeps_its_floor_at_the_lowest_line_read():
+    reconciler = Reconciler(start_s=100.0)
+    reconciler.summary("s", 41, 0, 101.0)  # inside the margin after the reader's start: the stream is older
+    reconciler.line("s", 40, 100.5, 1)
+    reconciler.summary("s", 40, 1, 100.6)
+
+    assert (reconciler.reconciled, reconciler.unreconciled()) == (2, 0)  # nothing below 40 expected
