@@ -118,7 +118,7 @@ CONTEXT_VERSION = 6
 
 def _centred(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each row minus its mean, and the row's sum of squares after centring."""
-    centred = rows - rows.mean(axis=1, keepdims=True)
+    centred = rows - rows.sum(axis=1, keepdims=True) / rows.shape[1]  # the mean, without np.mean's overhead
     return centred, (centred * centred).sum(axis=1)
 
 
@@ -200,7 +200,8 @@ class PatientContext:
         self._rr_long = _SortedWindow(long_beats)  # every RR interval, over the long horizon
         self._changes = _SortedWindow(REFERENCE_BEATS)  # |log| of successive RR ratios
         self._waves = np.zeros((REFERENCE_BEATS, WINDOW_SAMPLES))  # ring of normal-looking windows
-        self._pres = np.zeros((REFERENCE_BEATS, PRE_R_SAMPLES))
+        self._rows = np.zeros((REFERENCE_BEATS, _TEMPLATE_WIDTH))  # the same beats' template rows
+        self._sum = np.zeros(_TEMPLATE_WIDTH)  # the rows summed
         self._count = 0  # windows in the ring
         self._next = 0  # the ring slot the next normal-looking beat takes
         self._template: np.ndarray | None = None  # _TEMPLATE_WIDTH values, None before any normal beat
@@ -208,7 +209,8 @@ class PatientContext:
         self._last_rr = float("nan")
         self._previous_normal = False
         self._abnormal_run = 0
-        self._previous_wave: tuple[np.ndarray, np.ndarray, float] | None = None  # raw, centred, sum of squares
+        # the previous beat's first WAVE_SAMPLES: raw, centred, sum of squares (one row each)
+        self._previous_wave: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def reference_rr(self) -> float:
         """The patient's reference RR interval in seconds (NaN before any RR interval)."""
@@ -226,7 +228,7 @@ class PatientContext:
         """The mean window (187) and pre-R segment of the normal-looking beats, or None before any."""
         if not self._count:
             return None
-        return self._waves[:self._count].mean(axis=0), self._pres[:self._count].mean(axis=0)
+        return self._waves[:self._count].mean(axis=0), self._rows[:self._count, WAVE_SAMPLES:].mean(axis=0)
 
     def update(self, beat: np.ndarray, pre: np.ndarray, rr_prev: float, rr_next: float,
                rr_local: float) -> np.ndarray:
@@ -242,6 +244,9 @@ class PatientContext:
         templates = np.full((1, _TEMPLATE_WIDTH), np.nan)
         self._step(values[0], templates[0], beat[0], pre[0], wave[0], float(squares[0]), rr_prev, rr_next, rr_local)
         _compare(values, templates, beat, pre)
+        if self._previous_wave is not None:
+            _compare_previous(values, beat[:, :WAVE_SAMPLES], wave, squares, *self._previous_wave)
+        self._previous_wave = (beat[:, :WAVE_SAMPLES].copy(), wave, squares)
         return values[0]
 
     def _step(self, values: np.ndarray, template_out: np.ndarray, beat: np.ndarray, pre: np.ndarray,
@@ -264,14 +269,6 @@ class PatientContext:
             values[_AT["wave_correlation"]] = wave_correlation
             template_out[:] = self._template
         values[_AT["warmup"]] = self._count / REFERENCE_BEATS
-        raw = beat[:WAVE_SAMPLES].copy()
-        if self._previous_wave is not None:
-            previous_raw, previous_centred, previous_squares = self._previous_wave
-            denominator = float(np.sqrt(squares * previous_squares))
-            values[_AT["prev_correlation"]] = (float((wave * previous_centred).sum()) / denominator
-                                               if denominator > 1e-12 else 0.0)
-            values[_AT["prev_rms"]] = float(np.sqrt(np.mean((raw - previous_raw) ** 2)))
-        self._previous_wave = (raw, wave.copy(), squares)
         self._learn(beat, pre, rr_prev, reference, wave_correlation)
 
     def _learn(self, beat: np.ndarray, pre: np.ndarray, rr_prev: float, reference: float,
@@ -288,25 +285,39 @@ class PatientContext:
         if looks_normal:
             if self._previous_normal and rr_prev == rr_prev:
                 self._rr.append(float(rr_prev))
-            self._waves[self._next] = beat
-            self._pres[self._next] = pre
-            self._next = (self._next + 1) % REFERENCE_BEATS
-            self._count = min(self._count + 1, REFERENCE_BEATS)
-            self._remember_template()
+            self._remember(beat, pre)
             self._abnormal_run = 0
         else:
             self._abnormal_run += 1
             if self._abnormal_run >= RESET_AFTER_BEATS:
                 self._count = self._next = 0
+                self._sum[:] = 0.0
                 self._template = self._template_centred = None
                 self._rr.clear()
                 self._abnormal_run = 0
         self._previous_normal = looks_normal
 
-    def _remember_template(self) -> None:
-        waves = self._waves[:self._count, :WAVE_SAMPLES].mean(axis=0)
-        template = np.concatenate([waves, self._pres[:self._count].mean(axis=0)])
-        centred, squares = _centred(waves[np.newaxis])
+    def _remember(self, beat: np.ndarray, pre: np.ndarray) -> None:
+        """Put a normal-looking beat in the ring; the template is the ring's mean.
+
+        The mean comes from a running sum of the rows (the slot's old row out, the new one in): a mean
+        of the whole ring per normal beat was a third of a record's context time. The sum is taken
+        again exactly each time the ring wraps (rounding does not build up) and while it is not finite
+        (a NaN pre-R segment, as of Kaggle rows, leaves the sum when its row leaves the ring).
+        """
+        slot = self._next
+        row = self._rows[slot]
+        if self._count == REFERENCE_BEATS:
+            self._sum -= row
+        self._waves[slot] = beat
+        row[:WAVE_SAMPLES], row[WAVE_SAMPLES:] = beat[:WAVE_SAMPLES], pre
+        self._sum += row
+        self._next = (slot + 1) % REFERENCE_BEATS
+        self._count = min(self._count + 1, REFERENCE_BEATS)
+        if self._next == 0 or not np.isfinite(self._sum).all():
+            self._sum = self._rows[:self._count].sum(axis=0)
+        template = self._sum / self._count
+        centred, squares = _centred(template[np.newaxis, :WAVE_SAMPLES])
         self._template, self._template_centred = template, (centred[0], float(squares[0]))
 
 
@@ -336,6 +347,19 @@ def _compare(values: np.ndarray, templates: np.ndarray, beats: np.ndarray, pre: 
     values[rows, _AT["p_energy_ratio"]] = np.log((p.std(axis=1) + 1e-3) / (p_t.std(axis=1) + 1e-3))
 
 
+def _compare_previous(values: np.ndarray, raw: np.ndarray, centred: np.ndarray, squares: np.ndarray,
+                      previous_raw: np.ndarray, previous_centred: np.ndarray, previous_squares: np.ndarray) -> None:
+    """``prev_correlation`` and ``prev_rms`` of each row against the row of the beat before it, in place.
+
+    ``raw`` is the beats' first WAVE_SAMPLES, ``centred`` and ``squares`` as :func:`_centred` gives
+    them; the ``previous_`` arrays the same of each one's previous beat.
+    """
+    denominator = np.sqrt(squares * previous_squares)
+    values[:, _AT["prev_correlation"]] = np.divide((centred * previous_centred).sum(axis=1), denominator,
+                                                   out=np.zeros(len(values)), where=denominator > 1e-12)
+    values[:, _AT["prev_rms"]] = np.sqrt(np.mean((raw - previous_raw) ** 2, axis=1))
+
+
 def record_context(X: np.ndarray, pre: np.ndarray, rr: np.ndarray,
                    slow_percentile: float = SLOW_REFERENCE_PERCENTILE,
                    long_beats: int = LONG_REFERENCE_BEATS) -> np.ndarray:
@@ -356,6 +380,8 @@ def record_context(X: np.ndarray, pre: np.ndarray, rr: np.ndarray,
         context._step(values[i], templates[i], beats[i], segments[i], waves[i], float(squares[i]),
                       rr_prev, rr_next, rr_local)
     _compare(values, templates, beats, segments)
+    raw = beats[:, :WAVE_SAMPLES]
+    _compare_previous(values[1:], raw[1:], waves[1:], squares[1:], raw[:-1], waves[:-1], squares[:-1])
     return values.astype(np.float32)
 
 
