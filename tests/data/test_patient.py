@@ -182,3 +182,33 @@ def test_a_beat_like_the_one_before_it_correlates_more_than_one_unlike_it():
 
     assert same[at("prev_correlation")] == pytest.approx(1.0) and same[at("prev_rms")] == pytest.approx(0.0)
     assert other[at("prev_correlation")] < 0.9 and other[at("prev_rms")] > 0.05
+
+
+def test_the_template_is_the_mean_of_the_last_normal_beats_after_many_turns_of_the_ring(record_119):
+    """The template is kept as a running sum: after hundreds of normal beats it still equals the mean
+    of the last REFERENCE_BEATS normal-looking ones (rounding does not build up)."""
+    context = patient.PatientContext()
+    values = rr(record_119)
+    for i in range(900):
+        context.update(record_119.X[i], record_119.pre[i], *values[i])
+    _, pre = context.template()  # numpy's mean of the ring's windows and pre-R segments
+    recent = context._waves[:context._count]  # the ring itself: what the template must be the mean of
+    np.testing.assert_allclose(context._template[:patient.WAVE_SAMPLES], recent[:, :patient.WAVE_SAMPLES].mean(axis=0),
+                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(context._template[patient.WAVE_SAMPLES:], pre, rtol=0, atol=1e-12)
+
+
+def test_a_beat_without_a_pre_r_segment_leaves_the_template_when_it_leaves_the_ring():
+    """A Kaggle-like beat (pre-R segment unknown) makes the template's P wave unknown only while it is
+    one of the last REFERENCE_BEATS normal beats: the P-wave features come back afterwards."""
+    context = patient.PatientContext()
+    t = np.linspace(0.0, 1.0, 187)
+    beat, pre = np.exp(-((t - 0.05) / 0.02) ** 2), np.sin(np.linspace(0.0, 3.0, 36))
+    p_at = patient.CONTEXT_NAMES.index("p_correlation")
+    known = []
+    for i in range(3 * patient.REFERENCE_BEATS):
+        features = context.update(beat, np.full(36, np.nan) if i == 10 else pre, 0.8, 0.8, 0.8)
+        known.append(bool(np.isfinite(features[p_at])))
+
+    assert not any(known[11:11 + patient.REFERENCE_BEATS])  # the unknown segment is in the template's ring
+    assert all(known[11 + patient.REFERENCE_BEATS:])  # it has left it
