@@ -61,7 +61,6 @@ st.markdown(
 settings = res.settings()
 pipeline = res.pipeline()
 source = res.current_source()
-saved = modelstore.saved_models()
 blocked = res.backend_problem()
 
 
@@ -306,11 +305,11 @@ for column, (page, label, icon) in zip(steps, [
 
 
 def preload(folder: str | None, will_train: bool) -> None:
-    """Import the demo's module, load the built beats of ``folder`` (None: none) into the app's cache and, when
-    the demo ``will_train``, import what training needs (scikit-learn: ~1.3 s)."""
+    """Import the demo's module, load the built beats of ``folder`` (None: none) into the app's cache with their
+    digest and, when the demo ``will_train``, import what training needs (scikit-learn: ~1.3 s)."""
     importlib.import_module(DEMO_MODULE)
     if folder is not None:
-        res.folder_beats(folder)
+        res.folder_beats(folder).digest  # noqa: B018 (taken once per set: the model lookups then hash nothing)
     if will_train:
         training.import_estimators()
 
@@ -320,7 +319,6 @@ def preload(folder: str | None, will_train: bool) -> None:
 # nor the warm-up waits for them (an import or a load under way is waited for, not repeated). With a model
 # stored, scikit-learn is not imported: the cached demo needs none of it, and the warm-up's CPU is scarce.
 if DEMO_MODULE not in sys.modules and not any(thread.name == PRELOAD_THREAD for thread in threading.enumerate()):
-    stored = any(model.servable and model.split == "inter" and model.metadata.get("preset") != "quick"
-                 for model in saved)
+    stored = bool(modelstore.full_models("inter"))
     threading.Thread(target=preload, args=(built_folder, built_folder is None or not stored), name=PRELOAD_THREAD,
                      daemon=True).start()

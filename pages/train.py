@@ -42,7 +42,7 @@ def deployed_model() -> modelstore.SavedModel | None:
 serving = deployed_model()
 if serving is not None:
     figures = serving.metrics
-    kind = "quick model" if serving.metadata.get("preset") == "quick" else "model"
+    kind = "quick model" if serving.quick else "model"
     recalls = ", ".join(f"{name} {figures['per_class'][name]['recall']:.2f}" for name in CLASS_NAMES
                         if name in figures.get("per_class", {}))
     tested_on = TESTED_ON.get(serving.split or "", serving.split or "?")
@@ -129,7 +129,7 @@ st.download_button("Download model.tar.gz", chosen.path.read_bytes, file_name=f"
 st.subheader("Saved models")
 comparison = pd.DataFrame([{
     "version": model.version, "split": model.split, "source": model.metadata.get("source_name", ""),
-    "kind": "quick" if model.metadata.get("preset") == "quick" else "full",
+    "kind": "quick" if model.quick else "full",
     "train beats": model.metadata.get("n_train"), "accuracy": model.metrics.get("accuracy"),
     "macro-F1": model.metrics.get("macro_f1"),
     **{f"F1 {name}": model.metrics.get("per_class", {}).get(name, {}).get("f1") for name in CLASS_NAMES},

@@ -45,7 +45,6 @@ DEMO_SPLITS = {"inter": "Unseen patients: a model trained on DS1 classifies the 
                "intra": "Patients the model has seen: test beats of the intra-patient 80/20 split"}
 DEMO_SPLIT = "inter"
 DEMO_BEATS = 2000
-PRESET_KEY = "preset"  # metadata key: "quick" for the demo's first model, absent for a full one
 # Seconds each step takes on the reference 2-core machine; the progress bar's estimate until a step
 # has ended (the model step's comes from hbcore.app.training_run, the data step's from the caller).
 STEP_SECONDS = {"data": 5.0, "model": 2.0, "stack": 2.5, "endpoint": 0.5, "replay": 0.3}
@@ -66,10 +65,7 @@ def quick_params(split: str) -> models.ModelParams:
 
 def find_full_model(beats: BeatSet, split: str) -> modelstore.SavedModel | None:
     """The newest stored full (not quick) model trained on exactly these beats with ``split``."""
-    key = beats_key(beats)
-    return next((saved for saved in modelstore.saved_models()
-                 if saved.servable and saved.data_key == key and saved.split == split
-                 and saved.metadata.get(PRESET_KEY) != "quick"), None)
+    return next(iter(modelstore.full_models(split, beats_key(beats))), None)
 
 
 def train_and_save(beats: BeatSet, split: str, params: models.ModelParams | None = None,
@@ -373,7 +369,7 @@ class DemoRun(BackgroundTask[DemoProgress]):
             return saved.path, None
         params = quick_params(self.split)
         with self._step("model", self._train_estimate(beats, params)):
-            saved = train_and_save(beats, self.split, params, **self.info, **{PRESET_KEY: "quick"})
+            saved = train_and_save(beats, self.split, params, **self.info, **{modelstore.PRESET_KEY: modelstore.QUICK})
         self._set_model(saved, f"quick model {saved.version} trained in {saved.metadata['train_seconds']:.1f} s: "
                                "it streams while the full model trains")
         return saved.path, saved
@@ -431,7 +427,7 @@ def _model_text(saved: modelstore.SavedModel) -> str:
     """A model as the timeline and the messages name it: version, split and offline macro-F1."""
     figures = saved.metrics
     score = f", macro-F1 {figures['macro_f1']:.3f} offline" if "macro_f1" in figures else ""
-    kind = "quick" if saved.metadata.get(PRESET_KEY) == "quick" else "full"
+    kind = "quick" if saved.quick else "full"
     return f"{kind} model {saved.version} ({saved.split}{score})"
 
 

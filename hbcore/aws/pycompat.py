@@ -13,6 +13,7 @@ like this one might plausibly use, not every addition: a check, not a proof.
 from __future__ import annotations
 
 import ast
+import functools
 
 # Standard-library modules and names by the Python release that added them.
 NEWER_STDLIB: dict[str, tuple[int, int]] = {
@@ -83,12 +84,18 @@ def incompatibilities(source: str, python: tuple[int, int], name: str = "<source
     """Why ``source`` would fail on Python ``python`` with numpy ``numpy``; empty when nothing is known to.
 
     Each reason names the file, the line and what it needs, e.g.
-    ``inference.py line 12: tomllib needs Python 3.11``.
+    ``inference.py line 12: tomllib needs Python 3.11``. A source is parsed once (every deploy of a
+    model checks the same ``inference.py``: ~0.06 s of the demo's click otherwise).
     """
+    return list(_reasons(source, python, name, numpy))
+
+
+@functools.lru_cache(maxsize=16)
+def _reasons(source: str, python: tuple[int, int], name: str, numpy: tuple[int, int]) -> tuple[str, ...]:
     try:
         tree = ast.parse(source, filename=name, feature_version=python)
     except SyntaxError as error:
-        return [f"{name} line {error.lineno}: {error.msg} (Python {python[0]}.{python[1]} syntax)"]
+        return (f"{name} line {error.lineno}: {error.msg} (Python {python[0]}.{python[1]} syntax)",)
     reasons: dict[str, None] = {}  # ordered and without repeats: np.strings.upper also uses np.strings
     for line, dotted in sorted(set(_used_names(tree))):
         needs = NEWER_STDLIB.get(dotted)
@@ -99,4 +106,4 @@ def incompatibilities(source: str, python: tuple[int, int], name: str = "<source
         if added and added > numpy:
             needs_numpy = "2" if added == (2, 0) else f"{added[0]}.{added[1]}"
             reasons[f"{name} line {line}: numpy.{attribute.split('.')[0]} needs numpy {needs_numpy}"] = None
-    return list(reasons)
+    return tuple(reasons)

@@ -44,8 +44,10 @@ from typing import IO
 import numpy as np
 
 from hbcore.app import charts, dashboard
+from hbcore.app.demo import DEMO_SPLIT
 from hbcore.data.classes import CLASS_NAMES
 from hbcore.localcloud import insights
+from hbcore.model import store as modelstore
 from hbcore.stream.reader import ResultsReader
 from hbcore.stream.tally import ResultsSnapshot
 
@@ -260,12 +262,9 @@ def app_environment(cache_dir: str | None = None, artifacts_dir: str | None = No
 
 
 def full_model_stored(cache_dir: Path) -> bool:
-    """Whether the demo's full (not quick) model is in the cache's model store."""
-    for metadata in (cache_dir / "models").glob("*/metadata.json"):
-        with contextlib.suppress(OSError, ValueError):
-            if json.loads(metadata.read_text()).get("preset") != "quick":
-                return True
-    return False
+    """Whether the demo's full (not quick) model of unseen patients is in the cache's model store."""
+    store = cache_dir / "models"
+    return store.is_dir() and bool(modelstore.full_models(DEMO_SPLIT, store=store))
 
 
 def wait_for_full_model(cache_dir: Path, server: AppServer, timeout_s: float) -> None:

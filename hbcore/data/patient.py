@@ -27,9 +27,9 @@ windows of recent RR intervals, a ring of recent normal-looking beats); the offl
 (:mod:`hbcore.data.dataset`) runs the same steps over each record in time order
 (:func:`record_context`: the template from running sums, the template and previous-beat comparisons
 in one batch per record; the 48 MIT-BIH records in about 3 s where a numpy call per value took
-0.6-0.9 s a record), and the stream records carry the result, so offline
-and streamed features are the same numbers. :func:`normal_template` gives the
-template a patient's monitor held at a point in time (the Misclassified page draws it).
+0.6-0.9 s a record), and the stream records carry the result, so offline and streamed features are
+the same numbers. :func:`normal_template` gives the template a patient's monitor held at a point in
+time (the Misclassified page draws it).
 """
 
 from __future__ import annotations

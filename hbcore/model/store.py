@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 
 MODEL_FILE = "model.tar.gz"
 METADATA_FILE = "metadata.json"  # the same name as inside the archive (hbcore.model.training.METADATA_FILE)
+# A quick preset's model (the demo's first one, streamed while the full one trains) records PRESET_KEY: QUICK;
+# a full model records no preset.
+PRESET_KEY = "preset"
+QUICK = "quick"
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,11 @@ class SavedModel:
     @property
     def data_key(self) -> str | None:
         return self.metadata.get("data_key")
+
+    @property
+    def quick(self) -> bool:
+        """Whether a quick preset trained it (a full model is what the demo deploys once it has one)."""
+        return self.metadata.get(PRESET_KEY) == QUICK
 
     @property
     def servable(self) -> bool:
@@ -89,6 +98,12 @@ def saved_models(store: Path | None = None) -> list[SavedModel]:
                 continue
             models.append(SavedModel(folder.name, path, metadata))
     return sorted(models, key=lambda saved: saved.version, reverse=True)
+
+
+def full_models(split: str, data_key: str | None = None, store: Path | None = None) -> list[SavedModel]:
+    """The servable full (not quick) models trained with ``split``, on the data ``data_key`` if given; newest first."""
+    return [saved for saved in saved_models(store) if saved.servable and not saved.quick and saved.split == split
+            and (data_key is None or saved.data_key == data_key)]
 
 
 def find_model(data_key: str, split: str, store: Path | None = None) -> SavedModel | None:

@@ -32,7 +32,7 @@ class ServingPipeline:
 
 
 STORED = SimpleNamespace(path=Path("/store/v1/model.tar.gz"), version="v1", split="inter",
-                         metrics={"macro_f1": 0.5}, metadata={})
+                         metrics={"macro_f1": 0.5}, metadata={}, quick=False)
 
 
 def beats():

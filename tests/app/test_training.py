@@ -2,8 +2,10 @@
 
 import numpy as np
 import pytest
+from kit.beatkit import make_beats
 
 from hbcore.app import training_run as training
+from hbcore.data import dataset
 from hbcore.model import store as modelstore
 from hbcore.model.training import ModelParams
 
@@ -16,6 +18,14 @@ def few_beats(mitdb_beats):
 def test_beats_key_depends_on_the_beats_only(few_beats):
     assert training.beats_key(few_beats) == training.beats_key(few_beats.subset(np.arange(len(few_beats))))
     assert training.beats_key(few_beats) != training.beats_key(few_beats.subset(np.arange(10)))
+
+
+def test_the_digest_is_taken_once_per_set(monkeypatch):
+    """The warm-up and the demo's click look the model up with the same set: the second lookup hashes nothing."""
+    beats = make_beats({"100": 5, "119": 3})
+    first = training.beats_key(beats)
+    monkeypatch.setattr(dataset.hashlib, "sha256", lambda: pytest.fail("the windows were hashed again"))
+    assert training.beats_key(beats) == beats.digest == first
 
 
 def test_expected_seconds_grows_with_beats_and_epochs():

@@ -1,7 +1,10 @@
 """The app benchmark's synthetic monitor load (the browser timings are exercised by test_browser.py)."""
 
+from kit.modelkit import fake_model
+
 from hbcore.app import dashboard
 from hbcore.bench import appbench
+from hbcore.model import store as modelstore
 
 
 def test_synthetic_snapshot_is_read_whole_through_the_reader_windows():
@@ -21,15 +24,15 @@ def test_refresh_computes_every_figure_of_the_snapshot():
 
 
 def test_only_a_full_model_ends_the_wait_before_the_cached_runs(tmp_path):
-    """The cached runs need the full model: the quick one the cold run streams with first does not count."""
-    import json
-
+    """The cached runs need the full model of unseen patients: the quick one the cold run streams with first, one
+    of another split or one this release cannot serve does not count."""
+    store = tmp_path / "models"
     assert not appbench.full_model_stored(tmp_path)
-    (tmp_path / "models" / "quick").mkdir(parents=True)
-    (tmp_path / "models" / "quick" / "metadata.json").write_text(json.dumps({"preset": "quick"}))
-    (tmp_path / "models" / "broken").mkdir()
-    (tmp_path / "models" / "broken" / "metadata.json").write_text("{not json")
+    fake_model(store, "quick", split="inter", preset=modelstore.QUICK)
+    fake_model(store, "intra", split="intra")
+    fake_model(store, "old", split="inter", model_format=None)
+    fake_model(store, "broken")
+    (store / "broken" / modelstore.METADATA_FILE).write_text("{not json")
     assert not appbench.full_model_stored(tmp_path)
-    (tmp_path / "models" / "full").mkdir()
-    (tmp_path / "models" / "full" / "metadata.json").write_text(json.dumps({"split": "inter"}))
+    fake_model(store, "full", split="inter")
     assert appbench.full_model_stored(tmp_path)

@@ -1,26 +1,15 @@
 """The model store: saving, listing newest first, finding a model for the same data and split."""
 
-import json
-
 import pytest
+from kit.modelkit import fake_model as fake
 
 from hbcore.model import store as modelstore
-from hbcore.model.inference import FEATURE_VERSION, MODEL_FORMAT
+from hbcore.model.inference import FEATURE_VERSION
 
 
 @pytest.fixture
 def store(tmp_path):
     return tmp_path / "models"
-
-
-def fake(store, version: str, **metadata) -> None:
-    """A stored model of this release (``model_format=None`` or another ``feature_version`` makes one of an
-    earlier release)."""
-    folder = store / version
-    folder.mkdir(parents=True)
-    (folder / modelstore.MODEL_FILE).write_bytes(b"archive")
-    metadata = {"version": version, "model_format": MODEL_FORMAT, "feature_version": FEATURE_VERSION, **metadata}
-    (folder / modelstore.METADATA_FILE).write_text(json.dumps({k: v for k, v in metadata.items() if v is not None}))
 
 
 def test_saved_models_are_listed_newest_first(store):
@@ -46,6 +35,19 @@ def test_find_model_matches_data_and_split(store):
     assert modelstore.find_model("k1", "intra", store).version == "20260101T000000Z-a"
     assert modelstore.find_model("k1", "inter", store).version == "20260201T000000Z-b"
     assert modelstore.find_model("k3", "intra", store) is None
+
+
+def test_full_models_leave_out_quick_ones_other_splits_and_earlier_releases(store):
+    """What the demo deploys at once and the home page looks for: a full model of the split, newest first."""
+    fake(store, "20260101T000000Z-a", split="inter", data_key="k1")
+    fake(store, "20260201T000000Z-b", split="inter", data_key="k2")
+    fake(store, "20260301T000000Z-quick", split="inter", data_key="k1", preset=modelstore.QUICK)
+    fake(store, "20260401T000000Z-intra", split="intra", data_key="k1")
+    fake(store, "20260501T000000Z-old", split="inter", data_key="k1", model_format=None)
+    assert [saved.version for saved in modelstore.full_models("inter", store=store)] == [
+        "20260201T000000Z-b", "20260101T000000Z-a"]
+    assert [saved.version for saved in modelstore.full_models("inter", "k1", store)] == ["20260101T000000Z-a"]
+    assert [saved.quick for saved in modelstore.saved_models(store)] == [False, False, True, False, False]
 
 
 def test_models_of_an_earlier_release_are_listed_but_not_servable(store):
