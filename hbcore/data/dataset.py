@@ -3,10 +3,11 @@
 Two recipes cut the windows (``recipe=``; the cache keeps them apart):
 
 ``"paper"`` (default) — Kachuee, Fazeli & Sarrafzadeh (2018) as written: the signal is resampled
-from 360 Hz to 125 Hz (polyphase filter, ``resample_poly(x, 25, 72)``); the record is cut into
-consecutive 10-second windows whose nominal period ``T`` is the median of the RR intervals between
-consecutive beats that both lie in it (a window with fewer than two beats uses the record's
-median RR); each beat's window starts at its R peak and is ``round(1.2 T)`` samples long at 125 Hz.
+from 360 Hz to 125 Hz (polyphase filter: scipy's ``resample_poly(x, 25, 72)``, computed by
+:mod:`hbcore.data.resample`); the record is cut into consecutive 10-second windows whose nominal
+period ``T`` is the median of the RR intervals between consecutive beats that both lie in it (a
+window with fewer than two beats uses the record's median RR); each beat's window starts at its R
+peak and is ``round(1.2 T)`` samples long at 125 Hz.
 Lead MLII wherever the record has it: the first channel in 45 records, the second in record 114
 (``V5, MLII``); records 102 and 104 have no MLII (``V5, V2``), so they use their first channel, V5.
 
@@ -67,6 +68,7 @@ from hbcore import paths
 from hbcore.contracts import stream_record
 from hbcore.data import patient
 from hbcore.data.classes import AAMI_SYMBOLS, CLASS_NAMES
+from hbcore.data.resample import resample_poly
 
 log = logging.getLogger(__name__)
 
@@ -280,8 +282,6 @@ def windows_and_pre(signal: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
 
 def _paper_windows(signal: np.ndarray, beat_samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Kachuee et al. as written: 125 Hz, 1.2 x the median RR of the beat's 10-second window."""
-    from scipy.signal import resample_poly
-
     ratio = np.gcd(PAPER_FS_HZ, SOURCE_FS_HZ)
     resampled = resample_poly(signal.astype(np.float64), PAPER_FS_HZ // ratio, SOURCE_FS_HZ // ratio)
     scale = PAPER_FS_HZ / SOURCE_FS_HZ
