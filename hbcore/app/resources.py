@@ -16,7 +16,6 @@ import pandas as pd
 import streamlit as st
 
 from hbcore import paths
-from hbcore.app import charts
 from hbcore.app import training_run as training
 from hbcore.app.pipeline import Pipeline
 from hbcore.app.settings import Settings, load_settings
@@ -184,6 +183,8 @@ def background_runs() -> dict[str, BackgroundTask]:
 @st.cache_data(show_spinner=False, max_entries=16)
 def gallery_frame(_beats: BeatSet, source: tuple[str, str], per_class: int) -> pd.DataFrame:
     """Long-form example beats per class for the gallery chart (``source`` is the cache key)."""
+    from hbcore.app import charts  # altair, ~0.5 s to import: not before the home page's first paint
+
     examples = templates.class_examples(_beats, per_class)
     ids = [f"{record}:{sample}" for record, sample in zip(examples.meta["record"], examples.meta["sample"])]
     return charts.beats_frame(examples.X, [CLASS_NAMES[label] for label in examples.y], ids)
