@@ -7,6 +7,9 @@ share (the Pipeline with its local cloud, replay and reader) and the cached fram
 
 import streamlit as st
 
+from hbcore.app.prelaunch import launch_local_cloud
+
+launch_local_cloud()  # the local cloud's process starts while the first page imports (once per process)
 st.set_page_config(page_title="Heartbeat stream", page_icon="🫀", layout="wide")
 
 PAGES = {

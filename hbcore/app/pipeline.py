@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from hbcore.app import prelaunch
 from hbcore.app.marks import Mark, MarkLog
+from hbcore.app.prelaunch import WARM_UP_ENV
 from hbcore.app.settings import Settings
 from hbcore.aws import endpoint as serving
 from hbcore.aws import stack
@@ -52,8 +54,6 @@ LOCAL_READER_LAG_S = 3
 # How long stopping a replay waits for its thread: the call in flight (read_timeout of kinesis_client, 30 s,
 # at worst; well under a second normally) must end first.
 REPLAY_STOP_TIMEOUT_S = 10.0
-# "0" turns off the local backend's warm-up (Pipeline.warm_up): page tests that must not start a cloud.
-WARM_UP_ENV = "HB_LOCAL_WARM_UP"
 
 
 def _model_label(model_tar: str | Path) -> str:
@@ -118,7 +118,7 @@ class Pipeline:
             if self._backend is None:
                 from hbcore.localcloud.owner import LocalCloud
 
-                self._cloud = LocalCloud().start()
+                self._cloud = (prelaunch.take() or LocalCloud()).start()  # the app's launched child, if any
                 self._backend = self._cloud.backend
             elif self._cloud is not None and not self._cloud.running:  # _cloud_died
                 self._cloud.restart()

@@ -228,21 +228,33 @@ class LocalCloud:
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 
-    def start(self) -> LocalCloud:
-        """Start the child (if not running) and wait until it is healthy."""
+    def launch(self) -> LocalCloud:
+        """Start the child (if not running) without waiting for it: :meth:`start` then waits.
+
+        The child's start-up (~1 s of imports) can so run while the caller does its own.
+        """
         if self.running:
             return self
         self.stop()  # a child that died (or was killed) leaves its working folder behind
         self.reclaimed = reclaim_orphans()
         self._workdir = claim_folder(WORKDIR_PREFIX)
-        state_file, log_file = self._workdir / "state.json", self._workdir / "cloud.log"
-        with open(log_file, "wb") as log:
+        with open(self._workdir / "cloud.log", "wb") as log:
             self._process = subprocess.Popen(
-                _serve_command(self.port, self.runtime_port, state_file, os.getpid(), self.retention_s,
-                               self.log_retention_s),
+                _serve_command(self.port, self.runtime_port, self._workdir / "state.json", os.getpid(),
+                               self.retention_s, self.log_retention_s),
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 cwd=REPOSITORY_ROOT, env=_child_environment())
-        self.state = _wait_for_state(self._process, state_file, log_file, self.startup_timeout_s)
+        self.state = None
+        return self
+
+    def start(self) -> LocalCloud:
+        """Start the child (if not running, or take the one :meth:`launch` started) and wait until it is healthy."""
+        if self.running and self.state is not None:
+            return self
+        self.launch()
+        assert self._process is not None and self._workdir is not None  # launch made both
+        self.state = _wait_for_state(self._process, self._workdir / "state.json", self._workdir / "cloud.log",
+                                     self.startup_timeout_s)
         self._backend = None
         self.port = int(self.state["moto_url"].rsplit(":", 1)[1])
         self.runtime_port = int(self.state["sagemaker_runtime_url"].rsplit(":", 1)[1])

@@ -1,0 +1,45 @@
+"""The local cloud's process, started as the app's first page run begins.
+
+A fresh app's first run spends ~1 s importing (pandas, boto3, the project) before a page can call
+:meth:`~hbcore.app.pipeline.Pipeline.warm_up`, and the local cloud's child then spends ~1 s on its own
+imports before it answers. ``streamlit_app.py`` calls :func:`launch_local_cloud` first, so both run at
+once; the first :class:`~hbcore.app.pipeline.Pipeline` on the local backend takes the launched child
+(:func:`take`) instead of starting one. Once per process: a later pipeline (settings changed, a
+restart after the child died) starts its own. This module imports nothing heavy: it runs before
+the page's imports.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from hbcore.app.settings import load_settings
+from hbcore.localcloud.owner import LocalCloud
+
+# "0" turns off the local backend's warm-up (Pipeline.warm_up) and this launch: page tests that must not start a cloud.
+WARM_UP_ENV = "HB_LOCAL_WARM_UP"
+
+_lock = threading.Lock()
+_launched: LocalCloud | None = None
+_done = False  # launched once in this process (taken or not)
+
+
+def launch_local_cloud() -> bool:
+    """On the local backend, start the local cloud's child now without waiting for it (once per process);
+    whether this call started it."""
+    global _launched, _done
+    with _lock:
+        if _done or os.environ.get(WARM_UP_ENV) == "0" or load_settings().backend != "local":
+            return False
+        _done = True
+        _launched = LocalCloud().launch()
+        return True
+
+
+def take() -> LocalCloud | None:
+    """The launched child, handed over once (its owner then starts, stops and restarts it), or None."""
+    global _launched
+    with _lock:
+        cloud, _launched = _launched, None
+        return cloud
