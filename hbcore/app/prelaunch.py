@@ -33,7 +33,10 @@ def launch_local_cloud() -> bool:
         if _done or os.environ.get(WARM_UP_ENV) == "0" or load_settings().backend != "local":
             return False
         _done = True
-        _launched = LocalCloud().launch()
+        try:
+            _launched = LocalCloud().launch()
+        except OSError:  # no process could be started: the Pipeline's own start tries again and says why
+            return False
         return True
 
 

@@ -57,3 +57,12 @@ def test_nothing_is_launched_on_aws_or_with_the_warm_up_off(fresh_process, monke
     save_settings(Settings(backend="local"))
     monkeypatch.setenv(WARM_UP_ENV, "0")
     assert not prelaunch.launch_local_cloud() and prelaunch.take() is None
+
+
+def test_a_launch_that_fails_leaves_the_start_to_the_pipeline(fresh_process, monkeypatch):
+    """The router calls the launch before any page: a failure there must not stop the app from drawing."""
+    def refuse(self):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(LocalCloud, "launch", refuse)
+    assert not prelaunch.launch_local_cloud() and prelaunch.take() is None
