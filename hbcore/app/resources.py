@@ -16,7 +16,6 @@ import pandas as pd
 import streamlit as st
 
 from hbcore import paths
-from hbcore.app import training_run as training
 from hbcore.app.pipeline import Pipeline
 from hbcore.app.settings import Settings, load_settings
 from hbcore.aws.redaction import user_message
@@ -163,12 +162,6 @@ def class_templates(_beats: BeatSet, source: tuple[str, str]) -> dict[str, np.nd
 def beat_lookup(_beats: BeatSet, source: tuple[str, str]) -> pd.Series:
     """(record, sample) → row of a source's beats (``source`` is the cache key)."""
     return templates.beat_index(_beats)
-
-
-@st.cache_resource(show_spinner=False, max_entries=4)
-def beats_key(_beats: BeatSet, source: tuple[str, str]) -> str:
-    """The digest models record as ``data_key`` (``source`` is the cache key)."""
-    return training.beats_key(_beats)
 
 
 @st.cache_resource(show_spinner=False)
