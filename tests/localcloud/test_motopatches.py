@@ -325,3 +325,24 @@ def test_update_of_unknown_endpoint_is_a_validation_error(clients):
         sagemaker.update_endpoint(EndpointName="no-such-endpoint", EndpointConfigName="whatever")
     assert raised.value.response["Error"]["Code"] == "ValidationException"
     assert "no-such-endpoint" in raised.value.response["Error"]["Message"]
+
+
+def test_region_lookups_share_one_session_and_answer_as_a_fresh_one_does():
+    import boto3.session
+    import botocore.loaders
+    import botocore.session
+
+    fresh = botocore.session.Session()  # a session of its own, as each boto3.Session() made before the patch
+    for service, partition in (("ec2", "aws"), ("ec2", "aws-us-gov"), ("ec2", "aws-cn"), ("kinesis", "aws")):
+        regions = boto3.session.Session().get_available_regions(service, partition_name=partition)
+        assert regions and regions == fresh.get_available_regions(service, partition_name=partition)
+    assert boto3.session.Session.get_available_regions is motopatches._available_regions_shared
+    files = []
+    original = botocore.loaders.JSONFileLoader.load_file
+    try:
+        botocore.loaders.JSONFileLoader.load_file = lambda self, path: files.append(path) or original(self, path)
+        for partition in ("aws", "aws-us-gov", "aws-cn"):  # as moto's RegionsAndZonesBackend asks, each a new Session
+            boto3.session.Session().get_available_regions("ec2", partition_name=partition)
+    finally:
+        botocore.loaders.JSONFileLoader.load_file = original
+    assert files == []  # EC2's model and the endpoints were parsed once, by the first lookup above
