@@ -1,18 +1,24 @@
-"""The local cloud's process, started as the app's first page run begins.
+"""The local cloud's process, started as the app's server starts.
 
-A fresh app's first run spends ~1 s importing (pandas, boto3, the project) before a page can call
-:meth:`~hbcore.app.pipeline.Pipeline.warm_up`, and the local cloud's child then spends ~1 s on its own
-imports before it answers. ``streamlit_app.py`` calls :func:`launch_local_cloud` first, so both run at
-once; the first :class:`~hbcore.app.pipeline.Pipeline` on the local backend takes the launched child
-(:func:`take`) instead of starting one. Once per process: a later pipeline (settings changed, a
-restart after the child died) starts its own. This module imports nothing heavy: it runs before
-the page's imports.
+The local cloud's child spends ~1 s on its imports and ~1.5 s more making moto's CloudFormation
+backend before the first stack can be made, and a fresh app's first page run, which begins only
+once a browser has connected (~1 s after the server starts), spends ~1 s importing before a page
+can call :meth:`~hbcore.app.pipeline.Pipeline.warm_up`. So ``streamlit run streamlit_app.py``
+launches the child as the server starts (:func:`at_server_start`, the lifespan of the script's
+``st.App``), and the page run calls :func:`launch_local_cloud` too (a no-op then; the launch where
+no server started, as under AppTest). The first :class:`~hbcore.app.pipeline.Pipeline` on the local
+backend takes the launched child (:func:`take`) instead of starting one. Once per process: a later
+pipeline (settings changed, a restart after the child died) starts its own. This module imports
+nothing heavy: it runs before the page's imports.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+from collections.abc import AsyncIterator
+from typing import Any
 
 from hbcore.app.settings import load_settings
 from hbcore.localcloud.owner import LocalCloud
@@ -46,3 +52,10 @@ def take() -> LocalCloud | None:
     with _lock:
         cloud, _launched = _launched, None
         return cloud
+
+
+@contextlib.asynccontextmanager
+async def at_server_start(_app: Any) -> AsyncIterator[None]:
+    """The app server's lifespan: the local cloud's child is launched as the server starts (see the module)."""
+    launch_local_cloud()
+    yield
