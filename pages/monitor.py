@@ -203,7 +203,7 @@ def live() -> None:
     figures = dashboard.dashboard_figures(snapshot, run, sent=sent)
     if awaiting and (figures.beats or figures.rejected):
         # The run's first beats are read: the whole page again at once, at the chosen interval, which draws
-        # them (drawing them here first, then again in the rerun, held the first predictions back ~0.8 s).
+        # them (drawing them here first would draw every chart twice before the browser shows the rerun).
         st.rerun()
     st.markdown(dashboard.freshness_text(dashboard.freshness(snapshot.stats)))
     if run is not None and run != pipeline.current_run:

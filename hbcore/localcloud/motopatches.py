@@ -444,8 +444,9 @@ def _available_regions_shared(self: boto3.session.Session, service_name: str, pa
 
     The class body of moto's EC2 ``RegionsAndZonesBackend``, which CloudFormation's backend imports,
     makes three new sessions, one per partition, and each parses EC2's service model again
-    (0.1-0.24 s apiece): about 0.35 s of the local cloud's start, on the first stack's path. The
-    regions come from botocore's bundled data, the same whatever session reads them.
+    (0.1-0.24 s apiece), on the first stack's path: with one session moto's backends are made in
+    0.76 s instead of 1.02 s (medians of three, headless). The regions come from botocore's bundled
+    data, the same whatever session reads them.
     """
     return _region_session().get_available_regions(service_name, partition_name, allow_non_regional)
 
