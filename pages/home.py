@@ -42,6 +42,8 @@ STEP_LABELS = {"data": "Loading the beats", "model": "Training a model (or loadi
                "endpoint": "Deploying the model to the endpoint", "replay": "Starting the replay"}
 STEP_MARKS = {"waiting": "○", "working": "◐", "done": "●", "failed": "✕"}
 DEMO_MODULE = "hbcore.app.demo"
+MONITOR_MODULES = ("hbcore.app.charts", "hbcore.app.dashboard", "hbcore.app.alarms")  # altair: ~0.6 s
+WARM_UP_WAIT_S = 60.0  # the longest the monitor's imports wait for the warm-up (it takes ~2-5 s)
 PRELOAD_THREAD = "home-demo-import"
 AWS_PREREQUISITES = "docs/aws.md → Prerequisites"
 
@@ -304,21 +306,27 @@ for column, (page, label, icon) in zip(steps, [
 
 
 
-def preload(folder: str | None, will_train: bool) -> None:
+def preload(folder: str | None, will_train: bool, warming: "Pipeline") -> None:
     """Import the demo's module, load the built beats of ``folder`` (None: none) into the app's cache with their
-    digest and, when the demo ``will_train``, import what training needs (scikit-learn: ~1.3 s)."""
+    digest, when the demo ``will_train`` import what training needs (scikit-learn: ~1.3 s) and, once
+    ``warming``'s warm-up has ended (so as not to slow it), the live monitor's modules (the page the demo opens)."""
     importlib.import_module(DEMO_MODULE)
     if folder is not None:
         res.folder_beats(folder).digest  # noqa: B018 (taken once per set: the model lookups then hash nothing)
     if will_train:
         training.import_estimators()
+    warming.wait_for_warm_up(WARM_UP_WAIT_S)
+    for module in MONITOR_MODULES:
+        importlib.import_module(module)
 
 
-# Once the page is drawn, the demo's module is imported, the built beats loaded and (no stored full model of
-# unseen patients: the demo will train) scikit-learn imported in the background, so that neither the click
-# nor the warm-up waits for them (an import or a load under way is waited for, not repeated). With a model
-# stored, scikit-learn is not imported: the cached demo needs none of it, and the warm-up's CPU is scarce.
+# Once the page is drawn, the demo's module is imported, the built beats loaded, (no stored full model of
+# unseen patients: the demo will train) scikit-learn imported and, after the warm-up, the monitor's modules
+# imported in the background, so that neither the click, the warm-up nor the monitor's first run (which
+# imported them after a click, beside the replay's start) waits for them (an import or a load under way is
+# waited for, not repeated). With a model stored, scikit-learn is not imported: the cached demo needs none
+# of it, and the warm-up's CPU is scarce.
 if DEMO_MODULE not in sys.modules and not any(thread.name == PRELOAD_THREAD for thread in threading.enumerate()):
     stored = bool(modelstore.full_models("inter"))
-    threading.Thread(target=preload, args=(built_folder, built_folder is None or not stored), name=PRELOAD_THREAD,
-                     daemon=True).start()
+    threading.Thread(target=preload, args=(built_folder, built_folder is None or not stored, pipeline),
+                     name=PRELOAD_THREAD, daemon=True).start()

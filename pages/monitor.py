@@ -12,7 +12,8 @@ TILE_COLUMNS = 6
 TILE_HEIGHT_PX = 150
 ALARM_ROWS = 8
 # While the latest run's first predictions are awaited, the page refreshes this often (then at the chosen
-# interval): they appear up to a refresh sooner, and each refresh reads the reader's snapshot only.
+# interval), each refresh first waiting up to as long for the reader to read them: the page reruns as the
+# query that read them ends, and redraws the waiting figures (the beats sent) about twice a second meanwhile.
 FIRST_PREDICTIONS_REFRESH_S = 0.25
 PRESENTING_CSS = """<style>
 [data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], header[data-testid="stHeader"] {display: none;}
@@ -66,19 +67,19 @@ with controls:
                       help="Full width, large figures, no sidebar: the monitor alone (the link keeps it)")
 
 
-def awaiting_first_predictions() -> bool:
-    """Whether the latest run streams but none of its beats (predicted or rejected) has been read yet (the view
-    follows it)."""
+def awaited_run() -> str | None:
+    """The latest run, while it streams but none of its beats (predicted or rejected) has been read yet and the
+    view follows it; else None."""
     if pipeline.replay is None or st.session_state["monitor_all_runs"] or st.session_state["monitor_pinned_run"]:
-        return False
+        return None
     progress = pipeline.replay.progress()
     totals = pipeline.reader.snapshot().totals(progress.run)
-    return progress.state == "running" and totals.predicted + totals.rejected == 0
+    return progress.run if progress.state == "running" and totals.predicted + totals.rejected == 0 else None
 
 
 chosen_every = links.INTERVALS_S[st.session_state["monitor_interval"]]
-awaiting = chosen_every is not None and awaiting_first_predictions()
-st.session_state["monitor_run_every"] = FIRST_PREDICTIONS_REFRESH_S if awaiting else chosen_every
+awaited = awaited_run() if chosen_every is not None else None
+st.session_state["monitor_run_every"] = FIRST_PREDICTIONS_REFRESH_S if awaited is not None else chosen_every
 
 
 def shown_run(snapshot) -> str | None:
@@ -194,17 +195,18 @@ def patient_tiles(figures: dashboard.DashboardFigures, alarmed: set[str], run: s
 
 @st.fragment(run_every=st.session_state["monitor_run_every"])
 def live() -> None:
-    """One refresh: every figure from one snapshot of the reader (never blocks on the cloud)."""
+    """One refresh: every figure from one snapshot of the reader (never blocks on the cloud; awaiting a run's
+    first beats, waits FIRST_PREDICTIONS_REFRESH_S at most for the reader)."""
+    if awaited is not None and pipeline.reader.wait_for_beats(awaited, FIRST_PREDICTIONS_REFRESH_S):
+        # The run's first beats are read: the whole page again at once, at the chosen interval, which draws
+        # them (drawing them here first would draw every chart twice before the browser shows the rerun).
+        st.rerun()
     snapshot = pipeline.reader.snapshot()
     progress = pipeline.replay.progress() if pipeline.replay is not None else None  # after: sent ≥ what it holds
     run = shown_run(snapshot)
     write_url(run)
     sent = progress.sent if progress is not None and run is not None and run == progress.run else None
     figures = dashboard.dashboard_figures(snapshot, run, sent=sent)
-    if awaiting and (figures.beats or figures.rejected):
-        # The run's first beats are read: the whole page again at once, at the chosen interval, which draws
-        # them (drawing them here first would draw every chart twice before the browser shows the rerun).
-        st.rerun()
     st.markdown(dashboard.freshness_text(dashboard.freshness(snapshot.stats)))
     if run is not None and run != pipeline.current_run:
         pinned = st.columns([4, 1])

@@ -175,6 +175,13 @@ class Pipeline:
             self._warm_up.start()
             return True
 
+    def wait_for_warm_up(self, timeout_s: float | None = None) -> None:
+        """Return once the warm-up has ended (at once when none was started), or after ``timeout_s``: for work
+        that would otherwise take the warm-up's CPU."""
+        warming = self._warm_up  # set once, never cleared (not under _lock: the warm-up holds it for the stack)
+        if warming is not None:
+            warming.join(timeout_s)
+
     def _warm(self, then: Callable[[Pipeline], object] | None) -> None:
         with contextlib.suppress(Exception):  # reported by the next ensure_stack or deploy (see warm_up)
             with self._lock:

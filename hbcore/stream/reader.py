@@ -51,12 +51,14 @@ STREAM_FILTER = ' | filter @logStream = "{stream}"'
 STREAM_COUNTS = "stats count(*) as events by @logStream"
 QUERY_LIMIT = 10_000  # rows per query; Logs Insights caps results at 10,000 by default
 POLL_INTERVAL_S = 2.0
-# While a run's first beats are awaited (expect_events), polls come this often and hold no count probe,
-# so the monitor shows the first predictions about a poll interval sooner; once a prediction or rejected
-# record of the run is read (not any line: START/REPORT lines have their own ingestion delays), or after
-# AWAIT_MAX_S, the reader goes back to POLL_INTERVAL_S and its probes (the next one covers the
-# LAG_MAX_S the skipped ones would have). One query at a time still: ~2 queries/s for at most AWAIT_MAX_S,
-# far below Logs Insights' 30 concurrent.
+# While a run's first beats are awaited (expect_events), polls come this often and each is one query: no
+# count probe and no re-read of short invocations (each another query of ~0.3 s that the poll would wait for
+# before the next could see the new run), so the monitor shows the first predictions about a poll interval
+# sooner. Once a prediction or rejected record of the run is read (not any line: START/REPORT lines have their
+# own ingestion delays), or after AWAIT_MAX_S, the reader goes back to POLL_INTERVAL_S, its probes and its
+# re-reads (the next probe covers the LAG_MAX_S the skipped ones would have; a short invocation's window is
+# read again from where it starts). One query at a time still: ~2 queries/s for at most AWAIT_MAX_S, far below
+# Logs Insights' 30 concurrent.
 FIRST_POLL_INTERVAL_S = 0.2
 AWAIT_MAX_S = 30.0
 LAG_S = 10
@@ -143,6 +145,7 @@ class ResultsReader(BackgroundTask[ResultsSnapshot]):
         self._awaiting_until: float | None = None  # monotonic end of the quicker polling (expect_events)
         self._awaited_run: str | None = None
         self._woken = False
+        self._filed = threading.Condition()  # notified when a query's rows added events to the store
 
     def expect_events(self, run: str) -> None:
         """Run ``run`` is starting: poll at once and every ``first_poll_interval_s`` until one of its beats is read."""
@@ -156,6 +159,19 @@ class ResultsReader(BackgroundTask[ResultsSnapshot]):
         """Whether the reader polls at the quicker first interval (see :meth:`expect_events`)."""
         with self._lock:
             return self._awaiting_until is not None and time.monotonic() < self._awaiting_until
+
+    def wait_for_beats(self, run: str, timeout_s: float) -> bool:
+        """Whether a beat of ``run`` (a prediction or a rejected record) has been read, waiting up to
+        ``timeout_s`` for one: a page awaiting a run's first beats learns of them as the query that read them
+        ends, not at its next refresh."""
+        deadline = time.monotonic() + timeout_s
+        with self._filed:
+            while self.store.beats_of_run(run) == 0:
+                remaining_s = deadline - time.monotonic()
+                if remaining_s <= 0:
+                    return False
+                self._filed.wait(remaining_s)
+            return True
 
     def _work(self) -> str:
         """Poll until stopped; a failed query is noted and the next poll reads its window again."""
@@ -222,7 +238,8 @@ class ResultsReader(BackgroundTask[ResultsSnapshot]):
             new = self._read_window(start_s, end_s, None, covered_s, clock_s)
             if new is None:
                 return 0
-            rereads = sorted(self.store.windows_to_reread(end_s), key=lambda window: window.start_s)
+            awaiting = self.awaiting_events()
+            rereads = [] if awaiting else sorted(self.store.windows_to_reread(end_s), key=lambda window: window.start_s)
             for window in [window for window in rereads if int(window.start_s) < start_s][:REREADS_PER_POLL]:
                 with self._lock:
                     self._counts["requeried_windows"] += 1
@@ -230,7 +247,7 @@ class ResultsReader(BackgroundTask[ResultsSnapshot]):
                 if found is None:
                     return new
                 new += found
-            if self._polls % PROBE_EVERY_POLLS == 0 and not self.awaiting_events():
+            if self._polls % PROBE_EVERY_POLLS == 0 and not awaiting:
                 found = self._probe(end_s, covered_s, clock_s)
                 if found is None:
                     return new
@@ -263,8 +280,12 @@ class ResultsReader(BackgroundTask[ResultsSnapshot]):
         return new
 
     def _ingest(self, rows: list[dict[str, str]], covered_s: float | None, now_s: float) -> int:
-        return self.store.ingest([(parse_timestamp(row.get("@timestamp", "")), row.get("@logStream", ""),
-                                   row.get("@message", "")) for row in rows], covered_s, now_s)
+        new = self.store.ingest([(parse_timestamp(row.get("@timestamp", "")), row.get("@logStream", ""),
+                                  row.get("@message", "")) for row in rows], covered_s, now_s)
+        if new:
+            with self._filed:
+                self._filed.notify_all()
+        return new
 
     def _read_window(self, start_s: int, end_s: int, stream: str | None, covered_s: float | None,
                      now_s: float) -> int | None:

@@ -1,5 +1,6 @@
 """The home page imports the demo's module in the background once it is drawn, so that **Run the full
-demo** does not wait ~1 s for scikit-learn at the click (pages/home.py, DEMO_MODULE)."""
+demo** does not wait ~1 s for scikit-learn at the click (pages/home.py, DEMO_MODULE), and the live
+monitor's modules, so that the monitor's first run does not import altair beside the replay's start."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 
 APP = Path(__file__).resolve().parents[2] / "streamlit_app.py"
 DEMO_MODULE = "hbcore.app.demo"
+CHARTS_MODULE = "hbcore.app.charts"  # the monitor's (altair)
 PRELOAD_THREAD = "home-demo-import"
 IMPORT_TIMEOUT_S = 60.0
 
@@ -56,3 +58,18 @@ def test_a_demo_module_already_imported_is_not_imported_again(page_env):
     open_home()
     assert not preload_threads()
     assert sys.modules[DEMO_MODULE] is hbcore.app.demo
+
+
+def test_opening_the_home_page_imports_the_monitors_charts_in_the_background(page_env, monkeypatch):
+    import hbcore.app.charts
+    import hbcore.app.demo  # the entries below exist, to be restored after the test
+
+    for name in (DEMO_MODULE, CHARTS_MODULE):
+        monkeypatch.delitem(sys.modules, name)  # as in a fresh app process
+        monkeypatch.delattr(hbcore.app, name.rsplit(".", 1)[1])
+    open_home()
+    deadline = time.monotonic() + IMPORT_TIMEOUT_S
+    while CHARTS_MODULE not in sys.modules or preload_threads():
+        assert time.monotonic() < deadline, "the monitor's charts were not imported after the page was drawn"
+        time.sleep(0.05)
+    assert hasattr(sys.modules[CHARTS_MODULE], "class_timeline")

@@ -18,8 +18,8 @@ def test_the_warm_up_starts_the_local_cloud_and_creates_the_stack_once(monkeypat
             (warmed is pipeline, warmed.stack_outputs() is not None, warmed._reader is not None)))
         assert not pipeline.warm_up()  # once per pipeline
         assert not pipeline.replay_running()  # asked while the warm-up holds the lock: answered at once
-        assert pipeline._warm_up is not None
-        pipeline._warm_up.join(WARM_UP_TIMEOUT_S)
+        pipeline.wait_for_warm_up(WARM_UP_TIMEOUT_S)
+        assert pipeline._warm_up is not None and not pipeline._warm_up.is_alive()
         assert pipeline.backend_started and pipeline.status()["stack"].state == "ok"
         assert last_steps == [(True, True, True)]  # its last step came after the stack and the reader
         started = time.monotonic()

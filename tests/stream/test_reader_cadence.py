@@ -8,6 +8,7 @@ import time
 
 from hbcore.stream import reader as reader_module
 from hbcore.stream.reader import ResultsReader
+from hbcore.stream.reconcile import Window
 
 
 class CountingLogs:
@@ -126,3 +127,54 @@ def test_polls_awaiting_a_run_hold_no_count_probe_and_the_probes_come_back_after
     for _ in range(reader_module.PROBE_EVERY_POLLS):
         reader.poll_once()
     assert probes() == 2
+
+
+def test_polls_awaiting_a_run_read_no_short_invocation_again_and_the_rereads_come_back_after(monkeypatch):
+    """A re-read is another query in a poll: deferred while the first events are awaited, then made."""
+    logs = CountingLogs()
+    reader = ResultsReader(logs, "/aws/lambda/f", start_s=time.time() - 60)
+    short = Window("2026/12/03/[$LATEST]abc", time.time() - 50, time.time() - 49)
+    monkeypatch.setattr(reader.store, "windows_to_reread", lambda now_s: [short])
+    requeried = lambda: reader.snapshot().stats.requeried_windows  # noqa: E731
+    reader.poll_once()
+    reader.expect_events("run1")
+    for _ in range(3):
+        before = len(logs.started)
+        reader.poll_once()
+        assert len(logs.started) - before == 1  # the window, nothing else
+    assert requeried() == 0
+    monkeypatch.setattr(reader_module, "AWAIT_MAX_S", 0.0)
+    reader.expect_events("run1")  # expires at once: the normal cadence, re-reads included
+    reader.poll_once()
+    assert requeried() == 1
+
+
+def test_wait_for_beats_returns_as_the_poll_that_reads_the_runs_first_beat_ends():
+    """What the monitor waits on while a run's first predictions are awaited: no refresh interval in between."""
+    logs = CountingLogs()
+    reader = ResultsReader(logs, "/aws/lambda/f", start_s=time.time() - 5)
+    now_ms = int(time.time() * 1000)
+    logs.events += [(now_ms, "START RequestId: 1 Version: $LATEST"), (now_ms, prediction_line(1, run="run0"))]
+    reader.poll_once()
+    started = time.monotonic()
+    assert not reader.wait_for_beats("run1", 0.2)  # other lines, another run's beat: not what is awaited
+    assert time.monotonic() - started >= 0.2
+
+    def log_and_poll() -> None:
+        time.sleep(0.3)
+        with logs.lock:
+            logs.events.append((now_ms + 1, prediction_line(2)))
+        reader.poll_once()
+
+    poller = threading.Thread(target=log_and_poll)
+    started = time.monotonic()
+    poller.start()
+    try:
+        assert reader.wait_for_beats("run1", 5.0)
+        waited = time.monotonic() - started
+    finally:
+        poller.join()
+    assert 0.3 <= waited < 1.0, f"woke {waited:.2f} s after the wait began (the beat was read after 0.3 s)"
+    started = time.monotonic()
+    assert reader.wait_for_beats("run1", 5.0)  # already read: at once
+    assert time.monotonic() - started < 0.1
