@@ -42,8 +42,8 @@ STEP_LABELS = {"data": "Loading the beats", "model": "Training a model (or loadi
                "endpoint": "Deploying the model to the endpoint", "replay": "Starting the replay"}
 STEP_MARKS = {"waiting": "○", "working": "◐", "done": "●", "failed": "✕"}
 DEMO_MODULE = "hbcore.app.demo"
-MONITOR_MODULES = ("hbcore.app.charts", "hbcore.app.dashboard", "hbcore.app.alarms")  # altair: ~0.6 s
-WARM_UP_WAIT_S = 60.0  # the longest the monitor's imports wait for the warm-up (it takes ~2-5 s)
+MONITOR_MODULES = ("hbcore.app.charts", "hbcore.app.dashboard", "hbcore.app.alarms")  # charts: altair, 0.57 s headless
+WARM_UP_WAIT_S = 60.0  # the longest the monitor's imports wait for the warm-up
 PRELOAD_THREAD = "home-demo-import"
 AWS_PREREQUISITES = "docs/aws.md → Prerequisites"
 

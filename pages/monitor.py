@@ -13,7 +13,7 @@ TILE_HEIGHT_PX = 150
 ALARM_ROWS = 8
 # While the latest run's first predictions are awaited, the page refreshes this often (then at the chosen
 # interval), each refresh first waiting up to as long for the reader to read them: the page reruns as the
-# query that read them ends, and redraws the waiting figures (the beats sent) about twice a second meanwhile.
+# query that read them ends, and redraws the waiting figures (the beats sent) between its waits.
 FIRST_PREDICTIONS_REFRESH_S = 0.25
 PRESENTING_CSS = """<style>
 [data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], header[data-testid="stHeader"] {display: none;}

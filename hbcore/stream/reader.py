@@ -52,13 +52,13 @@ STREAM_COUNTS = "stats count(*) as events by @logStream"
 QUERY_LIMIT = 10_000  # rows per query; Logs Insights caps results at 10,000 by default
 POLL_INTERVAL_S = 2.0
 # While a run's first beats are awaited (expect_events), polls come this often and each is one query: no
-# count probe and no re-read of short invocations (each another query of ~0.3 s that the poll would wait for
-# before the next could see the new run), so the monitor shows the first predictions about a poll interval
-# sooner. Once a prediction or rejected record of the run is read (not any line: START/REPORT lines have their
-# own ingestion delays), or after AWAIT_MAX_S, the reader goes back to POLL_INTERVAL_S, its probes and its
-# re-reads (the next probe covers the LAG_MAX_S the skipped ones would have; a short invocation's window is
-# read again from where it starts). One query at a time still: ~2 queries/s for at most AWAIT_MAX_S, far below
-# Logs Insights' 30 concurrent.
+# count probe and no re-read of short invocations (each another query, 0.3-0.6 s in the app, that the poll
+# would wait for before the next could see the new run), so the monitor shows the first predictions about a
+# poll interval sooner. Once a prediction or rejected record of the run is read (not any line: START/REPORT
+# lines have their own ingestion delays), or after AWAIT_MAX_S, the reader goes back to POLL_INTERVAL_S, its
+# probes and its re-reads (the next probe covers the LAG_MAX_S the skipped ones would have; a short
+# invocation's window is read again from where it starts). One query at a time still: ~2 queries/s for at most
+# AWAIT_MAX_S, far below Logs Insights' 30 concurrent.
 FIRST_POLL_INTERVAL_S = 0.2
 AWAIT_MAX_S = 30.0
 LAG_S = 10

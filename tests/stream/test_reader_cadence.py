@@ -176,5 +176,5 @@ def test_wait_for_beats_returns_as_the_poll_that_reads_the_runs_first_beat_ends(
         poller.join()
     assert 0.3 <= waited < 1.0, f"woke {waited:.2f} s after the wait began (the beat was read after 0.3 s)"
     started = time.monotonic()
-    assert reader.wait_for_beats("run1", 5.0)  # already read: at once
-    assert time.monotonic() - started < 0.1
+    assert reader.wait_for_beats("run1", 5.0)  # already read: at once, not after the timeout
+    assert time.monotonic() - started < 1.0
