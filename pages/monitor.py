@@ -73,8 +73,8 @@ def awaited_run() -> str | None:
     if pipeline.replay is None or st.session_state["monitor_all_runs"] or st.session_state["monitor_pinned_run"]:
         return None
     progress = pipeline.replay.progress()
-    totals = pipeline.reader.snapshot().totals(progress.run)
-    return progress.run if progress.state == "running" and totals.predicted + totals.rejected == 0 else None
+    read = pipeline.reader.wait_for_beats(progress.run, 0.0)  # the reader's own test, not a snapshot's totals
+    return progress.run if progress.state == "running" and not read else None
 
 
 chosen_every = links.INTERVALS_S[st.session_state["monitor_interval"]]

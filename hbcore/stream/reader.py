@@ -162,8 +162,8 @@ class ResultsReader(BackgroundTask[ResultsSnapshot]):
 
     def wait_for_beats(self, run: str, timeout_s: float) -> bool:
         """Whether a beat of ``run`` (a prediction or a rejected record) has been read, waiting up to
-        ``timeout_s`` for one: a page awaiting a run's first beats learns of them as the query that read them
-        ends, not at its next refresh."""
+        ``timeout_s`` for one (0: not at all): a page awaiting a run's first beats learns of them as the query
+        that read them ends, not at its next refresh."""
         deadline = time.monotonic() + timeout_s
         with self._filed:
             while self.store.beats_of_run(run) == 0:
