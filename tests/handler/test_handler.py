@@ -141,7 +141,8 @@ def load_handler(monkeypatch, runtime_url: str, **env: str):
     """A fresh ``lambda_function`` module, imported with this test's environment (as Lambda does)."""
     monkeypatch.setenv("ENDPOINT_NAME", "hb-endpoint")
     monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", runtime_url)
-    monkeypatch.setenv("ENDPOINT_TIMEOUT_S", "1")
+    # Generous: building 500 predictions in the fake runtime took over 1 s on a loaded CI box.
+    monkeypatch.setenv("ENDPOINT_TIMEOUT_S", "10")
     monkeypatch.setenv("ENDPOINT_MAX_ATTEMPTS", "1")
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -298,7 +299,7 @@ def test_a_batch_of_500_records_is_one_endpoint_call(handler, runtime, capsys):
 
 
 def test_a_batch_over_the_payload_limit_is_split_into_calls_under_it(monkeypatch, runtime, capsys):
-    # Posting ~6 MB can take over the fixture's 1 s timeout on a loaded 2-core machine.
+    # Posting ~6 MB can take over the fixture's 10 s timeout on a loaded 2-core machine.
     handler = load_handler(monkeypatch, runtime.url, ENDPOINT_TIMEOUT_S="30")
     payloads = [beat_payload(sample) for sample in range(6000)]  # ~7 MB of instances
 
@@ -432,7 +433,8 @@ def test_a_duplicate_id_in_a_batch_is_rejected_after_its_first_prediction(handle
 
 
 @pytest.mark.parametrize("failure", ["internal", "throttle", "model_error", "not_found", "slow", "garbage"])
-def test_an_endpoint_failure_reports_every_good_record_for_retry(handler, runtime, capsys, failure):
+def test_an_endpoint_failure_reports_every_good_record_for_retry(monkeypatch, runtime, capsys, failure):
+    handler = load_handler(monkeypatch, runtime.url, ENDPOINT_TIMEOUT_S="1")  # under the "slow" call's 2 s
     runtime.failures.append(failure)
 
     response, lines = invoke(handler, load_event("kinesis_malformed.json"), capsys)
