@@ -429,7 +429,9 @@ class Replay(BackgroundTask[ReplayProgress]):
         """Sleep until a call's worth of beats is due; the index after the last one due, or None when stopping.
 
         A call's worth: MAX_RECORDS_PER_CALL beats, or whatever is due once the first of them has
-        waited PUT_BUFFER_S. A pause or a stop that comes while the thread waits here first lets one
+        waited PUT_BUFFER_S; the run's first call goes as soon as a beat is due (its beats reach the
+        stream, and the monitor, that much sooner; the calls after it carry the beats due meanwhile).
+        A pause or a stop that comes while the thread waits here first lets one
         call go with what is due, so beats that fell due before it are sent, not held in the buffer;
         one that comes during a call ends the sending after that call. So the stop flag is read
         before a full buffer is let go: with slow calls (0.15 s against real AWS) a call's worth is
@@ -444,7 +446,8 @@ class Replay(BackgroundTask[ReplayProgress]):
                 buffered = due_end > next_index
                 holding = self._paused or self._stop_requested
                 if buffered and (self._flush_requested or (not holding and (
-                        due_end - next_index >= MAX_RECORDS_PER_CALL or now_s - first_due_s >= PUT_BUFFER_S))):
+                        next_index == 0 or due_end - next_index >= MAX_RECORDS_PER_CALL
+                        or now_s - first_due_s >= PUT_BUFFER_S))):
                     self._flush_requested = self._waiting = False
                     return due_end
                 self._flush_requested = False
