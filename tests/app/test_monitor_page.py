@@ -478,6 +478,39 @@ def test_the_monitor_refreshes_sooner_until_the_runs_first_predictions_then_at_t
     assert at.session_state["monitor_run_every"] is None  # paused stays paused, even while waiting
 
 
+class FirstBeatsReadDuringTheRefresh:
+    """The real reader, except that the run's first beats count as read only from the first wait with a timeout:
+    they come in while the monitor's refresh waits for them, as a query ends."""
+
+    def __init__(self, reader: ResultsReader):
+        self._reader, self._read = reader, False
+
+    def wait_for_beats(self, run: str, timeout_s: float) -> bool:
+        self._read = self._read or timeout_s > 0
+        return self._read
+
+    def __getattr__(self, name: str):
+        return getattr(self._reader, name)
+
+
+def test_the_refresh_that_reads_the_runs_first_beats_draws_them_and_the_next_run_refreshes_at_the_chosen_interval(
+        monkeypatch, reader, tmp_path):
+    monkeypatch.setenv("HB_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(res, "backend_ready", lambda: True)
+    pipeline, _ = stand_in(reader)
+    pipeline.reader = FirstBeatsReadDuringTheRefresh(reader)
+    monkeypatch.setattr(res, "pipeline", lambda: pipeline)
+
+    at = open_page("monitor")
+
+    labelled = reader.snapshot().totals(RUN).predicted
+    assert f"{labelled:,} predictions in the confusion matrix" in texts(at.caption)  # drawn by this refresh,
+    assert at.session_state["monitor_run_every"] == 0.25  # not by a rerun of the page
+    run(at)  # what the next refresh does once they are drawn: the page again, at the chosen interval
+    assert at.session_state["monitor_run_every"] == links.INTERVALS_S[links.DEFAULT_INTERVAL] == 2.0
+    assert f"{labelled:,} predictions in the confusion matrix" in texts(at.caption)
+
+
 def test_a_run_that_is_not_streaming_is_not_awaited(monkeypatch, reader, tmp_path):
     monkeypatch.setenv("HB_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(res, "backend_ready", lambda: True)

@@ -23,6 +23,7 @@ from hbcore.contracts import kpl
 from hbcore.contracts.beat_id import beat_id
 from hbcore.contracts.stream_record import beat_texts
 from hbcore.data.dataset import BeatSet
+from hbcore.stream import replay as replay_module
 from hbcore.stream.replay import (
     MAX_AGGREGATE_BYTES,
     MAX_BEATS_PER_AGGREGATE,
@@ -174,16 +175,37 @@ def test_a_paced_replay_buffers_due_beats_into_few_calls(backend, stream):
     assert np.median(sizes) >= 500 * PUT_BUFFER_S * 0.8
 
 
-def test_stopping_sends_the_beats_already_due_then_nothing_more(backend, stream):
+def wait_until(condition, timeout_s: float = WAIT_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.001)
+
+
+def test_the_first_call_goes_as_soon_as_a_beat_is_due_and_the_next_ones_wait_to_share(monkeypatch, backend, stream):
+    monkeypatch.setattr(replay_module, "PUT_BUFFER_S", 5.0)
     client = kinesis_client(backend)
     sizes = call_sizes(client)
-    replay = Replay(client, stream, make_beats({"100": 1000}), rate=1.0).start()
-    while not replay._waiting:  # stop while the first beat (due at 0) waits its PUT_BUFFER_S in the buffer
-        time.sleep(0.001)
+    replay = Replay(client, stream, make_beats({"100": 1000}), rate=10.0).start()
+
+    wait_until(lambda: sizes, timeout_s=4.0)  # well before the 5 s a buffered beat waits
+    time.sleep(0.5)  # five more beats fall due: they wait for company
+
+    assert sizes == [1]
+    replay.stop()
+
+
+def test_stopping_sends_the_beats_already_due_then_nothing_more(monkeypatch, backend, stream):
+    monkeypatch.setattr(replay_module, "PUT_BUFFER_S", 5.0)
+    client = kinesis_client(backend)
+    sizes = call_sizes(client)
+    replay = Replay(client, stream, make_beats({"100": 1000}), rate=2.0).start()
+    wait_until(lambda: sizes == [1] and replay.progress().elapsed_s > 0.5 and replay._waiting)
+    # the second beat (due at 0.5 s) waits its PUT_BUFFER_S in the buffer
 
     progress = replay.stop()
 
-    assert (progress.state, progress.sent, sizes) == ("stopped", 1, [1])
+    assert (progress.state, progress.sent, sizes) == ("stopped", 2, [1, 1])
 
 
 def test_pausing_sends_the_beats_already_due_then_holds(backend, stream):
