@@ -431,8 +431,8 @@ class Replay(BackgroundTask[ReplayProgress]):
         A call's worth: MAX_RECORDS_PER_CALL beats, or whatever is due once the first of them has
         waited PUT_BUFFER_S; the run's first call goes as soon as a beat is due (its beats reach the
         stream, and the monitor, that much sooner; the calls after it carry the beats due meanwhile).
-        A pause or a stop that comes while the thread waits here first lets one
-        call go with what is due, so beats that fell due before it are sent, not held in the buffer;
+        A pause or a stop that comes while the thread waits here first lets one call go with what is
+        due, so beats that fell due before it are sent, not held in the buffer;
         one that comes during a call ends the sending after that call. So the stop flag is read
         before a full buffer is let go: with slow calls (0.15 s against real AWS) a call's worth is
         due every time the thread gets here, and a stop tested after that was never seen.

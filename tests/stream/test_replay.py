@@ -16,6 +16,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError
 from kit.beatkit import make_beats
+from kit.cloudkit import wait_for
 
 from hbcore.aws.backend import Backend
 from hbcore.bench.faultkit.putrecords import PutRecordsFaults
@@ -175,20 +176,13 @@ def test_a_paced_replay_buffers_due_beats_into_few_calls(backend, stream):
     assert np.median(sizes) >= 500 * PUT_BUFFER_S * 0.8
 
 
-def wait_until(condition, timeout_s: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.001)
-
-
 def test_the_first_call_goes_as_soon_as_a_beat_is_due_and_the_next_ones_wait_to_share(monkeypatch, backend, stream):
     monkeypatch.setattr(replay_module, "PUT_BUFFER_S", 5.0)
     client = kinesis_client(backend)
     sizes = call_sizes(client)
     replay = Replay(client, stream, make_beats({"100": 1000}), rate=10.0).start()
 
-    wait_until(lambda: sizes, timeout_s=4.0)  # well before the 5 s a buffered beat waits
+    wait_for(lambda: sizes, timeout_s=4.0)  # well before the 5 s a buffered beat waits
     time.sleep(0.5)  # five more beats fall due: they wait for company
 
     assert sizes == [1]
@@ -200,7 +194,7 @@ def test_stopping_sends_the_beats_already_due_then_nothing_more(monkeypatch, bac
     client = kinesis_client(backend)
     sizes = call_sizes(client)
     replay = Replay(client, stream, make_beats({"100": 1000}), rate=2.0).start()
-    wait_until(lambda: sizes == [1] and replay.progress().elapsed_s > 0.5 and replay._waiting)
+    wait_for(lambda: sizes == [1] and replay.progress().elapsed_s > 0.5 and replay._waiting, timeout_s=WAIT_S)
     # the second beat (due at 0.5 s) waits its PUT_BUFFER_S in the buffer
 
     progress = replay.stop()
